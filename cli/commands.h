@@ -1,0 +1,29 @@
+/* commands.h: the subcommands of pgrunbook(1) and helpers they share. */
+#ifndef PGRUNBOOK_COMMANDS_H
+#define PGRUNBOOK_COMMANDS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/plan.h"
+
+/* Each returns an exit code (enum rb_exit); argv[0] is the subcommand name. */
+int cmd_check(int argc, char **argv);
+int cmd_preflight(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/*
+ * Loads the plan, printing every diagnostic to stderr ("FILE:LINE:COL: ...") on failure.
+ * Returns NULL on failure; caller frees with plan_free().
+ */
+struct plan *cli_load_plan(const char *path);
+/* Prints "pgrunbook: <message>" plus DETAIL/HINT lines to stderr. */
+void cli_print_error(const struct rb_error *err);
+/* Prints a JSON value to stdout (indented, sorted keys, trailing newline) and decrefs it. */
+void cli_print_json(json_t *v);
+/* Prints "pgrunbook: <fmt>" to stderr with a hint to run --help; returns RB_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,77 @@
+/* main.c: pgrunbook's entry point: dispatches to the subcommands; the only place that exits. */
+#include "config.h"
+
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+struct command {
+	const char *name;
+	int       (*run)(int argc, char **argv);
+	const char *synopsis;
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "check",     cmd_check,     "check --plan FILE [--json]",
+	  "validate a plan and print its summary and hash" },
+	{ "preflight", cmd_preflight, "preflight --plan FILE [--json] [--no-journal]",
+	  "connect to every environment and report what would block a release" },
+	{ "runs",      cmd_runs,      "runs [--json]",
+	  "list runs (id, plan, started, last stage, state)" },
+	{ "report",    cmd_report,    "report RUN",
+	  "print the Markdown report of a run from its journal" },
+	{ "demo",      cmd_demo,      "demo [--rows N] [--dir DIR] | demo --stop",
+	  "start a throwaway shop cluster with a plan to try everything on" },
+};
+
+static void
+usage(FILE *f)
+{
+	fputs("pgrunbook guides a PostgreSQL release or incident runbook, stage by stage.\n\n"
+	      "Usage:\n", f);
+	for (size_t i = 0; i < RB_ARRAY_LEN(commands); i++)
+		fprintf(f, "  pgrunbook %s\n", commands[i].synopsis);
+	fputs("\nCommands:\n", f);
+	for (size_t i = 0; i < RB_ARRAY_LEN(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nExit codes:\n"
+	      "  0  ok\n"
+	      "  1  usage or internal error\n"
+	      "  2  connection failure\n"
+	      "  3  a step failed, was refused or aborted\n"
+	      "  4  invalid plan\n"
+	      "\nRun \"pgrunbook COMMAND --help\" for a command's options; see pgrunbook(1) and\n"
+	      "pgrunbook-plan(5).\n", f);
+}
+
+int
+main(int argc, char **argv)
+{
+	setlocale(LC_ALL, "");
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		usage(stderr);
+		return RB_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return RB_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("pgrunbook %s\n", PACKAGE_VERSION);
+		return RB_EXIT_OK;
+	}
+	for (size_t i = 0; i < RB_ARRAY_LEN(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	if (strncmp(argv[1], "--plan", 6) == 0)
+		return cli_usage_error(NULL, "the interactive wizard is not part of this build yet; "
+		                       "use \"pgrunbook check\" and \"pgrunbook preflight\"");
+	return cli_usage_error(NULL, "unknown command \"%s\"", argv[1]);
+}

@@ -1,0 +1,45 @@
+/* db.h: connections to the plan's environments (libpq lives only in core/). */
+#ifndef PGRUNBOOK_DB_H
+#define PGRUNBOOK_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "error.h"
+#include "plan.h"
+
+/*
+ * Connects to the named environment of the plan with PQconnectdbParams (expand_dbname,
+ * fallback_application_name "pgrunbook"), then applies the fixed session settings (TimeZone=UTC,
+ * DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres). A password
+ * in the connection string (a dsn_env URI, say) is refused: passwords come only from .pgpass,
+ * PGPASSFILE or a service file. On failure returns NULL with err set (code RB_EXIT_CONNECT, the
+ * message carries libpq's text, never a password). Caller closes with PQfinish().
+ */
+PGconn *db_connect(const struct plan *p, const char *env_name, struct rb_error *err);
+
+/*
+ * The connection string for an environment as libpq will get it (service=..., the variable's
+ * value, or the conninfo), or NULL with err set (unset variable, password present). Caller frees.
+ */
+char *db_env_conninfo(const struct plan_env *env, struct rb_error *err);
+
+/* Whether a conninfo string or URI carries a non-empty password. Unparseable input: false. */
+bool db_conninfo_has_password(const char *conninfo);
+
+/*
+ * A copy of s with every password removed: URI userinfo "user:secret@" becomes "user:***@",
+ * "password=..." becomes "password=***" (also inside longer text). Caller frees.
+ */
+char *db_redact(const char *s);
+
+/* "host:port/dbname" of an open connection (socket paths kept). Caller frees. */
+char *db_describe(PGconn *conn);
+
+/* Runs a query that returns one value; the copied text (caller frees) or NULL with err set. */
+char *db_query_value(PGconn *conn, const char *sql, struct rb_error *err);
+
+/* Fills err from a failed result (message, detail, hint, SQLSTATE) with the given exit code. */
+void db_error_from_result(struct rb_error *err, const PGresult *res, int code);
+
+#endif

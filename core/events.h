@@ -1,0 +1,66 @@
+/* events.h: the one event bus; the journal, notifier, TUI and CLI printer subscribe to it. */
+#ifndef PGRUNBOOK_EVENTS_H
+#define PGRUNBOOK_EVENTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Event types, with their journal names. */
+#define EVENT_TYPES(_) \
+	_(RUN_STARTED,      "run_started") \
+	_(RUN_FINISHED,     "run_finished") \
+	_(STAGE_STARTED,    "stage_started") \
+	_(STAGE_DONE,       "stage_done") \
+	_(STAGE_FAILED,     "stage_failed") \
+	_(STAGE_SKIPPED,    "stage_skipped") \
+	_(STAGE_WAIVED,     "stage_waived") \
+	_(STAGE_RESULT,     "stage_result") \
+	_(PROGRESS,         "progress") \
+	_(LOG,              "log") \
+	_(CONFIRM_NEEDED,   "confirm_needed") \
+	_(CONFIRM_OK,       "confirm_ok") \
+	_(CONFIRM_MISS,     "confirm_miss") \
+	_(CHECKLIST_TICK,   "checklist_tick") \
+	_(OVER_BUDGET,      "over_budget") \
+	_(ROLLBACK_STARTED, "rollback_started") \
+	_(ROLLBACK_DONE,    "rollback_done")
+#define EVENT_ENUM(id, name) EV_##id,
+enum rb_event_type { EVENT_TYPES(EVENT_ENUM) EV__COUNT };
+#undef EVENT_ENUM
+
+enum rb_log_level { LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+
+/*
+ * One event. Every pointer is borrowed for the duration of the emit call; subscribers copy what
+ * they keep. `data` is a JSON object with the event's fields (may be NULL).
+ */
+struct rb_event {
+	enum rb_event_type type;
+	const char        *stage;    /* stage name or NULL */
+	const char        *message;  /* one human line or NULL */
+	enum rb_log_level  level;
+	json_t            *data;
+};
+
+typedef void (*events_fn)(const struct rb_event *ev, void *userdata);
+
+struct events;
+
+/* A new bus with no subscribers; free with events_free(). Emitting is thread-safe. */
+struct events *events_new(void);
+void events_free(struct events *bus);
+/* Adds a subscriber; they are called in subscription order, in the emitting thread. */
+void events_subscribe(struct events *bus, events_fn fn, void *userdata);
+/* Delivers ev to every subscriber. bus may be NULL (then nothing happens). */
+void events_emit(struct events *bus, const struct rb_event *ev);
+/* Convenience: builds the event and emits it; data is borrowed (the caller still owns it). */
+void events_emitf(struct events *bus, enum rb_event_type type, const char *stage, json_t *data,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Logs a line at a level for a stage. */
+void events_log(struct events *bus, enum rb_log_level level, const char *stage, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const char *events_type_name(enum rb_event_type t);
+/* The type for a journal name; false when unknown. */
+bool events_type_from_name(const char *name, enum rb_event_type *out);
+
+#endif
