@@ -303,9 +303,9 @@ time_now_rfc3339(char out[32])
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
 	gmtime_r(&ts.tv_sec, &tm);
-	char base[24];
-	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 32, "%s.%03ldZ", base, ts.tv_nsec / 1000000L);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	int ms = (int)(ts.tv_nsec / 1000000L) % 1000;
+	snprintf(out + n, 32 - n, ".%03dZ", ms);
 }
 
 long long
