@@ -49,17 +49,33 @@ struct events;
 /* A new bus with no subscribers; free with events_free(). Emitting is thread-safe. */
 struct events *events_new(void);
 void events_free(struct events *bus);
-/* Adds a subscriber; they are called in subscription order, in the emitting thread. */
+/*
+ * Adds a subscriber; they are called in subscription order, in the emitting thread. Delivery is
+ * serialised: while one event is being delivered, an emit from another thread waits, so every
+ * subscriber sees the same total order and is never called from two threads at once. A
+ * subscriber may itself emit (that event is delivered at once, nested); it must not wait for
+ * another thread that emits on the same bus, and should return quickly.
+ */
 void events_subscribe(struct events *bus, events_fn fn, void *userdata);
+/* Removes the first subscription with this fn and userdata; false when there was none. */
+bool events_unsubscribe(struct events *bus, events_fn fn, void *userdata);
 /* Delivers ev to every subscriber. bus may be NULL (then nothing happens). */
 void events_emit(struct events *bus, const struct rb_event *ev);
-/* Convenience: builds the event and emits it; data is borrowed (the caller still owns it). */
+/*
+ * Convenience: builds the event (level info) and emits it; data is borrowed (the caller still
+ * owns it). fmt may be NULL for an event without a message.
+ */
 void events_emitf(struct events *bus, enum rb_event_type type, const char *stage, json_t *data,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Logs a line at a level for a stage. */
+/* Emits an EV_LOG event: a line at a level for a stage (stage may be NULL), without data. */
 void events_log(struct events *bus, enum rb_log_level level, const char *stage, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The journal name of a type ("stage_done"); "unknown" for a value out of range. */
 const char *events_type_name(enum rb_event_type t);
+/* "info", "warn" or "error". */
+const char *events_level_name(enum rb_log_level l);
+/* The level for a name; false when unknown. */
+bool events_level_from_name(const char *name, enum rb_log_level *out);
 /* The type for a journal name; false when unknown. */
 bool events_type_from_name(const char *name, enum rb_event_type *out);
 
