@@ -23,7 +23,7 @@ static const struct command commands[] = {
 	  "connect to every environment and report what would block a release" },
 	{ "runs",      cmd_runs,      "runs [--json]",
 	  "list runs (id, plan, started, last stage, state)" },
-	{ "report",    cmd_report,    "report RUN",
+	{ "report",    cmd_report,    "report RUN [--out FILE]",
 	  "print the Markdown report of a run from its journal" },
 	{ "demo",      cmd_demo,      "demo [--rows N] [--dir DIR] | demo --stop",
 	  "start a throwaway shop cluster with a plan to try everything on" },

@@ -1,0 +1,180 @@
+/* events.c: the event bus: an ordered subscriber list, delivery serialised by a recursive mutex. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "util.h"
+
+struct subscriber {
+	events_fn  fn;
+	void      *userdata;
+};
+
+struct events {
+	pthread_mutex_t    mu;    /* recursive: a subscriber may emit */
+	struct subscriber *subs;
+	size_t             nsubs;
+	size_t             cap;
+};
+
+#define EVENT_NAME(id, name) name,
+static const char *const event_names[] = { EVENT_TYPES(EVENT_NAME) };
+#undef EVENT_NAME
+
+static const char *const level_names[] = { "info", "warn", "error" };
+
+struct events *
+events_new(void)
+{
+	struct events *bus = xcalloc(1, sizeof(*bus));
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&bus->mu, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return bus;
+}
+
+void
+events_free(struct events *bus)
+{
+	if (bus == NULL)
+		return;
+	pthread_mutex_destroy(&bus->mu);
+	free(bus->subs);
+	free(bus);
+}
+
+void
+events_subscribe(struct events *bus, events_fn fn, void *userdata)
+{
+	pthread_mutex_lock(&bus->mu);
+	if (bus->nsubs == bus->cap) {
+		bus->cap = bus->cap ? bus->cap * 2 : 4;
+		bus->subs = xrealloc(bus->subs, bus->cap * sizeof(*bus->subs));
+	}
+	bus->subs[bus->nsubs].fn = fn;
+	bus->subs[bus->nsubs].userdata = userdata;
+	bus->nsubs++;
+	pthread_mutex_unlock(&bus->mu);
+}
+
+bool
+events_unsubscribe(struct events *bus, events_fn fn, void *userdata)
+{
+	bool found = false;
+	pthread_mutex_lock(&bus->mu);
+	for (size_t i = 0; i < bus->nsubs; i++) {
+		if (bus->subs[i].fn == fn && bus->subs[i].userdata == userdata) {
+			memmove(&bus->subs[i], &bus->subs[i + 1],
+			        (bus->nsubs - i - 1) * sizeof(*bus->subs));
+			bus->nsubs--;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&bus->mu);
+	return found;
+}
+
+void
+events_emit(struct events *bus, const struct rb_event *ev)
+{
+	if (bus == NULL || ev == NULL)
+		return;
+	pthread_mutex_lock(&bus->mu);
+	/* Index loop: a nested subscribe or unsubscribe may move the array. */
+	for (size_t i = 0; i < bus->nsubs; i++) {
+		struct subscriber s = bus->subs[i];
+		s.fn(ev, s.userdata);
+	}
+	pthread_mutex_unlock(&bus->mu);
+}
+
+void
+events_emitf(struct events *bus, enum rb_event_type type, const char *stage, json_t *data,
+             const char *fmt, ...)
+{
+	if (bus == NULL)
+		return;
+	char *message = NULL;
+	if (fmt != NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		message = xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	struct rb_event ev = {
+		.type = type,
+		.stage = stage,
+		.message = message,
+		.level = LOG_LEVEL_INFO,
+		.data = data,
+	};
+	events_emit(bus, &ev);
+	free(message);
+}
+
+void
+events_log(struct events *bus, enum rb_log_level level, const char *stage, const char *fmt, ...)
+{
+	if (bus == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *message = xvasprintf(fmt, ap);
+	va_end(ap);
+	struct rb_event ev = {
+		.type = EV_LOG,
+		.stage = stage,
+		.message = message,
+		.level = level,
+		.data = NULL,
+	};
+	events_emit(bus, &ev);
+	free(message);
+}
+
+const char *
+events_type_name(enum rb_event_type t)
+{
+	if ((int)t < 0 || t >= EV__COUNT)
+		return "unknown";
+	return event_names[t];
+}
+
+bool
+events_type_from_name(const char *name, enum rb_event_type *out)
+{
+	for (int i = 0; i < EV__COUNT; i++) {
+		if (strcmp(event_names[i], name) == 0) {
+			*out = (enum rb_event_type)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *
+events_level_name(enum rb_log_level l)
+{
+	if ((int)l < 0 || (size_t)l >= RB_ARRAY_LEN(level_names))
+		return "info";
+	return level_names[l];
+}
+
+bool
+events_level_from_name(const char *name, enum rb_log_level *out)
+{
+	for (size_t i = 0; i < RB_ARRAY_LEN(level_names); i++) {
+		if (strcmp(level_names[i], name) == 0) {
+			*out = (enum rb_log_level)i;
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,803 @@
+/* report.c: renders the Markdown report of a run from its replayed journal, nothing else. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "report.h"
+#include "util.h"
+
+/* ---- text helpers ---- */
+
+/* Text for a Markdown table cell: '|' escaped, line breaks as <br>. */
+static void
+md_cell(struct strbuf *sb, const char *s)
+{
+	if (s == NULL)
+		return;
+	for (; *s; s++) {
+		if (*s == '|')
+			strbuf_adds(sb, "\\|");
+		else if (*s == '\n')
+			strbuf_adds(sb, "<br>");
+		else if (*s == '\r')
+			continue;
+		else if (*s == '\t')
+			strbuf_addc(sb, ' ');
+		else
+			strbuf_addc(sb, *s);
+	}
+}
+
+/* Text for a line of prose (heading, bullet, quote): line breaks become spaces. */
+static void
+md_inline(struct strbuf *sb, const char *s)
+{
+	if (s == NULL)
+		return;
+	for (; *s; s++) {
+		if (*s == '\n' || *s == '\r' || *s == '\t')
+			strbuf_addc(sb, ' ');
+		else
+			strbuf_addc(sb, *s);
+	}
+}
+
+/* `s` as inline code when it holds no backtick or line break, plain text otherwise. */
+static void
+md_code(struct strbuf *sb, const char *s, bool in_table)
+{
+	if (s == NULL || s[0] == '\0') {
+		strbuf_adds(sb, "-");
+		return;
+	}
+	if (strpbrk(s, "`\n\r|") == NULL) {
+		strbuf_addf(sb, "`%s`", s);
+		return;
+	}
+	if (in_table)
+		md_cell(sb, s);
+	else
+		md_inline(sb, s);
+}
+
+/* Milliseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.mmm]Z"; false when not in that form. */
+static bool
+parse_ts(const char *s, long long *ms)
+{
+	if (s == NULL)
+		return false;
+	struct tm tm = {0};
+	int frac = 0, consumed = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+		return false;
+	const char *p = s + consumed;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*p - '0');
+		for (; digits < 3; digits++)
+			frac *= 10;
+	}
+	if (*p != 'Z')
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t t = timegm(&tm);
+	*ms = (long long)t * 1000 + frac;
+	return true;
+}
+
+static void
+format_elapsed(long long ms, char *out, size_t outlen)
+{
+	if (ms < 0)
+		ms = 0;
+	if (ms < 1000)
+		snprintf(out, outlen, "%lld ms", ms);
+	else if (ms < 60 * 1000)
+		snprintf(out, outlen, "%.1f s", (double)ms / 1000.0);
+	else if (ms < 3600 * 1000LL)
+		snprintf(out, outlen, "%lld min %02lld s", ms / 60000, (ms / 1000) % 60);
+	else
+		snprintf(out, outlen, "%lld h %02lld min", ms / 3600000, (ms / 60000) % 60);
+}
+
+static bool
+elapsed_between(const char *from, const char *to, char *out, size_t outlen)
+{
+	long long a, b;
+	if (!parse_ts(from, &a) || !parse_ts(to, &b))
+		return false;
+	format_elapsed(b - a, out, outlen);
+	return true;
+}
+
+static void
+format_bytes(json_int_t n, char *out, size_t outlen)
+{
+	static const char *const units[] = { "kB", "MB", "GB", "TB", "PB" };
+	if (n < 10240) {
+		snprintf(out, outlen, "%" JSON_INTEGER_FORMAT " bytes", n);
+		return;
+	}
+	double v = (double)n;
+	size_t u = 0;
+	v /= 1024.0;
+	while (v >= 1024.0 && u + 1 < RB_ARRAY_LEN(units)) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(out, outlen, "%.1f %s", v, units[u]);
+}
+
+/* ---- JSON values as text ---- */
+
+static bool
+is_scalar(const json_t *v)
+{
+	return v == NULL || !(json_is_object(v) || json_is_array(v));
+}
+
+static bool
+is_scalar_array(const json_t *v)
+{
+	if (!json_is_array(v))
+		return false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e)
+		if (!is_scalar(e))
+			return false;
+	return true;
+}
+
+static bool
+is_object_array(const json_t *v)
+{
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e)
+		if (!json_is_object(e))
+			return false;
+	return true;
+}
+
+/* A value as plain text (not yet escaped): scalars readable, scalar arrays comma-joined. */
+static char *
+value_text(const json_t *v)
+{
+	if (v == NULL || json_is_null(v))
+		return xstrdup("-");
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_true(v))
+		return xstrdup("yes");
+	if (json_is_false(v))
+		return xstrdup("no");
+	if (json_is_integer(v))
+		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	if (json_is_real(v))
+		return xasprintf("%g", json_real_value(v));
+	if (is_scalar_array(v)) {
+		if (json_array_size(v) == 0)
+			return xstrdup("(none)");
+		struct strbuf sb = {0};
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e) {
+			char *t = value_text(e);
+			if (i > 0)
+				strbuf_adds(&sb, ", ");
+			strbuf_adds(&sb, t);
+			free(t);
+		}
+		return strbuf_detach(&sb);
+	}
+	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	return s ? s : xstrdup("?");
+}
+
+static void
+add_value_cell(struct strbuf *sb, const json_t *v)
+{
+	char *t = value_text(v);
+	md_cell(sb, t);
+	free(t);
+}
+
+/* A Markdown table of an array of objects; columns are the keys in order of first appearance. */
+static void
+render_object_table(struct strbuf *sb, const json_t *arr)
+{
+	struct strlist cols = {0};
+	size_t i;
+	json_t *row;
+	json_array_foreach(arr, i, row) {
+		const char *key;
+		json_t *v;
+		json_object_foreach((json_t *)row, key, v)
+			if (!strlist_contains(&cols, key))
+				strlist_push(&cols, key);
+	}
+	strbuf_adds(sb, "|");
+	for (size_t c = 0; c < cols.len; c++) {
+		strbuf_addc(sb, ' ');
+		md_cell(sb, cols.items[c]);
+		strbuf_adds(sb, " |");
+	}
+	strbuf_adds(sb, "\n|");
+	for (size_t c = 0; c < cols.len; c++)
+		strbuf_adds(sb, "---|");
+	strbuf_addc(sb, '\n');
+	json_array_foreach(arr, i, row) {
+		strbuf_adds(sb, "|");
+		for (size_t c = 0; c < cols.len; c++) {
+			strbuf_addc(sb, ' ');
+			json_t *v = json_object_get(row, cols.items[c]);
+			if (v != NULL)
+				add_value_cell(sb, v);
+			strbuf_adds(sb, " |");
+		}
+		strbuf_addc(sb, '\n');
+	}
+	strbuf_addc(sb, '\n');
+	strlist_free(&cols);
+}
+
+static void
+indent(struct strbuf *sb, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		strbuf_adds(sb, "  ");
+}
+
+/* Scalar and nested members of obj as a bullet list (arrays of objects are left out). */
+static void
+render_bullets(struct strbuf *sb, const json_t *obj, int depth)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (depth == 0 && is_object_array(v))
+			continue;  /* rendered as tables by the caller */
+		indent(sb, depth);
+		strbuf_adds(sb, "- **");
+		md_inline(sb, key);
+		strbuf_adds(sb, "**:");
+		if (json_is_object(v) && json_object_size(v) > 0 && depth < 3) {
+			strbuf_addc(sb, '\n');
+			render_bullets(sb, v, depth + 1);
+			continue;
+		}
+		char *t = json_is_object(v) && json_object_size(v) == 0 ? xstrdup("(none)") :
+		          value_text(v);
+		strbuf_addc(sb, ' ');
+		md_inline(sb, t);
+		free(t);
+		strbuf_addc(sb, '\n');
+	}
+}
+
+/* Any JSON value as Markdown: objects as bullets plus tables, arrays of objects as tables. */
+static void
+render_generic(struct strbuf *sb, const json_t *v)
+{
+	if (json_is_object(v)) {
+		bool any_bullet = false;
+		const char *key;
+		json_t *m;
+		json_object_foreach((json_t *)v, key, m)
+			if (!is_object_array(m))
+				any_bullet = true;
+		if (any_bullet) {
+			render_bullets(sb, v, 0);
+			strbuf_addc(sb, '\n');
+		}
+		json_object_foreach((json_t *)v, key, m) {
+			if (!is_object_array(m))
+				continue;
+			strbuf_adds(sb, "**");
+			md_inline(sb, key);
+			strbuf_adds(sb, "**\n\n");
+			render_object_table(sb, m);
+		}
+	} else if (is_object_array(v)) {
+		render_object_table(sb, v);
+	} else {
+		char *t = value_text(v);
+		md_inline(sb, t);
+		free(t);
+		strbuf_adds(sb, "\n\n");
+	}
+}
+
+/* ---- the preflight result ---- */
+
+/*
+ * The preflight result (core/preflight.c, preflight_to_json()) nests prisma, lock and sessions
+ * objects; the flat spelling (prisma_applied, lock_held, sessions_total...) is read too.
+ */
+static const char *const preflight_known[] = {
+	"name", "roles", "reachable", "error", "where", "server_version", "server_version_num",
+	"current_user", "superuser", "db_size_bytes", "tables", "ntables", "standby", "prisma",
+	"prisma_table", "prisma_applied", "prisma_failed", "lock", "lock_held", "lock_pid",
+	"lock_application", "sessions", "sessions_total", "sessions_active", "blockers", "warnings",
+};
+
+static bool
+preflight_is_known(const char *key)
+{
+	for (size_t i = 0; i < RB_ARRAY_LEN(preflight_known); i++)
+		if (strcmp(preflight_known[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* env.group.key when env has that object, else env.flat (either may be absent: NULL). */
+static json_t *
+pf_get(const json_t *env, const char *group, const char *key, const char *flat)
+{
+	json_t *g = json_object_get(env, group);
+	if (json_is_object(g))
+		return json_object_get(g, key);
+	return flat ? json_object_get(env, flat) : NULL;
+}
+
+static void
+preflight_row(struct strbuf *sb, const json_t *env, const struct strlist *extra)
+{
+	char buf[64];
+	json_t *reach = json_object_get(env, "reachable");
+	bool reachable = json_is_true(reach);
+
+	strbuf_adds(sb, "| ");
+	add_value_cell(sb, json_object_get(env, "name"));
+	strbuf_adds(sb, " | ");
+	add_value_cell(sb, json_object_get(env, "roles"));
+	strbuf_adds(sb, " | ");
+	strbuf_adds(sb, reach == NULL ? "-" : reachable ? "yes" : "**no**");
+	strbuf_adds(sb, " | ");
+	add_value_cell(sb, json_object_get(env, "where"));
+	strbuf_adds(sb, " | ");
+	add_value_cell(sb, json_object_get(env, "server_version"));
+	strbuf_adds(sb, " | ");
+	json_t *user = json_object_get(env, "current_user");
+	add_value_cell(sb, user);
+	if (json_is_true(json_object_get(env, "superuser")))
+		strbuf_adds(sb, " (superuser)");
+	strbuf_adds(sb, " | ");
+	json_t *size = json_object_get(env, "db_size_bytes");
+	if (json_is_integer(size)) {
+		format_bytes(json_integer_value(size), buf, sizeof buf);
+		strbuf_adds(sb, buf);
+	} else {
+		strbuf_adds(sb, "-");
+	}
+	strbuf_adds(sb, " | ");
+	json_t *ntables = json_object_get(env, "tables");
+	add_value_cell(sb, ntables ? ntables : json_object_get(env, "ntables"));
+	strbuf_adds(sb, " | ");
+	json_t *ptable = pf_get(env, "prisma", "table", "prisma_table");
+	if (json_is_false(ptable)) {
+		strbuf_adds(sb, "no migrations table");
+	} else if (json_is_true(ptable)) {
+		json_t *applied = pf_get(env, "prisma", "applied", "prisma_applied");
+		json_t *failed = pf_get(env, "prisma", "failed", "prisma_failed");
+		json_t *rolled = pf_get(env, "prisma", "rolled_back", NULL);
+		strbuf_addf(sb, "%" JSON_INTEGER_FORMAT " applied", json_integer_value(applied));
+		if (json_integer_value(failed) > 0) {
+			strbuf_addf(sb, ", **%" JSON_INTEGER_FORMAT " failed**",
+			            json_integer_value(failed));
+			json_t *names = pf_get(env, "prisma", "failed_migrations", NULL);
+			if (json_is_array(names) && json_array_size(names) > 0) {
+				strbuf_adds(sb, " (");
+				add_value_cell(sb, names);
+				strbuf_adds(sb, ")");
+			}
+		}
+		if (json_integer_value(rolled) > 0)
+			strbuf_addf(sb, ", %" JSON_INTEGER_FORMAT " rolled back",
+			            json_integer_value(rolled));
+	} else {
+		strbuf_adds(sb, "-");
+	}
+	strbuf_adds(sb, " | ");
+	json_t *lock = pf_get(env, "lock", "held", "lock_held");
+	if (json_is_true(lock)) {
+		strbuf_adds(sb, "**held**");
+		json_t *pid = pf_get(env, "lock", "pid", "lock_pid");
+		if (json_is_integer(pid))
+			strbuf_addf(sb, " by pid %" JSON_INTEGER_FORMAT, json_integer_value(pid));
+		const char *app = json_string_value(pf_get(env, "lock", "application",
+		                                           "lock_application"));
+		if (app != NULL && app[0] != '\0') {
+			strbuf_adds(sb, " (");
+			md_cell(sb, app);
+			strbuf_adds(sb, ")");
+		}
+	} else {
+		strbuf_adds(sb, json_is_false(lock) ? "free" : "-");
+	}
+	strbuf_adds(sb, " | ");
+	json_t *total = pf_get(env, "sessions", "total", "sessions_total");
+	json_t *active = pf_get(env, "sessions", "active", "sessions_active");
+	if (json_is_integer(total))
+		strbuf_addf(sb, "%" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT " active)",
+		            json_integer_value(total), json_integer_value(active));
+	else if (json_is_integer(active))
+		strbuf_addf(sb, "%" JSON_INTEGER_FORMAT " active", json_integer_value(active));
+	else
+		strbuf_adds(sb, "-");
+	strbuf_adds(sb, " | ");
+	add_value_cell(sb, json_object_get(env, "standby"));
+	strbuf_adds(sb, " |");
+	for (size_t i = 0; i < extra->len; i++) {
+		strbuf_addc(sb, ' ');
+		json_t *v = json_object_get(env, extra->items[i]);
+		if (v != NULL)
+			add_value_cell(sb, v);
+		strbuf_adds(sb, " |");
+	}
+	strbuf_addc(sb, '\n');
+}
+
+/* "Title:" and a bullet per environment and item of env[key] (a string or an array). */
+static void
+preflight_list(struct strbuf *sb, const json_t *envs, const char *key, const char *title)
+{
+	bool header = false;
+	size_t i;
+	json_t *env;
+	json_array_foreach(envs, i, env) {
+		json_t *items = json_object_get(env, key);
+		json_t *one = json_is_string(items) ? json_array() : NULL;
+		if (one != NULL) {
+			json_array_append(one, items);
+			items = one;
+		}
+		size_t k;
+		json_t *b;
+		json_array_foreach(items, k, b) {
+			if (!header) {
+				strbuf_addf(sb, "%s:\n\n", title);
+				header = true;
+			}
+			strbuf_adds(sb, "- **");
+			char *name = value_text(json_object_get(env, "name"));
+			md_inline(sb, name);
+			free(name);
+			strbuf_adds(sb, "**: ");
+			const char *msg = json_string_value(json_object_get(b, "message"));
+			char *t = msg ? xstrdup(msg) : value_text(b);
+			md_inline(sb, t);
+			free(t);
+			strbuf_addc(sb, '\n');
+		}
+		json_decref(one);
+	}
+	if (header)
+		strbuf_addc(sb, '\n');
+}
+
+static void
+render_preflight(struct strbuf *sb, const json_t *data)
+{
+	json_t *envs = json_object_get(data, "environments");
+	struct strlist extra = {0};
+	size_t i;
+	json_t *env;
+	json_array_foreach(envs, i, env) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(env, key, v)
+			if (!preflight_is_known(key) && !strlist_contains(&extra, key))
+				strlist_push(&extra, key);
+	}
+
+	json_t *blocked = json_object_get(data, "blocked");
+	if (json_is_boolean(blocked))
+		strbuf_addf(sb, "**Release blocked: %s**\n\n", json_is_true(blocked) ? "yes" : "no");
+
+	strbuf_adds(sb, "| Environment | Roles | Reachable | Where | Server | User | Size | Tables "
+	            "| Prisma migrations | Advisory lock | Sessions | Standby |");
+	for (size_t c = 0; c < extra.len; c++) {
+		strbuf_addc(sb, ' ');
+		md_cell(sb, extra.items[c]);
+		strbuf_adds(sb, " |");
+	}
+	strbuf_adds(sb, "\n|---|---|---|---|---|---|---:|---:|---|---|---|---|");
+	for (size_t c = 0; c < extra.len; c++)
+		strbuf_adds(sb, "---|");
+	strbuf_addc(sb, '\n');
+	json_array_foreach(envs, i, env)
+		if (json_is_object(env))
+			preflight_row(sb, env, &extra);
+	strbuf_addc(sb, '\n');
+	strlist_free(&extra);
+
+	preflight_list(sb, envs, "error", "Errors");
+	preflight_list(sb, envs, "blockers", "Blockers");
+	preflight_list(sb, envs, "warnings", "Warnings");
+
+	/* Anything else the result holds. */
+	json_t *rest = json_deep_copy(data);
+	json_object_del(rest, "environments");
+	json_object_del(rest, "blocked");
+	if (json_object_size(rest) > 0)
+		render_generic(sb, rest);
+	json_decref(rest);
+}
+
+/* ---- sections ---- */
+
+static void
+render_header(struct strbuf *sb, const struct run_state *st)
+{
+	strbuf_adds(sb, "# Run report: ");
+	md_inline(sb, st->plan_name ? st->plan_name : "(unknown plan)");
+	strbuf_adds(sb, "\n\n");
+
+	if (st->torn) {
+		strbuf_adds(sb, "> **WARNING: the journal of this run is damaged.**\n> ");
+		md_inline(sb, st->torn_message ? st->torn_message : "unreadable");
+		strbuf_adds(sb, "\n>\n");
+		if (st->torn_line > 1)
+			strbuf_addf(sb, "> Only lines 1 to %ld are shown. The run may have done more "
+			            "than this report says: check the databases themselves before relying "
+			            "on it.\n", st->torn_line - 1);
+		else
+			strbuf_adds(sb, "> Nothing could be read from the journal: the run may have "
+			            "done things this report does not show.\n");
+		strbuf_adds(sb, "> The journal is ");
+		char *p = xasprintf("%s/journal.jsonl", st->dir ? st->dir : ".");
+		md_code(sb, p, false);
+		free(p);
+		strbuf_adds(sb, ".\n\n");
+	}
+	if (st->in_use) {
+		strbuf_adds(sb, "> **Note:** a pgrunbook process");
+		if (st->in_use_pid > 0)
+			strbuf_addf(sb, " (pid %ld)", st->in_use_pid);
+		strbuf_adds(sb, " still has this run open; this is the state so far.\n\n");
+	}
+
+	strbuf_adds(sb, "| | |\n|---|---|\n");
+	strbuf_adds(sb, "| Run | ");
+	md_code(sb, st->id, true);
+	strbuf_adds(sb, " |\n| Plan | ");
+	md_cell(sb, st->plan_name ? st->plan_name : "-");
+	strbuf_adds(sb, " |\n| Plan file | ");
+	md_code(sb, st->plan_path, true);
+	strbuf_adds(sb, " |\n| Plan hash | ");
+	md_code(sb, st->plan_hash, true);
+	strbuf_adds(sb, " |\n| Run by | ");
+	md_cell(sb, st->user ? st->user : "-");
+	if (st->host && st->host[0]) {
+		strbuf_adds(sb, " on ");
+		md_cell(sb, st->host);
+	}
+	if (st->pid > 0)
+		strbuf_addf(sb, " (pid %ld)", st->pid);
+	strbuf_adds(sb, " |\n| Started | ");
+	md_cell(sb, st->started ? st->started : "-");
+	strbuf_adds(sb, " |\n| Finished | ");
+	md_cell(sb, st->finished ? st->finished : "not finished");
+	strbuf_adds(sb, " |\n| Duration | ");
+	char buf[64];
+	if (st->finished && elapsed_between(st->started, st->finished, buf, sizeof buf)) {
+		strbuf_adds(sb, buf);
+	} else if (st->nrecords > 0 &&
+	           elapsed_between(st->started, st->records[st->nrecords - 1].ts, buf, sizeof buf)) {
+		strbuf_addf(sb, "%s so far (up to the last record)", buf);
+	} else {
+		strbuf_adds(sb, "-");
+	}
+	strbuf_adds(sb, " |\n| State | **");
+	md_cell(sb, st->state ? st->state : "unknown");
+	strbuf_adds(sb, "** |\n| Last stage | ");
+	md_cell(sb, st->last_stage ? st->last_stage : "-");
+	strbuf_adds(sb, " |\n| pgrunbook | ");
+	md_cell(sb, st->version ? st->version : "-");
+	strbuf_adds(sb, " |\n\n");
+}
+
+static void
+render_stages(struct strbuf *sb, const struct run_state *st)
+{
+	strbuf_adds(sb, "## Stages\n\n"
+	            "| Stage | Status | Started | Finished | Elapsed | Message |\n"
+	            "|---|---|---|---|---:|---|\n");
+	for (int i = 0; i < PLAN_STAGE_COUNT; i++) {
+		const struct run_stage_state *ss = &st->stages[i];
+		char buf[64] = "-";
+		if (ss->finished)
+			elapsed_between(ss->started, ss->finished, buf, sizeof buf);
+		strbuf_addf(sb, "| %s | ", journal_stage_name((enum plan_stage)i));
+		if (ss->status == STAGE_FAILED)
+			strbuf_adds(sb, "**failed**");
+		else
+			strbuf_adds(sb, journal_stage_status_name(ss->status));
+		strbuf_adds(sb, " | ");
+		md_cell(sb, ss->started ? ss->started : "-");
+		strbuf_adds(sb, " | ");
+		md_cell(sb, ss->finished ? ss->finished : "-");
+		strbuf_addf(sb, " | %s | ", buf);
+		md_cell(sb, ss->message ? ss->message : "");
+		strbuf_adds(sb, " |\n");
+	}
+	strbuf_addc(sb, '\n');
+}
+
+static void
+render_results(struct strbuf *sb, const struct run_state *st)
+{
+	bool any = false;
+	for (int i = 0; i < PLAN_STAGE_COUNT; i++)
+		if (st->stages[i].result != NULL)
+			any = true;
+	if (!any)
+		return;
+	strbuf_adds(sb, "## Results\n\n");
+	for (int i = 0; i < PLAN_STAGE_COUNT; i++) {
+		const json_t *res = st->stages[i].result;
+		if (res == NULL)
+			continue;
+		strbuf_addf(sb, "### %s\n\n", journal_stage_name((enum plan_stage)i));
+		if (i == PLAN_STAGE_PREFLIGHT && json_is_object(res) &&
+		    json_is_array(json_object_get(res, "environments")))
+			render_preflight(sb, res);
+		else
+			render_generic(sb, res);
+	}
+}
+
+/* A table row "| ts | stage | what | message |". */
+static void
+record_row(struct strbuf *sb, const struct journal_record *r, const char *what)
+{
+	strbuf_adds(sb, "| ");
+	md_cell(sb, r->ts);
+	strbuf_adds(sb, " | ");
+	md_cell(sb, r->stage ? r->stage : "-");
+	strbuf_adds(sb, " | ");
+	strbuf_adds(sb, what);
+	strbuf_adds(sb, " | ");
+	md_cell(sb, r->message ? r->message : "");
+	strbuf_adds(sb, " |\n");
+}
+
+static void
+render_confirmations(struct strbuf *sb, const struct run_state *st)
+{
+	bool header = false;
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		const char *what = r->type == EV_CONFIRM_NEEDED ? "asked" :
+		                   r->type == EV_CONFIRM_OK ? "confirmed" :
+		                   r->type == EV_CONFIRM_MISS ? "**did not match: refused**" : NULL;
+		if (what == NULL)
+			continue;
+		if (!header) {
+			strbuf_adds(sb, "## Confirmations\n\n| Time | Stage | Outcome | Message |\n"
+			            "|---|---|---|---|\n");
+			header = true;
+		}
+		record_row(sb, r, what);
+	}
+	if (header)
+		strbuf_addc(sb, '\n');
+}
+
+static void
+render_checklist(struct strbuf *sb, const struct run_state *st)
+{
+	bool header = false;
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		if (r->type != EV_CHECKLIST_TICK)
+			continue;
+		if (!header) {
+			strbuf_adds(sb, "## Checklist\n\n");
+			header = true;
+		}
+		bool unticked = json_is_false(json_object_get(r->data, "checked"));
+		const char *item = r->message;
+		if (item == NULL)
+			item = json_string_value(json_object_get(r->data, "item"));
+		strbuf_adds(sb, unticked ? "- [ ] " : "- [x] ");
+		md_inline(sb, item ? item : "(no text)");
+		strbuf_adds(sb, " (");
+		if (r->stage) {
+			md_inline(sb, r->stage);
+			strbuf_adds(sb, ", ");
+		}
+		md_inline(sb, r->ts);
+		strbuf_adds(sb, ")\n");
+	}
+	if (header)
+		strbuf_addc(sb, '\n');
+}
+
+static void
+render_problems(struct strbuf *sb, const struct run_state *st)
+{
+	bool header = false;
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		const char *what = NULL;
+		if (r->type == EV_LOG && r->level == LOG_LEVEL_WARN)
+			what = "warning";
+		else if (r->type == EV_LOG && r->level == LOG_LEVEL_ERROR)
+			what = "**error**";
+		else if (r->type == EV_STAGE_FAILED)
+			what = "**stage failed**";
+		else if (r->type == EV_OVER_BUDGET)
+			what = "over budget";
+		else if (r->type == EV_CONFIRM_MISS)
+			what = "confirmation refused";
+		else if (r->type == EV_ROLLBACK_STARTED)
+			what = "rollback started";
+		if (what == NULL)
+			continue;
+		if (!header) {
+			strbuf_adds(sb, "## Warnings and errors\n\n| Time | Stage | Kind | Message |\n"
+			            "|---|---|---|---|\n");
+			header = true;
+		}
+		record_row(sb, r, what);
+	}
+	if (header)
+		strbuf_addc(sb, '\n');
+}
+
+static void
+render_timeline(struct strbuf *sb, const struct run_state *st)
+{
+	if (st->nrecords == 0)
+		return;
+	strbuf_adds(sb, "## Timeline\n\n| # | Time | Stage | Record | Message |\n"
+	            "|---:|---|---|---|---|\n");
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		strbuf_addf(sb, "| %ld ", r->seq);
+		const char *type = events_type_name(r->type);
+		if (r->type == EV_LOG && r->level != LOG_LEVEL_INFO) {
+			char *t = xasprintf("log (%s)", events_level_name(r->level));
+			record_row(sb, r, t);
+			free(t);
+		} else {
+			record_row(sb, r, type);
+		}
+	}
+	strbuf_addc(sb, '\n');
+}
+
+char *
+report_markdown(const struct run_state *st)
+{
+	struct strbuf sb = {0};
+	render_header(&sb, st);
+	render_stages(&sb, st);
+	render_results(&sb, st);
+	render_confirmations(&sb, st);
+	render_checklist(&sb, st);
+	render_problems(&sb, st);
+	render_timeline(&sb, st);
+	if (st->torn) {
+		strbuf_adds(&sb, "---\n\n**This report is incomplete: ");
+		md_inline(&sb, st->torn_message ? st->torn_message : "the journal is damaged");
+		strbuf_adds(&sb, ".**\n");
+	}
+	/* One trailing newline. */
+	while (sb.len >= 2 && sb.buf[sb.len - 1] == '\n' && sb.buf[sb.len - 2] == '\n')
+		sb.buf[--sb.len] = '\0';
+	return strbuf_detach(&sb);
+}
