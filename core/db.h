@@ -2,6 +2,13 @@
 #ifndef PGRUNBOOK_DB_H
 #define PGRUNBOOK_DB_H
 
+/*
+ * Catalog queries: the session's search_path is left as the user set it (migrations need it),
+ * so every catalog query in core names its relations and functions fully qualified
+ * (pg_catalog.pg_class, pg_catalog.pg_database_size(...)) instead of clearing search_path.
+ * pg_catalog is searched first unless a search_path names it later explicitly.
+ */
+
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -11,7 +18,8 @@
 /*
  * Connects to the named environment of the plan with PQconnectdbParams (expand_dbname,
  * fallback_application_name "pgrunbook"), then applies the fixed session settings (TimeZone=UTC,
- * DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres). A password
+ * DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres; client_encoding
+ * UTF8; connect_timeout=10 unless the conninfo, its service or PGCONNECT_TIMEOUT sets one). A password
  * in the connection string (a dsn_env URI, say) is refused: passwords come only from .pgpass,
  * PGPASSFILE or a service file. On failure returns NULL with err set (code RB_EXIT_CONNECT, the
  * message carries libpq's text, never a password). Caller closes with PQfinish().

@@ -80,13 +80,23 @@ t_nomatch() {
 }
 
 # t_sql SQL [DB]: prints the unaligned, tuples-only result; a psql error counts as a failure.
+# Usually called as $(t_sql ...): the failure goes to stderr, which the runner reads too.
 t_sql() {
+	local res
+	if ! res=$("$PSQL" -X -A -t -q -v ON_ERROR_STOP=1 -d "${2:-$PGDATABASE}" -c "$1" 2>&1); then
+		t_fail "sql: $1" "$res" >&2
+		return 1
+	fi
+	printf '%s\n' "$res"
+}
+
+# t_sql_do SQL [DB]: runs setup SQL in this shell; a psql error is a counted failure.
+t_sql_do() {
 	local res
 	if ! res=$("$PSQL" -X -A -t -q -v ON_ERROR_STOP=1 -d "${2:-$PGDATABASE}" -c "$1" 2>&1); then
 		t_fail "sql: $1" "$res"
 		return 1
 	fi
-	printf '%s\n' "$res"
 }
 
 t_createdb() {
