@@ -166,8 +166,9 @@ struct plan_diag {
 
 struct plan_diags {
 	struct plan_diag *items;
-	size_t            len;
+	size_t            len;      /* at most 50: the first problems by position */
 };
+/* Frees the messages and the array; leaves d empty. Accepts an empty record. */
 void plan_diags_free(struct plan_diags *d);
 
 /*
@@ -176,6 +177,7 @@ void plan_diags_free(struct plan_diags *d);
  * to a one-line summary with code RB_EXIT_PLAN. Never connects to a database.
  */
 struct plan *plan_load(const char *path, struct plan_diags *diags, struct rb_error *err);
+/* Frees the plan and everything it owns; accepts NULL. */
 void plan_free(struct plan *p);
 
 /* The environment with that name, or NULL. Borrowed from the plan. */
@@ -183,7 +185,10 @@ const struct plan_env *plan_env_find(const struct plan *p, const char *name);
 /* Whether the plan enables the stage (preflight and report always are). */
 bool plan_stage_enabled(const struct plan *p, enum plan_stage s);
 const char *plan_stage_name(enum plan_stage s);
-/* Whether a table name matches one of the protected globs (fnmatch, also against "schema.table"). */
+/*
+ * Whether a table name matches one of the protected globs (plan_glob_matches() with the
+ * migrations schema, default "public").
+ */
 bool plan_table_protected(const struct plan *p, const char *table);
 /* The normalised plan as JSON text (sorted keys, defaults filled); its SHA-256 is plan->hash. Caller frees. */
 char *plan_normalised_json(const struct plan *p);
@@ -191,8 +196,23 @@ char *plan_normalised_json(const struct plan *p);
 char *plan_path(const struct plan *p, const char *rel);
 const char *plan_mode_name(enum plan_sync_mode m);
 const char *plan_on_conflict_name(enum plan_on_conflict c);
+/* The plan-file spellings of the other enums ("service", "slack", "custom", "prisma"). */
+const char *plan_env_kind_name(enum plan_env_kind k);
+const char *plan_notify_format_name(enum plan_notify_format f);
+const char *plan_backup_format_name(enum plan_backup_format f);
+const char *plan_migrations_format_name(enum plan_migrations_format f);
+/*
+ * Whether one protected glob matches a table (fnmatch): against the name as written, and also
+ * against the bare table of "schema.table", or against "<schema>.table" for an unqualified name.
+ */
+bool plan_glob_matches(const char *glob, const char *table, const char *schema);
 
-/* Parses "30s", "15min", "2h", "1h30min", "500ms", "2d" into milliseconds. */
+/*
+ * Parses "30s", "15min", "2h", "1h30min", "500ms", "2d" into milliseconds: one or more
+ * <digits><unit> groups, units ms, s, min, h, d from largest to smallest, each at most once.
+ * A bare number, "m", spaces and more than 100 years are rejected. "0s" parses (the plan loader
+ * itself wants durations above zero).
+ */
 bool plan_parse_duration(const char *s, int64_t *ms_out);
 /* Formats milliseconds as the shortest duration text ("1h30min", "2s", "250ms") into out. */
 void plan_format_duration(int64_t ms, char *out, size_t outlen);
