@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,20 +441,32 @@ cluster_start(struct cluster *c, struct rb_error *err)
 	return ok;
 }
 
-static bool
-server_running(const struct cluster *c)
+bool
+cluster_running(const struct cluster *c)
 {
-	char *pid = xasprintf("%s/postmaster.pid", c->datadir);
-	bool running = access(pid, F_OK) == 0;
-	free(pid);
-	return running;
+	char *path = xasprintf("%s/postmaster.pid", c->datadir);
+	char *text = file_read_all(path, NULL);
+	free(path);
+	if (text == NULL)
+		return false;
+	long pid = strtol(text, NULL, 10);
+	free(text);
+	if (pid <= 0)
+		return false;
+	/* A pid reused by another process counts as alive: the safe side. */
+	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
 }
 
 bool
 cluster_stop(struct cluster *c, struct rb_error *err)
 {
-	if (!server_running(c))
+	if (!cluster_running(c)) {
+		/* A server that died (kill -9, a reboot) leaves a stale postmaster.pid pg_ctl trips on. */
+		char *pid = xasprintf("%s/postmaster.pid", c->datadir);
+		unlink(pid);
+		free(pid);
 		return true;
+	}
 	char *pg_ctl = xasprintf("%s/pg_ctl", c->bindir);
 	char *ctllog = xasprintf("%s/pg_ctl.log", c->base);
 	char *const fast[] = { pg_ctl, (char *)"-D", c->datadir, (char *)"-m", (char *)"fast",

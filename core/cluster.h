@@ -34,8 +34,12 @@ struct cluster *cluster_create(const char *base, struct rb_error *err);
 /* Reads a cluster back from its base directory. */
 struct cluster *cluster_load(const char *base, struct rb_error *err);
 bool cluster_start(struct cluster *c, struct rb_error *err);
+/* Whether the server's postmaster process is alive (postmaster.pid names a live process). */
+bool cluster_running(const struct cluster *c);
 /* Stops the server (fast shutdown, then immediate); true when it is not running afterwards. */
 bool cluster_stop(struct cluster *c, struct rb_error *err);
+/* Whether the server's postmaster process is alive (postmaster.pid names a live process). */
+bool cluster_running(const struct cluster *c);
 /* Stops the server and removes the base directory. */
 bool cluster_destroy(struct cluster *c, struct rb_error *err);
 /* "host=SOCKDIR port=PORT user=SUPERUSER dbname=DB". Caller frees. */

@@ -117,22 +117,6 @@ server_answers(const struct cluster *c)
 	return ping == PQPING_OK || ping == PQPING_REJECT;
 }
 
-/* Whether the process named in postmaster.pid exists (a reused pid counts as alive: the safe side). */
-static bool
-postmaster_alive(const struct cluster *c)
-{
-	char *path = xasprintf("%s/postmaster.pid", c->datadir);
-	char *text = file_read_all(path, NULL);
-	free(path);
-	if (text == NULL)
-		return false;
-	long pid = strtol(text, NULL, 10);
-	free(text);
-	if (pid <= 0)
-		return false;
-	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
-}
-
 enum demo_state
 demo_probe(const char *dir)
 {
@@ -569,12 +553,6 @@ demo_stop(const char *dir, bool *found, struct rb_error *err)
 	free(real);
 	*found = true;
 	bool ok = cluster_destroy(c, err);
-	if (!ok && !server_answers(c) && !postmaster_alive(c)) {
-		/* A server that died (kill -9, a reboot) leaves a stale postmaster.pid that pg_ctl trips on. */
-		rb_error_clear(err);
-		ok = remove_tree(c->base) ||
-		     rb_error_setc(err, RB_EXIT_STEP, "could not remove %s: %s", c->base, strerror(errno));
-	}
 	cluster_free(c);
 	return ok;
 }
