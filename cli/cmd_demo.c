@@ -14,15 +14,6 @@
 #include "core/error.h"
 #include "core/events.h"
 
-static volatile sig_atomic_t cancel_flag;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	cancel_flag = 1;
-}
-
 static void
 usage(FILE *f)
 {
@@ -212,18 +203,12 @@ cmd_demo(int argc, char **argv)
 
 	struct events *bus = events_new();
 	events_subscribe(bus, print_progress, NULL);
-	struct rb_ctx ctx = { .bus = bus, .cancel = &cancel_flag };
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	struct sigaction old_int, old_term;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
+	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
 
 	struct rb_error err = {0};
 	struct demo *d = demo_start(dir, rows, &ctx, &err);
 
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	cli_cancel_end();
 	events_free(bus);
 
 	int code = RB_EXIT_OK;

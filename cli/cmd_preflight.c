@@ -13,16 +13,6 @@
 #include "core/journal.h"
 #include "core/preflight.h"
 
-/* Set by SIGINT/SIGTERM: preflight stops before the next environment. */
-static volatile sig_atomic_t cancel_flag;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	cancel_flag = 1;
-}
-
 static void
 usage(FILE *f)
 {
@@ -38,24 +28,6 @@ usage(FILE *f)
 	      "4 invalid plan.\n", f);
 }
 
-/* Sizes as pg_size_pretty prints them, with one decimal above bytes. */
-static void
-format_size(int64_t bytes, char *out, size_t outlen)
-{
-	static const char *const units[] = {"kB", "MB", "GB", "TB", "PB"};
-	if (bytes < 1024) {
-		snprintf(out, outlen, "%" PRId64 " bytes", bytes);
-		return;
-	}
-	double v = (double)bytes / 1024.0;
-	size_t u = 0;
-	while (v >= 1024.0 && u + 1 < RB_ARRAY_LEN(units)) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(out, outlen, "%.1f %s", v, units[u]);
-}
-
 static void
 print_env(const struct preflight_env *e)
 {
@@ -68,7 +40,7 @@ print_env(const struct preflight_env *e)
 			printf("  detail:    %s\n", e->error_detail);
 	} else {
 		char size[32];
-		format_size(e->db_size_bytes, size, sizeof size);
+		format_bytes((long long)e->db_size_bytes, size, sizeof size);
 		printf("  version:   %s\n", e->server_version);
 		printf("  user:      %s (superuser: %s)\n", e->current_user, e->superuser ? "yes" : "no");
 		printf("  size:      %s\n", size);
@@ -168,20 +140,14 @@ cmd_preflight(int argc, char **argv)
 		journal_attach(j, bus);
 	}
 
-	struct sigaction sa, old_int, old_term;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C ends the program at once */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
+	/* SIGINT/SIGTERM: preflight stops before the next environment. */
+	volatile sig_atomic_t *cancel = cli_cancel_begin();
 
-	struct rb_ctx ctx = {.bus = bus, .cancel = &cancel_flag};
+	struct rb_ctx ctx = {.bus = bus, .cancel = cancel};
 	struct preflight_result res;
 	bool ok = preflight_run(plan, &ctx, &res, &err);
 
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	cli_cancel_end();
 
 	int code = RB_EXIT_OK;
 	if (res.cancelled)

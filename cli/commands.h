@@ -3,6 +3,7 @@
 #define PGRUNBOOK_COMMANDS_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "core/plan.h"
@@ -25,5 +26,12 @@ void cli_print_error(const struct rb_error *err);
 void cli_print_json(json_t *v);
 /* Prints "pgrunbook: <fmt>" to stderr with a hint to run --help; returns RB_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Installs SIGINT/SIGTERM handlers that set the returned flag (pass it as rb_ctx.cancel); a second
+ * signal ends the program at once. cli_cancel_end() restores the previous handlers.
+ */
+volatile sig_atomic_t *cli_cancel_begin(void);
+void cli_cancel_end(void);
 
 #endif

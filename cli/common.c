@@ -1,9 +1,11 @@
 /* common.c: plan loading with diagnostics, error and JSON printing for the subcommands. */
 #include "config.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -54,4 +56,35 @@ cli_usage_error(const char *cmd, const char *fmt, ...)
 	else
 		fputs("\nTry \"pgrunbook --help\" for more information.\n", stderr);
 	return RB_EXIT_USAGE;
+}
+
+static volatile sig_atomic_t cancel_flag;
+static struct sigaction old_int, old_term;
+
+static void
+on_cancel_signal(int sig)
+{
+	(void)sig;
+	cancel_flag = 1;
+}
+
+volatile sig_atomic_t *
+cli_cancel_begin(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_cancel_signal;
+	sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C ends the program at once */
+	sigemptyset(&sa.sa_mask);
+	cancel_flag = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	return &cancel_flag;
+}
+
+void
+cli_cancel_end(void)
+{
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
 }

@@ -118,24 +118,6 @@ elapsed_between(const char *from, const char *to, char *out, size_t outlen)
 	return true;
 }
 
-static void
-format_bytes(json_int_t n, char *out, size_t outlen)
-{
-	static const char *const units[] = { "kB", "MB", "GB", "TB", "PB" };
-	if (n < 10240) {
-		snprintf(out, outlen, "%" JSON_INTEGER_FORMAT " bytes", n);
-		return;
-	}
-	double v = (double)n;
-	size_t u = 0;
-	v /= 1024.0;
-	while (v >= 1024.0 && u + 1 < RB_ARRAY_LEN(units)) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(out, outlen, "%.1f %s", v, units[u]);
-}
-
 /* ---- JSON values as text ---- */
 
 static bool
@@ -376,7 +358,7 @@ preflight_row(struct strbuf *sb, const json_t *env, const struct strlist *extra)
 	strbuf_adds(sb, " | ");
 	json_t *size = json_object_get(env, "db_size_bytes");
 	if (json_is_integer(size)) {
-		format_bytes(json_integer_value(size), buf, sizeof buf);
+		format_bytes((long long)json_integer_value(size), buf, sizeof buf);
 		strbuf_adds(sb, buf);
 	} else {
 		strbuf_adds(sb, "-");

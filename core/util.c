@@ -297,6 +297,23 @@ remove_tree(const char *path)
 }
 
 void
+format_bytes(long long bytes, char *out, size_t outlen)
+{
+	static const char *const units[] = { "kB", "MB", "GB", "TB", "PB" };
+	if (bytes < 10240) {
+		snprintf(out, outlen, "%lld bytes", bytes);
+		return;
+	}
+	double v = (double)bytes / 1024.0;
+	size_t u = 0;
+	while (v >= 1024.0 && u + 1 < RB_ARRAY_LEN(units)) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(out, outlen, "%.1f %s", v, units[u]);
+}
+
+void
 time_now_rfc3339(char out[32])
 {
 	struct timespec ts;

@@ -57,6 +57,8 @@ char *file_read_all(const char *path, size_t *len_out);
 bool mkdir_p(const char *path, unsigned mode);
 /* Removes a directory tree; false with errno set on the first failure. */
 bool remove_tree(const char *path);
+/* A byte count as pg_size_pretty would show it, with one decimal: "812 bytes", "8.5 MB". */
+void format_bytes(long long bytes, char *out, size_t outlen);
 /* Current UTC time as RFC 3339 with milliseconds ("2026-11-23T15:49:24.123Z") into out[32]. */
 void time_now_rfc3339(char out[32]);
 /* Milliseconds on a monotonic clock. */

@@ -113,6 +113,23 @@ test_error_format(void **state)
 }
 
 static void
+test_format_bytes(void **state)
+{
+	(void)state;
+	char buf[32];
+	format_bytes(0, buf, sizeof buf);
+	assert_string_equal(buf, "0 bytes");
+	format_bytes(10239, buf, sizeof buf);
+	assert_string_equal(buf, "10239 bytes");
+	format_bytes(10240, buf, sizeof buf);
+	assert_string_equal(buf, "10.0 kB");
+	format_bytes(52428800, buf, sizeof buf);
+	assert_string_equal(buf, "50.0 MB");
+	format_bytes(3LL << 40, buf, sizeof buf);
+	assert_string_equal(buf, "3.0 TB");
+}
+
+static void
 test_time(void **state)
 {
 	(void)state;
@@ -135,6 +152,7 @@ main(void)
 		cmocka_unit_test(test_strlist),
 		cmocka_unit_test(test_dirs),
 		cmocka_unit_test(test_error_format),
+		cmocka_unit_test(test_format_bytes),
 		cmocka_unit_test(test_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
