@@ -89,8 +89,9 @@ fi
 # --json
 t_run 0 "full.yaml --json" "$PGRUNBOOK" check --plan "$good/full.yaml" --json
 json=$out
-if printf '%s\n' "$json" | python3 -m json.tool >/dev/null 2>&1; then t_ok "--json parses"; else t_fail "--json does not parse" "$json"; fi
-if command -v jq >/dev/null; then
+command -v jq >/dev/null || t_fail "jq is missing (packages.debian installs it)"
+if printf '%s\n' "$json" | jq -e . >/dev/null 2>&1; then t_ok "--json parses"; else t_fail "--json does not parse" "$json"; fi
+{
 	t_eq "--json: hash" "$(printf '%s' "$json" | jq -r .hash)" "$full_hash"
 	t_eq "--json: plan" "$(printf '%s' "$json" | jq -r .plan)" "shop release 2026-11"
 	t_eq "--json: stages" "$(printf '%s' "$json" | jq -r '[.stages[].name] | join(",")')" \
@@ -105,7 +106,7 @@ if command -v jq >/dev/null; then
 		"$(printf '%s' "$json" | jq -cjS .normalised | sha256sum | cut -d' ' -f1)" "$full_hash"
 	t_eq "--json: notify shows format and variable only" \
 		"$(printf '%s' "$json" | jq -c '.notify[0]')" '{"format":"slack","url_env":"SLACK_WEBHOOK_URL"}'
-fi
+}
 
 # pgrunbook-plan(5) documents every key and every value the loader accepts (read from the code).
 man5="$top_srcdir/man/pgrunbook-plan.5"
