@@ -148,6 +148,8 @@ db_redact(const char *s)
 		if (i == 0 || !is_word_char(s[i - 1])) {
 			if (starts_with_ci(s + i, "password"))
 				kw = strlen("password");
+			else if (starts_with_ci(s + i, "sslpassword"))
+				kw = strlen("sslpassword");
 			else if (starts_with_ci(s + i, "pgpassword"))
 				kw = strlen("pgpassword");
 		}
@@ -178,18 +180,45 @@ db_redact(const char *s)
 bool
 db_conninfo_has_password(const char *conninfo)
 {
+	/* Whatever db_redact() would hide counts, also when libpq would read it otherwise. */
+	char *redacted = db_redact(conninfo);
+	bool found = strcmp(redacted, conninfo) != 0;
+	free(redacted);
+	if (found)
+		return true;
 	char *errmsg = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
-	bool found = false;
 	if (opts == NULL) {
 		PQfreemem(errmsg);
 		return false;
 	}
 	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0] != '\0')
+		if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
+		    o->val && o->val[0] != '\0')
 			found = true;
 	PQconninfoFree(opts);
 	return found;
+}
+
+bool
+db_conninfo_port_valid(const char *conninfo)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+	if (opts == NULL) {
+		PQfreemem(errmsg);
+		return true;  /* not this function's question */
+	}
+	bool ok = true;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "port") != 0 || o->val == NULL)
+			continue;
+		for (const char *c = o->val; *c; c++)
+			if (!(*c >= '0' && *c <= '9') && *c != ',')
+				ok = false;
+	}
+	PQconninfoFree(opts);
+	return ok;
 }
 
 /* ---- environment to conninfo ---- */
@@ -268,6 +297,21 @@ pgpass_line(const char *host, const char *port, const char *db, const char *user
 	return strbuf_detach(&sb);
 }
 
+/* Whether libpq parses a password or sslpassword option out of conninfo. */
+static bool
+has_plain_password(const char *conninfo)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+	if (opts == NULL) {
+		PQfreemem(errmsg);
+		return false;
+	}
+	bool found = opt_value(opts, "password") != NULL || opt_value(opts, "sslpassword") != NULL;
+	PQconninfoFree(opts);
+	return found;
+}
+
 /*
  * Checks a conninfo or URI taken from the plan or a variable: it must parse and carry no
  * password. what names where it came from, for the messages.
@@ -276,6 +320,23 @@ static bool
 check_conninfo(const struct plan_env *env, const char *conninfo, const char *what,
                struct rb_error *err)
 {
+	if (db_conninfo_has_password(conninfo) && !has_plain_password(conninfo)) {
+		/* Something that reads as a password, which libpq may take for host:port. */
+		rb_error_setc(err, RB_EXIT_CONNECT, "the connection string in %s of environment \"%s\" "
+		              "contains a password", what, env->name);
+		rb_error_detail(err, "pgrunbook refuses passwords in connection strings so that they "
+		                "never reach process listings, logs or the journal.");
+		rb_error_hint(err, "Remove the password from %s and put it in ~/.pgpass (mode 0600) "
+		              "or in the file named by PGPASSFILE.", what);
+		return false;
+	}
+	if (!db_conninfo_port_valid(conninfo)) {
+		rb_error_setc(err, RB_EXIT_CONNECT, "the port in %s of environment \"%s\" is not a number",
+		              what, env->name);
+		rb_error_hint(err, "A URI reads postgresql://user@host:5432/dbname; a password never "
+		              "belongs in it (use ~/.pgpass).");
+		return false;
+	}
 	char *errmsg = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
 	if (opts == NULL) {
@@ -283,7 +344,7 @@ check_conninfo(const struct plan_env *env, const char *conninfo, const char *wha
 		              what, env->name);
 		/* libpq quotes pieces of the input; show them only when they cannot hold a secret. */
 		char *redacted = db_redact(conninfo);
-		if (errmsg && strcmp(redacted, conninfo) == 0) {
+		if (errmsg && strcmp(redacted, conninfo) == 0 && strchr(conninfo, '%') == NULL) {
 			size_t l = strlen(errmsg);
 			while (l > 0 && (errmsg[l - 1] == '\n' || errmsg[l - 1] == ' '))
 				errmsg[--l] = '\0';
@@ -296,6 +357,8 @@ check_conninfo(const struct plan_env *env, const char *conninfo, const char *wha
 		return false;
 	}
 	const char *pw = opt_value(opts, "password");
+	if (pw == NULL)
+		pw = opt_value(opts, "sslpassword");
 	if (pw != NULL) {
 		char *line = pgpass_line(opt_value(opts, "host"), opt_value(opts, "port"),
 		                         opt_value(opts, "dbname"), opt_value(opts, "user"));
@@ -497,6 +560,14 @@ db_connect(const struct plan *p, const char *env_name, struct rb_error *err)
 	const struct plan_env *env = find_env(p, env_name);
 	if (env == NULL) {
 		rb_error_setc(err, RB_EXIT_USAGE, "the plan has no environment \"%s\"", env_name);
+		return NULL;
+	}
+	const char *envpw = getenv("PGPASSWORD");
+	if (envpw != NULL && envpw[0] != '\0') {
+		rb_error_setc(err, RB_EXIT_CONNECT, "PGPASSWORD is set; pgrunbook does not take passwords "
+		              "from the environment");
+		rb_error_hint(err, "Unset PGPASSWORD and put the password in ~/.pgpass (mode 0600), the "
+		              "file named by PGPASSFILE, or a service file.");
 		return NULL;
 	}
 	char *conninfo = db_env_conninfo(env, err);

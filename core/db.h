@@ -32,8 +32,13 @@ PGconn *db_connect(const struct plan *p, const char *env_name, struct rb_error *
  */
 char *db_env_conninfo(const struct plan_env *env, struct rb_error *err);
 
-/* Whether a conninfo string or URI carries a non-empty password. Unparseable input: false. */
+/*
+ * Whether a conninfo string or URI carries a secret: a password or sslpassword option, or
+ * anything db_redact() would hide (a "user:secret@" that libpq might misread as host:port).
+ */
 bool db_conninfo_has_password(const char *conninfo);
+/* Whether every port in the conninfo is a number (true when it does not parse at all). */
+bool db_conninfo_port_valid(const char *conninfo);
 
 /*
  * A copy of s with every password removed: URI userinfo "user:secret@" becomes "user:***@",

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "events.h"
+#include "db.h"
 #include "plan.h"
 
 #define PLAN_MAX_DIAGS 50
@@ -1079,8 +1080,19 @@ load_environments(struct loader *L, const struct ynode *v)
 			if (s && kind == PLAN_ENV_CONNINFO) {
 				char *msg = NULL;
 				PQconninfoOption *opts = PQconninfoParse(s, &msg);
-				if (opts == NULL) {
-					if (msg && !looks_secret(s)) {
+				if (db_conninfo_has_password(s)) {
+					diag_add(L, ev->mark, "%s: a conninfo with a password; expected a "
+					         "conninfo without one (put the password in ~/.pgpass or "
+					         "the file PGPASSFILE names)", kp);
+					s = NULL;
+					PQconninfoFree(opts);
+				} else if (!db_conninfo_port_valid(s)) {
+					diag_add(L, ev->mark, "%s: a conninfo whose port is not a number; expected "
+					         "a port like 5432", kp);
+					s = NULL;
+					PQconninfoFree(opts);
+				} else if (opts == NULL) {
+					if (msg && !looks_secret(s) && strchr(s, '%') == NULL) {
 						size_t ml = strlen(msg);
 						while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' '))
 							msg[--ml] = '\0';
@@ -1092,14 +1104,6 @@ load_environments(struct loader *L, const struct ynode *v)
 					}
 					s = NULL;
 				} else {
-					for (PQconninfoOption *o = opts; o->keyword; o++) {
-						if (strcmp(o->keyword, "password") == 0 && o->val != NULL) {
-							diag_add(L, ev->mark, "%s: a conninfo with a password; expected a "
-							         "conninfo without one (put the password in ~/.pgpass or "
-							         "the file PGPASSFILE names)", kp);
-							s = NULL;
-						}
-					}
 					PQconninfoFree(opts);
 				}
 				if (msg)

@@ -91,6 +91,8 @@ else
 	t_ok "no password in any journal"
 fi
 
+plan "$T_TMP/uri.yaml" "{ dsn_env: PROD_URL }"
+
 # --- .pgpass over TCP (the cluster uses scram-sha-256 on 127.0.0.1) ---
 sql_do "drop role if exists rb_pw_user"
 sql_do "create role rb_pw_user login password 'S3cr3t-pw'"
@@ -111,6 +113,15 @@ t_run 2 "TCP with a wrong password: exit 2" env PGPASSFILE="$T_TMP/pgpass" \
 t_match "server says authentication failed" "$out$err" 'password authentication failed for user "rb_pw_user"'
 t_nomatch "wrong password not shown" "$out$err" 'Wr0ng-pw'
 if grep -rq -- 'Wr0ng-pw' "$runs"; then t_fail "wrong password not journaled"; else t_ok "wrong password not journaled"; fi
+t_run 2 "PGPASSWORD is refused even when it is right" env -u PGPASSFILE PGPASSWORD=S3cr3t-pw \
+	"$PGRUNBOOK" preflight --plan "$T_TMP/tcp.yaml" --no-journal
+t_match "the refusal names PGPASSWORD and .pgpass" "$out$err" 'PGPASSWORD is set.*|HINT: .*pgpass'
+t_nomatch "the refused password is not shown" "$out$err" 'S3cr3t-pw'
+# A password libpq would misread as host:port must never be quoted back.
+t_run 2 "a URI whose password holds a slash is refused" env PROD_URL='postgresql://admin:Xy7/Qp9@localhost/db' \
+	"$PGRUNBOOK" preflight --plan "$T_TMP/uri.yaml" --no-journal
+t_nomatch "that password is not shown" "$out$err" 'Xy7|Qp9'
+t_match "it is refused as a password" "$out$err" 'contains a password'
 sql_do "drop role rb_pw_user"
 
 t_done

@@ -565,7 +565,8 @@ test_conninfo(void **state)
 	assert_null(strstr(msgs, "sw0rdfish"));
 	assert_non_null(strstr(msgs, "bad.yaml:3:17: environments.a.conninfo: a conninfo with a password"));
 	assert_non_null(strstr(msgs, "bad.yaml:4:17: environments.b.conninfo: a conninfo with a password"));
-	assert_non_null(strstr(msgs, "bad.yaml:5:17: environments.c.conninfo: a conninfo libpq cannot parse;"));
+	/* Unparseable and holding a password: the password is what gets reported. */
+	assert_non_null(strstr(msgs, "bad.yaml:5:17: environments.c.conninfo: a conninfo with a password"));
 	free(msgs);
 }
 
