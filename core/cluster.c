@@ -258,7 +258,7 @@ append_conf(const struct cluster *c, struct rb_error *err)
 	        "\n# pgrunbook throwaway cluster\n"
 	        "listen_addresses = '127.0.0.1'\n"
 	        "port = %d\n"
-	        "unix_socket_directories = '%s'\n"
+	        "unix_socket_directories = '%s'\n"  /* quotes refused in cluster_create */
 	        "unix_socket_permissions = 0777\n"
 	        "fsync = off\n"
 	        "synchronous_commit = off\n"
@@ -352,16 +352,39 @@ cluster_create(const char *base, struct rb_error *err)
 	c->run_user = pick_run_user();
 	c->superuser = xstrdup(CLUSTER_SUPERUSER);
 
+	if (strpbrk(c->base, "'\\\n,") != NULL) {
+		rb_error_setc(err, RB_EXIT_STEP, "cluster directory %s holds a quote, backslash, comma or "
+		              "newline, which postgresql.conf cannot take", c->base);
+		rb_error_hint(err, "Choose another directory.");
+		goto fail;
+	}
 	if (strlen(c->sockdir) + sizeof("/.s.PGSQL.65535") > SOCKET_PATH_MAX) {
 		rb_error_setc(err, RB_EXIT_STEP, "cluster directory path too long for a Unix socket: %s", c->sockdir);
 		rb_error_hint(err, "Choose a shorter directory.");
 		goto fail;
 	}
-	if (mkdir(c->sockdir, 0700) != 0) {
-		rb_error_setc(err, RB_EXIT_STEP, "could not create %s: %s", c->sockdir, strerror(errno));
+	/*
+	 * The base directory stays ours (root's, when root): only data/, sock/ and server.log are
+	 * given to the server's user, so that user can never plant a link where we write
+	 * cluster.json or the logs. Under root the base must be searchable by the server's user.
+	 */
+	if (c->run_user && chmod(c->base, 0755) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not chmod %s: %s", c->base, strerror(errno));
 		goto fail;
 	}
-	if (!chown_to(c, c->base, err) || !chown_to(c, c->sockdir, err))
+	if (mkdir(c->sockdir, 0700) != 0 || mkdir(c->datadir, 0700) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not create directories in %s: %s", c->base,
+		              strerror(errno));
+		goto fail;
+	}
+	int logfd = open(c->logfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not create %s: %s", c->logfile, strerror(errno));
+		goto fail;
+	}
+	close(logfd);
+	if (!chown_to(c, c->sockdir, err) || !chown_to(c, c->datadir, err) ||
+	    !chown_to(c, c->logfile, err))
 		goto fail;
 
 	char *initdb = xasprintf("%s/initdb", c->bindir);
@@ -394,31 +417,70 @@ fail:
 	return NULL;
 }
 
+/*
+ * cluster.json is trusted only when we wrote it: a regular file (not a link) owned by us and
+ * writable by nobody else. Even then the programs run and the user they run as are never taken
+ * from it (a planted file must not choose what root executes).
+ */
+static bool
+state_file_trusted(const char *path, struct rb_error *err)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return rb_error_setc(err, RB_EXIT_STEP, "cannot read %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "%s was not written by this user; not trusting it", path);
+		rb_error_detail(err, "It must be a regular file owned by uid %lu and writable only by it.",
+		                (unsigned long)geteuid());
+		return false;
+	}
+	return true;
+}
+
 struct cluster *
 cluster_load(const char *base, struct rb_error *err)
 {
 	char *path = xasprintf("%s/cluster.json", base);
-	json_error_t jerr;
-	json_t *o = json_load_file(path, 0, &jerr);
-	if (o == NULL) {
-		rb_error_setc(err, RB_EXIT_STEP, "no cluster in %s (%s)", base,
-		              access(path, F_OK) == 0 ? jerr.text : "cluster.json not found");
+	if (access(path, F_OK) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "no cluster in %s (cluster.json not found)", base);
 		free(path);
 		return NULL;
 	}
+	if (!state_file_trusted(path, err)) {
+		free(path);
+		return NULL;
+	}
+	json_error_t jerr;
+	json_t *o = json_load_file(path, 0, &jerr);
 	free(path);
-	const char *b = NULL, *bindir = NULL, *superuser = NULL, *run_user = NULL;
+	if (o == NULL) {
+		rb_error_setc(err, RB_EXIT_STEP, "no cluster in %s (%s)", base, jerr.text);
+		return NULL;
+	}
+	const char *b = NULL, *superuser = NULL;
 	int port = 0;
-	if (json_unpack(o, "{s:s, s:s, s:s, s:i, s?:s}", "base", &b, "bindir", &bindir,
-	                "superuser", &superuser, "port", &port, "run_user", &run_user) != 0) {
+	if (json_unpack(o, "{s:s, s:s, s:i}", "base", &b, "superuser", &superuser, "port", &port) != 0) {
 		rb_error_setc(err, RB_EXIT_STEP, "%s/cluster.json is not a pgrunbook cluster description", base);
 		json_decref(o);
 		return NULL;
 	}
+	char *real = realpath(base, NULL);
+	if (real == NULL || strcmp(real, b) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "%s/cluster.json describes %s, not this directory", base, b);
+		free(real);
+		json_decref(o);
+		return NULL;
+	}
+	free(real);
+	char *bindir = cluster_find_bindir(err);
+	if (bindir == NULL) {
+		json_decref(o);
+		return NULL;
+	}
 	struct cluster *c = cluster_alloc(b);
-	c->bindir = xstrdup(bindir);
+	c->bindir = bindir;
 	c->superuser = xstrdup(superuser);
-	c->run_user = run_user ? xstrdup(run_user) : NULL;
+	c->run_user = pick_run_user();
 	c->port = port;
 	json_decref(o);
 	return c;
@@ -496,10 +558,32 @@ cluster_destroy(struct cluster *c, struct rb_error *err)
 	return true;
 }
 
+/* Appends key='value' with conninfo quoting. */
+static void
+add_kv(struct strbuf *sb, const char *key, const char *v)
+{
+	if (sb->len)
+		strbuf_addc(sb, ' ');
+	strbuf_addf(sb, "%s='", key);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			strbuf_addc(sb, '\\');
+		strbuf_addc(sb, *p);
+	}
+	strbuf_addc(sb, '\'');
+}
+
 char *
 cluster_conninfo(const struct cluster *c, const char *dbname)
 {
-	return xasprintf("host=%s port=%d user=%s dbname=%s", c->sockdir, c->port, c->superuser, dbname);
+	struct strbuf sb = {0};
+	char port[16];
+	snprintf(port, sizeof port, "%d", c->port);
+	add_kv(&sb, "host", c->sockdir);
+	add_kv(&sb, "port", port);
+	add_kv(&sb, "user", c->superuser);
+	add_kv(&sb, "dbname", dbname);
+	return strbuf_detach(&sb);
 }
 
 void

@@ -257,4 +257,29 @@ t_eq "nothing listens on the demo's port" "$?" "2"
 t_run 0 "stopping again is fine" "$PGRUNBOOK" demo --stop --dir "$D"
 t_match "and says no demo runs" "$out" "no demo running in $D"
 
+# A planted demo directory must never make pgrunbook run the planter's programs.
+evil="$T_TMP/evil"
+mkdir -p "$evil/data" "$evil/bin"
+printf '#!/bin/sh\nid > "%s/pwned"\n' "$evil" >"$evil/bin/pg_ctl"
+chmod 0755 "$evil/bin/pg_ctl"
+: >"$evil/pgrunbook-demo"
+echo 1 >"$evil/data/postmaster.pid"
+printf '{"base":"%s","bindir":"%s/bin","superuser":"postgres","port":1}\n' "$evil" "$evil" >"$evil/cluster.json"
+if [ "$(id -u)" -eq 0 ]; then
+	chown -R nobody "$evil"
+	t_run 3 "demo --stop refuses a cluster.json it did not write" "$PGRUNBOOK" demo --stop --dir "$evil"
+	t_match "the refusal says why" "$err" 'not a pgrunbook demo|not written by this user'
+fi
+chmod 0666 "$evil/cluster.json"
+t_run 3 "demo --stop refuses a world-writable cluster.json" "$PGRUNBOOK" demo --stop --dir "$evil"
+if [ -e "$evil/pwned" ]; then t_fail "the planted pg_ctl ran" "$(cat "$evil/pwned")"; else t_ok "the planted pg_ctl never ran"; fi
+t_eq "the planted directory is left alone" "$(ls "$evil" | sort | tr '\n' ' ')" "bin cluster.json data pgrunbook-demo "
+
+# A directory name with a space works end to end.
+t_run 0 "demo in a directory with a space" "$PGRUNBOOK" demo --dir "$T_TMP/de mo" --rows 100
+t_run 0 "its plan checks" "$PGRUNBOOK" check --plan "$T_TMP/de mo/plan/demo.yaml"
+t_run 0 "its preflight is ready" "$PGRUNBOOK" preflight --no-journal --plan "$T_TMP/de mo/plan/demo.yaml"
+t_run 0 "and it stops" "$PGRUNBOOK" demo --stop --dir "$T_TMP/de mo"
+t_eq "and is removed" "$(ls -d "$T_TMP/de mo" 2>/dev/null)" ""
+
 t_done
