@@ -52,7 +52,9 @@ static const char lock_sql[] =
 	" ORDER BY l.pid LIMIT 1";
 
 static const char session_limits_sql[] =
-	"SET statement_timeout = '30s'; SET lock_timeout = '5s'";
+	"SET statement_timeout = '30s'; SET lock_timeout = '5s';"
+	/* Only pg_catalog resolves: a database owner's operators in public cannot run as us. */
+	" SET search_path = ''";
 
 static bool
 env_has_role(const struct plan *p, const char *name, const char *role)

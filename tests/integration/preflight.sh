@@ -283,4 +283,25 @@ else
 	t_fail "standby stopped"
 fi
 
+# A database owner's operator in public must not run with preflight's (superuser) rights.
+sql_do "drop database if exists rb_evil"
+sql_do "drop role if exists rb_alice"
+sql_do "create role rb_alice login"
+sql_do "create database rb_evil owner rb_alice"
+"$PSQL" -X -q -v ON_ERROR_STOP=1 -U rb_alice -d rb_evil >/dev/null 2>&1 <<'SQL' || t_fail "setting up the hostile database"
+create function public.evil_eq(name, name) returns boolean language plpgsql as $f$
+begin
+	if current_user <> 'rb_alice' then execute 'alter role rb_alice superuser'; end if;
+	return $1::text = $2::text;
+end $f$;
+create operator public.= (leftarg = name, rightarg = name, function = public.evil_eq);
+alter database rb_evil set search_path = public, pg_catalog;
+SQL
+printf 'name: evil\nenvironments:\n  prod: { conninfo: "host=%s port=%s dbname=rb_evil" }\ntarget: prod\n' \
+	"$PGHOST" "$PGPORT" >"$T_TMP/evil.yaml"
+t_run 0 "preflight of a database with a hostile operator" "$PGRUNBOOK" preflight --no-journal --plan "$T_TMP/evil.yaml"
+t_eq "the owner did not become superuser" "$(t_sql "select rolsuper from pg_roles where rolname = 'rb_alice'")" "f"
+sql_do "drop database rb_evil with (force)"
+sql_do "drop role rb_alice"
+
 t_done
