@@ -178,7 +178,20 @@ cmd_preflight(int argc, char **argv)
 	json_decref(fin);
 	events_free(bus);
 	if (j) {
-		fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
+		struct rb_error jerr = {0};
+		if (journal_failed(j, &jerr)) {
+			/* A run whose record is incomplete is not reported as done. */
+			char *m = xasprintf("the journal of run %s could not be written: %s",
+			                    journal_run_id(j), jerr.message ? jerr.message : "unknown error");
+			free(jerr.message);
+			jerr.message = m;
+			cli_print_error(&jerr);
+			rb_error_clear(&jerr);
+			if (code == RB_EXIT_OK)
+				code = RB_EXIT_STEP;
+		} else {
+			fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
+		}
 		journal_close(j);
 	}
 	preflight_result_free(&res);

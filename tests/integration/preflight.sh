@@ -304,4 +304,12 @@ t_eq "the owner did not become superuser" "$(t_sql "select rolsuper from pg_role
 sql_do "drop database rb_evil with (force)"
 sql_do "drop role rb_alice"
 
+# A journal that cannot be written fails the run instead of reporting it done.
+printf 'name: jf\nenvironments:\n  prod: { conninfo: "host=%s port=%s dbname=%s" }\ntarget: prod\n' \
+	"$PGHOST" "$PGPORT" "$T_DB" >"$T_TMP/jf.yaml"
+t_run 0 "preflight of one healthy database" "$PGRUNBOOK" preflight --plan "$T_TMP/jf.yaml"
+t_run 3 "the same with a journal that hits the file size limit: exit 3" bash -c \
+	'trap "" XFSZ; ulimit -f 2; exec "$0" preflight --plan "$1" >/dev/null' "$PGRUNBOOK" "$T_TMP/jf.yaml"
+t_match "the journal failure is named" "$err" 'the journal of run .* could not be written'
+
 t_done
