@@ -45,12 +45,16 @@ print_env(const struct preflight_env *e)
 		printf("  user:      %s (superuser: %s)\n", e->current_user, e->superuser ? "yes" : "no");
 		printf("  size:      %s\n", size);
 		printf("  tables:    %" PRId64 "\n", e->ntables);
-		if (e->prisma_table)
+		if (e->error)  /* the basics were read, the migrations or the lock were not */
+			printf("  prisma:    unknown (could not inspect, see error)\n");
+		else if (e->prisma_table)
 			printf("  prisma:    applied %" PRId64 ", failed %" PRId64 ", rolled back %" PRId64 "\n",
 			       e->prisma_applied, e->prisma_failed, e->prisma_rolled_back);
 		else
 			printf("  prisma:    no _prisma_migrations in schema %s\n", e->prisma_schema);
-		if (e->lock_held)
+		if (e->error)
+			printf("  lock:      unknown (could not inspect, see error)\n");
+		else if (e->lock_held)
 			printf("  lock:      held by pid %d (%s)\n", e->lock_pid,
 			       e->lock_application && e->lock_application[0] ? e->lock_application : "no application name");
 		else

@@ -346,7 +346,9 @@ check_env(const struct plan *p, const struct plan_env *pe, struct preflight_env 
 		e->error_detail = qerr.detail ? xstrdup(qerr.detail) : NULL;
 		char *line = xasprintf("could not inspect %s \"%s\": %s", main_role(p, pe->name),
 		                       pe->name, e->error);
-		strlist_push_owned(env_has_role(p, pe->name, "target") ? &e->blockers : &e->warnings, line);
+		/* What cannot be inspected blocks where pgrunbook will write (target, staging). */
+		bool writes = env_has_role(p, pe->name, "target") || env_has_role(p, pe->name, "staging");
+		strlist_push_owned(writes ? &e->blockers : &e->warnings, line);
 	} else {
 		judge(p, e);
 	}

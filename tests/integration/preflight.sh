@@ -312,4 +312,18 @@ t_run 3 "the same with a journal that hits the file size limit: exit 3" bash -c 
 	'trap "" XFSZ; ulimit -f 2; exec "$0" preflight --plan "$1" >/dev/null' "$PGRUNBOOK" "$T_TMP/jf.yaml"
 t_match "the journal failure is named" "$err" 'the journal of run .* could not be written'
 
+# A staging database whose migrations cannot be read is blocked, not shown as clean.
+sql_do "drop role if exists rb_bob"
+sql_do "create role rb_bob login"
+t_createdb rb_unread
+sql_do "$(printf "$prisma_ddl" '"_prisma_migrations"')" rb_unread
+sql_do "revoke all on _prisma_migrations from public" rb_unread
+printf 'name: unread\nenvironments:\n  prod: { conninfo: "host=%s port=%s dbname=%s" }\n  stage: { conninfo: "host=%s port=%s dbname=rb_unread user=rb_bob" }\ntarget: prod\nstaging: { environment: stage }\n' \
+	"$PGHOST" "$PGPORT" "$T_DB" "$PGHOST" "$PGPORT" >"$T_TMP/unread.yaml"
+t_run 3 "staging whose migrations cannot be read: blocked" "$PGRUNBOOK" preflight --no-journal --plan "$T_TMP/unread.yaml"
+t_match "its prisma state is unknown, not zero" "$out" 'prisma: +unknown'
+t_match "the blocker names the staging environment" "$out" 'BLOCKED: could not inspect staging "stage"'
+sql_do "drop database rb_unread with (force)"
+sql_do "drop role rb_bob"
+
 t_done
