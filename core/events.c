@@ -12,13 +12,16 @@
 struct subscriber {
 	events_fn  fn;
 	void      *userdata;
+	bool       dead;   /* unsubscribed during a delivery; removed once delivery ends */
 };
 
 struct events {
-	pthread_mutex_t    mu;    /* recursive: a subscriber may emit */
+	pthread_mutex_t    mu;      /* recursive: a subscriber may emit */
 	struct subscriber *subs;
 	size_t             nsubs;
 	size_t             cap;
+	int                depth;   /* nested deliveries under way (holding mu) */
+	bool               any_dead;   /* some entry is dead */
 };
 
 #define EVENT_NAME(id, name) name,
@@ -59,6 +62,7 @@ events_subscribe(struct events *bus, events_fn fn, void *userdata)
 	}
 	bus->subs[bus->nsubs].fn = fn;
 	bus->subs[bus->nsubs].userdata = userdata;
+	bus->subs[bus->nsubs].dead = false;
 	bus->nsubs++;
 	pthread_mutex_unlock(&bus->mu);
 }
@@ -69,13 +73,19 @@ events_unsubscribe(struct events *bus, events_fn fn, void *userdata)
 	bool found = false;
 	pthread_mutex_lock(&bus->mu);
 	for (size_t i = 0; i < bus->nsubs; i++) {
-		if (bus->subs[i].fn == fn && bus->subs[i].userdata == userdata) {
-			memmove(&bus->subs[i], &bus->subs[i + 1],
-			        (bus->nsubs - i - 1) * sizeof(*bus->subs));
+		struct subscriber *s = &bus->subs[i];
+		if (s->dead || s->fn != fn || s->userdata != userdata)
+			continue;
+		if (bus->depth > 0) {
+			/* A delivery is walking the array: only mark it, compact afterwards. */
+			s->dead = true;
+			bus->any_dead = true;
+		} else {
+			memmove(s, s + 1, (bus->nsubs - i - 1) * sizeof(*bus->subs));
 			bus->nsubs--;
-			found = true;
-			break;
 		}
+		found = true;
+		break;
 	}
 	pthread_mutex_unlock(&bus->mu);
 	return found;
@@ -87,10 +97,25 @@ events_emit(struct events *bus, const struct rb_event *ev)
 	if (bus == NULL || ev == NULL)
 		return;
 	pthread_mutex_lock(&bus->mu);
-	/* Index loop: a nested subscribe or unsubscribe may move the array. */
-	for (size_t i = 0; i < bus->nsubs; i++) {
+	/*
+	 * Index loop: a nested subscribe may move the array (realloc). Entries are never removed
+	 * while depth > 0, only marked dead, so indices stay valid; subscribers added during this
+	 * delivery sit past n and get the next event.
+	 */
+	size_t n = bus->nsubs;
+	bus->depth++;
+	for (size_t i = 0; i < n; i++) {
 		struct subscriber s = bus->subs[i];
-		s.fn(ev, s.userdata);
+		if (!s.dead)
+			s.fn(ev, s.userdata);
+	}
+	if (--bus->depth == 0 && bus->any_dead) {
+		size_t k = 0;
+		for (size_t i = 0; i < bus->nsubs; i++)
+			if (!bus->subs[i].dead)
+				bus->subs[k++] = bus->subs[i];
+		bus->nsubs = k;
+		bus->any_dead = false;
 	}
 	pthread_mutex_unlock(&bus->mu);
 }

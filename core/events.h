@@ -57,7 +57,12 @@ void events_free(struct events *bus);
  * another thread that emits on the same bus, and should return quickly.
  */
 void events_subscribe(struct events *bus, events_fn fn, void *userdata);
-/* Removes the first subscription with this fn and userdata; false when there was none. */
+/*
+ * Removes the first subscription with this fn and userdata; false when there was none. May be
+ * called from a subscriber during delivery (for itself or another): the removed subscriber is
+ * not called again, not even for the event being delivered, and every other one still is.
+ * A subscriber added during delivery gets the next event, not the current one.
+ */
 bool events_unsubscribe(struct events *bus, events_fn fn, void *userdata);
 /* Delivers ev to every subscriber. bus may be NULL (then nothing happens). */
 void events_emit(struct events *bus, const struct rb_event *ev);

@@ -21,6 +21,9 @@
 
 #define JOURNAL_FILE  "journal.jsonl"
 #define OWNER_FILE    "owner.pid"
+#define HEAD_FILE     "journal.head"
+#define HEAD_SLOT     512   /* two slots at 0 and 512: a torn write only damages one */
+#define HEAD_MAGIC    "pgrunbook journal.head v1 seq="
 #define CHECKSUM_PFX  "{\"checksum\":\""
 #define CHECKSUM_PFX_LEN (sizeof(CHECKSUM_PFX) - 1)
 #define ZERO_CHECKSUM "0000000000000000000000000000000000000000000000000000000000000000"
@@ -28,6 +31,7 @@
 struct journal {
 	pthread_mutex_t mu;
 	int             fd;        /* journal.jsonl, O_APPEND, holding the OFD write lock */
+	int             head_fd;   /* journal.head, or -1 */
 	char           *id;
 	char           *dir;
 	char           *path;
@@ -35,7 +39,7 @@ struct journal {
 	long            seq;       /* of the last record written */
 	char            last[65];  /* checksum of the last record written */
 	off_t           size;      /* file size after the last complete record */
-	bool            broken;    /* an fsync failed: what is on disk is unknown */
+	bool            broken;    /* an append failed: no later append may hide the gap */
 	bool            failed;    /* a subscriber append failed */
 	struct rb_error failure;   /* the first such failure */
 };
@@ -179,6 +183,7 @@ journal_alloc(const char *dir, const char *id, int fd)
 	struct journal *j = xcalloc(1, sizeof(*j));
 	pthread_mutex_init(&j->mu, NULL);
 	j->fd = fd;
+	j->head_fd = -1;
 	j->dir = xstrdup(dir);
 	j->id = xstrdup(id);
 	j->path = xasprintf("%s/" JOURNAL_FILE, dir);
@@ -192,6 +197,8 @@ journal_free(struct journal *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->head_fd >= 0)
+		close(j->head_fd);
 	pthread_mutex_destroy(&j->mu);
 	rb_error_clear(&j->failure);
 	free(j->id);
@@ -199,6 +206,118 @@ journal_free(struct journal *j)
 	free(j->path);
 	free(j->owner_path);
 	free(j);
+}
+
+static bool
+is_hex64(const char *s, size_t len)
+{
+	if (len < 64)
+		return false;
+	for (size_t i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * journal.head: the seq and checksum of the last acknowledged record, so that whole records cut
+ * off the end of the journal are detected. Written after the record is fsync'd, with one pwrite
+ * of a fixed-size slot and fdatasync. Two slots (seq even at 0, odd at HEAD_SLOT), each with its
+ * own check: a torn slot write leaves the other slot, one record behind, which replay accepts
+ * like a crash between the two writes.
+ */
+struct head {
+	bool present;   /* the file exists */
+	long seq;       /* 0 when no slot is valid */
+	char sum[65];
+};
+
+/* Fills buf (HEAD_SLOT bytes) with the slot for seq and sum. */
+static void
+head_slot(long seq, const char *sum, char *buf)
+{
+	memset(buf, 0, HEAD_SLOT);
+	int n = snprintf(buf, HEAD_SLOT, HEAD_MAGIC "%020ld sum=%.64s", seq, sum);
+	char chk[65];
+	sha256_hex(buf, (size_t)n, chk);
+	snprintf(buf + n, (size_t)(HEAD_SLOT - n), " chk=%.16s\n", chk);
+}
+
+/* Parses one slot; false when it is not a complete, self-consistent slot. */
+static bool
+head_parse_slot(const char *buf, size_t len, long *seq, char sum[65])
+{
+	size_t mlen = strlen(HEAD_MAGIC);
+	size_t body = mlen + 20 + 5 + 64;
+	if (len < body + 5 + 16 + 1 || memcmp(buf, HEAD_MAGIC, mlen) != 0 ||
+	    memcmp(buf + body, " chk=", 5) != 0 || buf[body + 5 + 16] != '\n')
+		return false;
+	char chk[65];
+	sha256_hex(buf, body, chk);
+	if (memcmp(chk, buf + body + 5, 16) != 0)
+		return false;
+	char num[21];
+	memcpy(num, buf + mlen, 20);
+	num[20] = '\0';
+	char *end;
+	long v = strtol(num, &end, 10);
+	if (*end != '\0' || v < 1 || !is_hex64(buf + mlen + 20 + 5, 64))
+		return false;
+	*seq = v;
+	memcpy(sum, buf + mlen + 20 + 5, 64);
+	sum[64] = '\0';
+	return true;
+}
+
+/* Reads run_dir's journal.head into h; false (errno set) when it exists but cannot be read. */
+static bool
+head_read(const char *run_dir, struct head *h)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->sum, ZERO_CHECKSUM, 65);
+	char *path = xasprintf("%s/" HEAD_FILE, run_dir);
+	size_t len = 0;
+	char *buf = file_read_all(path, &len);
+	free(path);
+	if (buf == NULL)
+		return errno == ENOENT;
+	h->present = true;
+	for (size_t off = 0; off < len && off < 2 * HEAD_SLOT; off += HEAD_SLOT) {
+		long seq;
+		char sum[65];
+		size_t n = len - off < HEAD_SLOT ? len - off : HEAD_SLOT;
+		if (head_parse_slot(buf + off, n, &seq, sum) && seq > h->seq) {
+			h->seq = seq;
+			memcpy(h->sum, sum, 65);
+		}
+	}
+	free(buf);
+	return true;
+}
+
+/* Records seq and sum in journal.head, durably. */
+static bool
+head_write(struct journal *j, long seq, const char *sum, struct rb_error *err)
+{
+	char buf[HEAD_SLOT];
+	head_slot(seq, sum, buf);
+	off_t off = (seq % 2) ? HEAD_SLOT : 0;
+	size_t done = 0;
+	while (done < HEAD_SLOT) {
+		ssize_t n = pwrite(j->head_fd, buf + done, HEAD_SLOT - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			return rb_error_set(err, "could not write \"%s/" HEAD_FILE "\": %s", j->dir,
+			                    strerror(e));
+		}
+		done += (size_t)n;
+	}
+	if (fdatasync(j->head_fd) != 0)
+		return rb_error_set(err, "could not fsync \"%s/" HEAD_FILE "\": %s", j->dir,
+		                    strerror(errno));
+	return true;
 }
 
 /* Builds the record text (with newline) for seq after prev; fills sum with its checksum. */
@@ -243,9 +362,12 @@ static bool
 append_locked(struct journal *j, enum rb_event_type type, const char *stage, const char *message,
               json_t *data, enum rb_log_level level, struct rb_error *err)
 {
-	if (j->broken)
-		return rb_error_set(err, "journal of run %s cannot be appended to after a failed fsync",
-		                    j->id);
+	if (j->broken) {
+		rb_error_set(err, "journal of run %s cannot be appended to after a failed write", j->id);
+		rb_error_detail(err, "An earlier record could not be written; later records would hide "
+		                "the gap.");
+		return false;
+	}
 	char ts[32];
 	time_now_rfc3339(ts);
 	char sum[65];
@@ -264,8 +386,10 @@ append_locked(struct journal *j, enum rb_event_type type, const char *stage, con
 		if (n <= 0) {
 			int e = n < 0 ? errno : EIO;
 			/* Cut a partial line off again so the journal stays valid. */
-			if (off > 0 && ftruncate(j->fd, j->size) != 0)
-				j->broken = true;
+			if (off > 0 && ftruncate(j->fd, j->size) != 0) {
+				/* The partial line stays: replay reports it as torn. */
+			}
+			j->broken = true;
 			free(line);
 			rb_error_set(err, "could not write to journal \"%s\": %s", j->path, strerror(e));
 			return false;
@@ -283,6 +407,13 @@ append_locked(struct journal *j, enum rb_event_type type, const char *stage, con
 	j->seq++;
 	j->size += (off_t)len;
 	memcpy(j->last, sum, 65);
+	if (!head_write(j, j->seq, sum, err)) {
+		/* The record is on disk, the head one behind: replay accepts that. */
+		j->broken = true;
+		rb_error_detail(err, "The last record is in the journal, but no further record may be "
+		                "appended.");
+		return false;
+	}
 	return true;
 }
 
@@ -411,6 +542,7 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 	const char *base = runs_dir ? runs_dir : own_runs;
 	struct journal *j = NULL;
 	char *dir = NULL;
+	bool made_dir = false;
 	char id[40];
 
 	if (!mkdir_p(base, 0700)) {
@@ -426,8 +558,10 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 		random_hex6(id + n);
 		free(dir);
 		dir = xasprintf("%s/%s", base, id);
-		if (mkdir(dir, 0700) == 0)
+		if (mkdir(dir, 0700) == 0) {
+			made_dir = true;
 			break;
+		}
 		if (errno != EEXIST || attempt >= 20) {
 			rb_error_set(err, "could not create run directory \"%s\": %s", dir,
 			             strerror(errno));
@@ -449,15 +583,20 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 	j = journal_alloc(dir, id, fd);
 	if (!lock_fd(fd)) {
 		rb_error_set(err, "could not lock journal \"%s\": %s", j->path, strerror(errno));
-		journal_free(j);
-		j = NULL;
 		goto out;
 	}
 	write_owner(j);
+	char *hpath = xasprintf("%s/" HEAD_FILE, dir);
+	j->head_fd = open(hpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (j->head_fd < 0) {
+		rb_error_set(err, "could not create \"%s\": %s", hpath, strerror(errno));
+		free(hpath);
+		goto out;
+	}
+	free(hpath);
+	fchmod(j->head_fd, 0600);
 	if (!fsync_dir(dir)) {
 		rb_error_set(err, "could not fsync run directory \"%s\": %s", dir, strerror(errno));
-		journal_close(j);
-		j = NULL;
 		goto out;
 	}
 
@@ -483,14 +622,21 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 	json_object_set_new(data, "version", json_string(PACKAGE_VERSION));
 	bool ok = journal_append(j, EV_RUN_STARTED, NULL, plan->name, data, err);
 	json_decref(data);
-	if (!ok) {
-		journal_close(j);
-		j = NULL;
+	if (ok) {
+		free(dir);
+		free(own_runs);
+		return j;
 	}
 out:
+	/* Leave nothing behind: a run without its first record would be listed as corrupt. */
+	journal_close(j);
+	if (made_dir) {
+		remove_tree(dir);
+		fsync_dir(base);
+	}
 	free(dir);
 	free(own_runs);
-	return j;
+	return NULL;
 }
 
 /* ---- replay ---- */
@@ -524,17 +670,6 @@ mark_torn(struct run_state *st, long line, const char *fmt, ...)
 	free(st->torn_message);
 	st->torn_message = xasprintf("line %ld: %s", line, what);
 	free(what);
-}
-
-static bool
-is_hex64(const char *s, size_t len)
-{
-	if (len < 64)
-		return false;
-	for (size_t i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
 }
 
 struct replay {
@@ -712,8 +847,8 @@ out:
  * (may be NULL) receive the chain position after the last good record.
  */
 static void
-replay_text(const char *buf, size_t len, bool writer_live, struct run_state *st,
-            char last_sum[65], long *last_seq, size_t *good_len)
+replay_text(const char *buf, size_t len, bool writer_live, const struct head *hd,
+            struct run_state *st, char last_sum[65], long *last_seq, size_t *good_len)
 {
 	struct replay rp = { .st = st, .next_seq = 1 };
 	memcpy(rp.prev, ZERO_CHECKSUM, 65);
@@ -731,10 +866,27 @@ replay_text(const char *buf, size_t len, bool writer_live, struct run_state *st,
 		if (!replay_line(&rp, lineno, buf + pos, (size_t)(nl - (buf + pos))))
 			break;
 		pos = (size_t)(nl - buf) + 1;
+		if (hd->seq == rp.next_seq - 1 && memcmp(rp.prev, hd->sum, 64) != 0) {
+			mark_torn(st, lineno, "record %ld is not the one acknowledged in " HEAD_FILE
+			          ": records were removed or replaced", hd->seq);
+			break;
+		}
 	}
 	if (!st->torn && st->nrecords == 0 && !writer_live)
 		mark_torn(st, 1, "the journal is empty: the run was interrupted before its first "
 		          "record was written");
+	long last = rp.next_seq - 1;
+	if (!st->torn && st->nrecords > 0) {
+		if (!hd->present)
+			mark_torn(st, last + 1, HEAD_FILE " is missing: records removed from the end "
+			          "of the journal could not be detected");
+		else if (hd->seq > last)
+			mark_torn(st, last + 1, "journal ends at record %ld but record %ld was "
+			          "acknowledged: records were removed", last, hd->seq);
+		else if (hd->seq < last - 1 && !writer_live)
+			mark_torn(st, last + 1, HEAD_FILE " acknowledges record %ld but the journal "
+			          "holds %ld: " HEAD_FILE " is stale or was replaced", hd->seq, last);
+	}
 
 	const char *state = st->torn ? "corrupt" :
 	                    rp.finished ? rp.finished_state :
@@ -764,23 +916,44 @@ base_name(const char *dir)
 bool
 journal_replay(const char *run_dir, struct run_state *out, struct rb_error *err)
 {
-	memset(out, 0, sizeof(*out));
-	out->id = base_name(run_dir);
-	out->dir = xstrdup(run_dir);
 	char *path = xasprintf("%s/" JOURNAL_FILE, run_dir);
-	size_t len = 0;
-	char *buf = file_read_all(path, &len);
-	if (buf == NULL) {
-		rb_error_set(err, "could not read journal \"%s\": %s", path, strerror(errno));
-		free(path);
-		set_str(&out->state, "corrupt");
-		return false;
+	for (int attempt = 0; ; attempt++) {
+		memset(out, 0, sizeof(*out));
+		out->id = base_name(run_dir);
+		out->dir = xstrdup(run_dir);
+		/*
+		 * Order matters against a live writer, which writes the record, then the head: test
+		 * the lock first (an incomplete tail is then a write in progress), read the head
+		 * before the journal (so the head is never ahead of what was read).
+		 */
+		out->in_use = path_locked(path);
+		struct head hd;
+		if (!head_read(run_dir, &hd)) {
+			rb_error_set(err, "could not read \"%s/" HEAD_FILE "\": %s", run_dir,
+			             strerror(errno));
+			free(path);
+			set_str(&out->state, "corrupt");
+			return false;
+		}
+		size_t len = 0;
+		char *buf = file_read_all(path, &len);
+		if (buf == NULL) {
+			rb_error_set(err, "could not read journal \"%s\": %s", path, strerror(errno));
+			free(path);
+			set_str(&out->state, "corrupt");
+			return false;
+		}
+		replay_text(buf, len, out->in_use, &hd, out, NULL, NULL, NULL);
+		free(buf);
+		/* A writer that took the run while we read may explain the damage: read again. */
+		if (out->torn && !out->in_use && attempt == 0 && path_locked(path)) {
+			run_state_free(out);
+			continue;
+		}
+		break;
 	}
-	out->in_use = path_locked(path);
 	out->in_use_pid = out->in_use ? read_owner_pid(run_dir) : 0;
 	free(path);
-	replay_text(buf, len, out->in_use, out, NULL, NULL, NULL);
-	free(buf);
 	return true;
 }
 
@@ -996,13 +1169,23 @@ journal_open(const char *runs_dir, const char *run, const struct plan *plan, str
 	}
 	st.id = xstrdup(id);
 	st.dir = xstrdup(dir);
+	struct head hd;
+	if (!head_read(dir, &hd)) {
+		rb_error_set(err, "could not read \"%s/" HEAD_FILE "\": %s", dir, strerror(errno));
+		goto fail;
+	}
 	size_t good = 0;
-	replay_text(buf, len, false, &st, j->last, &j->seq, &good);
+	replay_text(buf, len, false, &hd, &st, j->last, &j->seq, &good);
 	if (st.torn) {
 		rb_error_setc(err, RB_EXIT_STEP, "the journal of run %s is damaged", id);
 		rb_error_detail(err, "%s: %s.", path, st.torn_message);
 		rb_error_hint(err, "pgrunbook does not append to a damaged journal. \"pgrunbook report "
 		              "%s\" shows what it holds; start a new run to continue.", id);
+		goto fail;
+	}
+	if (st.finished != NULL) {
+		rb_error_setc(err, RB_EXIT_STEP, "run %s is finished; start a new run", id);
+		rb_error_detail(err, "It finished at %s with state %s.", st.finished, st.state);
 		goto fail;
 	}
 	if (plan->hash[0] == '\0' || st.plan_hash == NULL || strcmp(st.plan_hash, plan->hash) != 0) {
@@ -1014,6 +1197,17 @@ journal_open(const char *runs_dir, const char *run, const struct plan *plan, str
 		              "new run.");
 		goto fail;
 	}
+	char *hpath = xasprintf("%s/" HEAD_FILE, dir);
+	j->head_fd = open(hpath, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (j->head_fd < 0) {
+		rb_error_set(err, "could not open \"%s\": %s", hpath, strerror(errno));
+		free(hpath);
+		goto fail;
+	}
+	free(hpath);
+	/* Bring a head left one behind by a crash up to date, so both slots are recent again. */
+	if (hd.seq != j->seq && !head_write(j, j->seq, j->last, err))
+		goto fail;
 	j->size = (off_t)good;
 	write_owner(j);
 	goto out;

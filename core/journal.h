@@ -13,7 +13,11 @@
  * followed by the record's text without the checksum member, i.e. "{" followed by everything
  * after the `"checksum":"<hex>",` prefix. The chain makes an altered, deleted, reordered or
  * partially written record detectable; the first record is always run_started. What the
- * chain cannot show is whole records cut off the end (a file restored from an older copy).
+ * chain cannot show, whole records cut off the end (a file restored from an older copy), the
+ * sidecar journal.head shows: after each record is fsync'd, its seq and checksum are written
+ * there (one pwrite of a fixed-size, self-checked slot, two alternating slots, fdatasync).
+ * Replay requires the head to be present and to match: the head may lag the journal by one
+ * record (a crash between the two writes), never more, and never be ahead.
  *
  * One writer: a process with the run open holds an OFD write lock (fcntl F_OFD_SETLK, released
  * by the kernel when the process dies) on journal.jsonl and notes its pid in owner.pid. Readers
@@ -42,15 +46,17 @@ char *journal_runs_dir(void);
  * Creates a new run for the plan under runs_dir (NULL: journal_runs_dir()), mode 0700, and
  * writes its run_started record (plan name, path, hash, user, host, pid, version). The run id
  * sorts by time: "20261123T154900Z-1a2b3c". Caller closes with journal_close(). Fails (code
- * RB_EXIT_USAGE) when the directory cannot be created or written. Only plan->name, path and
- * hash are read.
+ * RB_EXIT_USAGE) when the directory cannot be created or written; a run directory it created
+ * is then removed again. Only plan->name, path and hash are read.
  */
 struct journal *journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *err);
 
 /*
  * Opens an existing run for appending (resume); `run` is a run id, a unique id prefix, or a run
  * directory path (see journal_find_run()). Refuses (code RB_EXIT_STEP) a run another process has
- * open, a journal with a torn or corrupt record, and one whose plan hash differs from plan's.
+ * open, a journal with a torn or corrupt record (journal.head included), a finished run (one
+ * with a run_finished record: "run X is finished; start a new run"), and one whose plan hash
+ * differs from plan's.
  */
 struct journal *journal_open(const char *runs_dir, const char *run, const struct plan *plan,
                              struct rb_error *err);
@@ -58,8 +64,9 @@ struct journal *journal_open(const char *runs_dir, const char *run, const struct
 /*
  * Appends one record, writes it with one write() and fsyncs it before returning. data is
  * borrowed (a JSON object or NULL). Thread-safe. When a write fails the partial line is cut off
- * again, so the file stays a valid journal; after a failed fsync the journal refuses further
- * appends (what reached the disk is unknown).
+ * again, so the file stays a valid journal. After any failed append (write, fsync or
+ * journal.head) the journal refuses every later append, so a lost record can never be hidden
+ * behind later ones; journal_failed() keeps the first failure of the bus subscriber.
  */
 bool journal_append(struct journal *j, enum rb_event_type type, const char *stage,
                     const char *message, json_t *data, struct rb_error *err);
@@ -73,7 +80,8 @@ bool journal_append_event(struct journal *j, const struct rb_event *ev, struct r
  */
 void journal_attach(struct journal *j, struct events *bus);
 /*
- * Whether an append made by the bus subscriber failed. When it did and err is not NULL, err gets
+ * Whether an append made by the bus subscriber failed (appends made directly report their own
+ * failure to the caller, and make every later append fail). When it did and err is not NULL, err gets
  * a copy of the first failure. Front ends check this before journal_close() and report it.
  */
 bool journal_failed(const struct journal *j, struct rb_error *err);
@@ -143,8 +151,14 @@ struct run_state {
  * nothing after it is applied. state is "running" until run_finished (then its data.state:
  * "done", "failed" or "aborted"), or "failed" when the last stage record is a stage_failed.
  * Stage names are plan_stage_name() strings; records for other names are kept in records but
- * not in stages[]. An incomplete last line while a live process has the run open is a write in
- * progress and is ignored. Returns false (err set) only when the journal cannot be read at all.
+ * not in stages[]. The lock is tested before anything is read: an incomplete last line while a
+ * live process has the run open is a write in progress and is ignored (in_use is set); damage
+ * found while no one held the lock is checked again once if a writer holds it afterwards.
+ * journal.head problems are damage too: missing ("journal.head is missing"), ahead of the
+ * journal ("journal ends at record N but record M was acknowledged: records were removed"),
+ * naming another record at its seq, or more than one record behind; torn_line is then the line
+ * after the last record shown. Returns false (err set) only when the journal or its head
+ * cannot be read at all.
  */
 bool journal_replay(const char *run_dir, struct run_state *out, struct rb_error *err);
 void run_state_free(struct run_state *st);

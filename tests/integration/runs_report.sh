@@ -51,6 +51,7 @@ t_eq "state dir is 0700" "$(stat -c %a "$XDG_STATE_HOME/pgrunbook")" 700
 t_eq "runs dir is 0700" "$(stat -c %a "$runs")" 700
 t_eq "run dir is 0700" "$(stat -c %a "$runs/$id_a")" 700
 t_eq "journal is 0600" "$(stat -c %a "$runs/$id_a/journal.jsonl")" 600
+t_eq "journal.head is 0600" "$(stat -c %a "$runs/$id_a/journal.head")" 600
 t_eq "run A journal has 8 records (progress is not journaled)" \
 	"$(wc -l <"$runs/$id_a/journal.jsonl")" 8
 t_nomatch "no progress record" "$(cat "$runs/$id_a/journal.jsonl")" '"type":"progress"'
@@ -106,22 +107,26 @@ t_match "says ambiguous and lists both" "$err" "ambiguous.*"
 t_match "lists run A" "$err" "$id_a"
 t_match "lists run B" "$err" "$id_b"
 
+# --- a finished run is not reopened ---
+t_run 3 "a finished run cannot be reopened" "$MKRUN" --open "$id_b" "$hash_b"
+t_match "says finished" "$err" "run $id_b is finished; start a new run"
+
 # --- one writer: a held run refuses a second writer ---
 mkfifo "$T_TMP/hold"
-"$MKRUN" --open "$id_b" "$hash_b" --hold <"$T_TMP/hold" >"$T_TMP/hold.out" 2>"$T_TMP/hold.err" &
+"$MKRUN" --open "$id_a" "$hash_a" --hold <"$T_TMP/hold" >"$T_TMP/hold.out" 2>"$T_TMP/hold.err" &
 holder=$!
 exec 7>"$T_TMP/hold"   # keeps the holder's stdin open
 deadline=$((SECONDS + 20))
 until [ -s "$T_TMP/hold.out" ] || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
-t_eq "holder reopened run B" "$(cat "$T_TMP/hold.out")" "$id_b"
-t_run 3 "a second writer is refused" "$MKRUN" --open "$id_b" "$hash_b"
-t_match "names the holder's pid" "$err" "run $id_b is in use by another pgrunbook process \\(pid $holder\\)"
+t_eq "holder reopened run A" "$(cat "$T_TMP/hold.out")" "$id_a"
+t_run 3 "a second writer is refused" "$MKRUN" --open "$id_a" "$hash_a"
+t_match "names the holder's pid" "$err" "run $id_a is in use by another pgrunbook process \\(pid $holder\\)"
 t_run 0 "runs while held" "$PGRUNBOOK" runs
-t_match "held finished run shows done" "$out" "^$id_b .* done\$"
+t_match "held failed run shows failed" "$out" "^$id_a .* failed\$"
 exec 7>&-
 wait "$holder"
 t_eq "holder exited cleanly" "$?" 0
-t_run 3 "a changed plan is refused" "$MKRUN" --open "$id_b" "$hash_a"
+t_run 3 "a changed plan is refused" "$MKRUN" --open "$id_a" "$hash_b"
 t_match "says the plan changed" "$err" 'the plan changed since the run started'
 
 # An unfinished run whose process is gone shows as interrupted.
@@ -146,10 +151,27 @@ t_match "torn last line explained" "$out" 'line 8: incomplete last record \(no n
 t_run 3 "a torn run cannot be resumed" "$MKRUN" --open "$id_b" "$hash_b"
 t_match "says damaged" "$err" "the journal of run $id_b is damaged"
 
+# Whole records removed at a record boundary: the chain is intact, journal.head is not.
+sed -i '$d' "$runs/$id_c/journal.jsonl"
+t_run 3 "report of a run cut at a record boundary exits 3" "$PGRUNBOOK" report "$id_c"
+t_match "records removed explained" "$out" 'line 2: journal ends at record 1 but record 2 was acknowledged: records were removed'
+t_run 3 "a cut run cannot be resumed" "$MKRUN" --open "$id_c" "$hash_b"
+t_match "says damaged" "$err" "the journal of run $id_c is damaged"
+
+# A run whose first record cannot be written leaves no directory behind.
+before=$(ls "$runs" | sort)
+t_run 3 "mkrun fails when the journal cannot be written" bash -c '
+	# Only mkrun gets the file size limit: its stderr goes through a pipe to an unlimited cat.
+	(trap "" XFSZ; ulimit -f 0; exec "$0" --new x "$1") 2>&1 | cat >&2
+	exit "${PIPESTATUS[0]}"' "$MKRUN" "$hash_a"
+t_match "says the write failed" "$err" 'could not write to journal'
+t_eq "no run directory left behind" "$(ls "$runs" | sort)" "$before"
+
 mkdir -m 0700 "$runs/20000101T000000Z-000000"
 t_run 0 "runs with damaged and unreadable runs" "$PGRUNBOOK" runs
 t_match "altered run is corrupt" "$out" "^$id_a .* corrupt\$"
 t_match "torn run is corrupt" "$out" "^$id_b .* corrupt\$"
+t_match "cut run is corrupt" "$out" "^$id_c .* corrupt\$"
 t_match "a directory without a journal is listed as corrupt" "$out" '^20000101T000000Z-000000 +- +- +- +corrupt$'
 t_run 0 "runs --json with damage" "$PGRUNBOOK" runs --json
 t_match "torn message in JSON" "$out" '"torn_message": "line 3: checksum mismatch'

@@ -235,6 +235,90 @@ test_nested_emit(void **state)
 	strbuf_release(&t.log);
 }
 
+/* Subscribers that unsubscribe themselves or others during delivery. */
+struct unsub {
+	struct events *bus;
+	struct trace  *t;
+	const char    *name;
+	struct unsub  *victim;  /* unsubscribed on the first event; may be this one */
+	bool           done;
+};
+
+static void
+sub_unsub(const struct rb_event *ev, void *ud)
+{
+	struct unsub *u = ud;
+	strbuf_addf(&u->t->log, "%s:%s;", u->name, ev->message ? ev->message : "-");
+	if (u->victim != NULL && !u->done) {
+		u->done = true;
+		assert_true(events_unsubscribe(u->bus, sub_unsub, u->victim));
+		/* A second removal of the same subscription finds nothing. */
+		assert_false(events_unsubscribe(u->bus, sub_unsub, u->victim));
+		if (u->victim != u)
+			events_emitf(u->bus, EV_LOG, NULL, NULL, "nested");
+	}
+}
+
+static void
+test_unsubscribe_during_delivery(void **state)
+{
+	(void)state;
+	struct trace t = {0};
+	struct events *bus = events_new();
+	struct unsub a = { bus, &t, "A", NULL, false }, b = { bus, &t, "B", NULL, false };
+	struct unsub c = { bus, &t, "C", NULL, false }, d = { bus, &t, "D", NULL, false };
+	a.victim = &a;   /* A removes itself: B must still get the event */
+	c.victim = &d;   /* C removes D, which comes after it: D must not get it */
+	events_subscribe(bus, sub_unsub, &a);
+	events_subscribe(bus, sub_unsub, &b);
+	events_subscribe(bus, sub_unsub, &c);
+	events_subscribe(bus, sub_unsub, &d);
+	events_emitf(bus, EV_LOG, NULL, NULL, "one");
+	/* The nested emit from C goes to B and C (A and D are gone), before D's turn. */
+	assert_string_equal(t.log.buf, "A:one;B:one;C:one;B:nested;C:nested;");
+	strbuf_reset(&t.log);
+	events_emitf(bus, EV_LOG, NULL, NULL, "two");
+	assert_string_equal(t.log.buf, "B:two;C:two;");
+	/* Compacted afterwards: the dead entries are really gone. */
+	assert_false(events_unsubscribe(bus, sub_unsub, &a));
+	assert_true(events_unsubscribe(bus, sub_unsub, &b));
+	strbuf_reset(&t.log);
+	events_emitf(bus, EV_LOG, NULL, NULL, "three");
+	assert_string_equal(t.log.buf, "C:three;");
+	events_free(bus);
+	strbuf_release(&t.log);
+}
+
+/* A subscriber added during delivery gets the next event, not the current one. */
+static struct events *late_bus;
+static struct trace late_trace;
+
+static void
+sub_adder(const struct rb_event *ev, void *ud)
+{
+	(void)ev;
+	bool *added = ud;
+	if (!*added) {
+		*added = true;
+		events_subscribe(late_bus, sub_a, &late_trace);
+	}
+}
+
+static void
+test_subscribe_during_delivery(void **state)
+{
+	(void)state;
+	bool added = false;
+	late_bus = events_new();
+	events_subscribe(late_bus, sub_adder, &added);
+	events_emitf(late_bus, EV_LOG, NULL, NULL, "first");
+	assert_null(late_trace.log.buf == NULL ? NULL : strstr(late_trace.log.buf, "first"));
+	events_emitf(late_bus, EV_LOG, NULL, NULL, "second");
+	assert_string_equal(late_trace.log.buf, "A:log:second;");
+	events_free(late_bus);
+	strbuf_release(&late_trace.log);
+}
+
 int
 main(void)
 {
@@ -244,6 +328,8 @@ main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_nested_emit),
+		cmocka_unit_test(test_unsubscribe_during_delivery),
+		cmocka_unit_test(test_subscribe_during_delivery),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -603,19 +603,253 @@ test_failed_write_is_reported(void **state)
 	rb_error_clear(&err);
 	assert_true(journal_failed(j, NULL));
 
-	/* The partial line was removed: the journal is still valid and appendable. */
+	/* The partial line was removed: the journal is still valid... */
 	struct stat sb2;
 	assert_int_equal(stat(jp, &sb2), 0);
 	assert_int_equal(sb2.st_size, sb.st_size);
-	assert_true(journal_append(j, EV_STAGE_STARTED, "preflight", NULL, NULL, &err));
+	/* ...but refuses every later append, which would hide the lost record behind its seq. */
+	assert_false(journal_append(j, EV_STAGE_STARTED, "preflight", NULL, NULL, &err));
+	assert_non_null(strstr(err.message, "cannot be appended to after a failed write"));
+	rb_error_clear(&err);
+	events_emitf(bus, EV_STAGE_DONE, "preflight", NULL, "later");
+	assert_int_equal(stat(jp, &sb2), 0);
+	assert_int_equal(sb2.st_size, sb.st_size);
+	/* journal_failed still reports the first failure, the write. */
+	assert_true(journal_failed(j, &err));
+	assert_non_null(strstr(err.message, "could not write to journal"));
+	rb_error_clear(&err);
 	struct run_state st;
 	assert_true(journal_replay(journal_dir(j), &st, &err));
 	assert_false(st.torn);
-	assert_int_equal(st.nrecords, 2);
+	assert_int_equal(st.nrecords, 1);
 	run_state_free(&st);
 	events_free(bus);
 	journal_close(j);
 	free(jp);
+}
+
+/* Replays dir, expecting damage whose message contains want at want_line; open refuses. */
+static void
+expect_torn(struct fixture *f, const char *dir, long want_line, const char *want,
+            size_t want_records)
+{
+	struct rb_error err = {0};
+	struct run_state st;
+	assert_true(journal_replay(dir, &st, &err));
+	if (!st.torn)
+		fail_msg("replay of %s is not torn", dir);
+	assert_string_equal(st.state, "corrupt");
+	if (strstr(st.torn_message, want) == NULL)
+		fail_msg("\"%s\" does not contain \"%s\"", st.torn_message, want);
+	assert_int_equal(st.torn_line, want_line);
+	assert_int_equal(st.nrecords, want_records);
+	run_state_free(&st);
+	struct journal *j = journal_open(NULL, dir, &f->plan, &err);
+	assert_null(j);
+	assert_non_null(strstr(err.message, "is damaged"));
+	assert_non_null(strstr(err.detail, want));
+	rb_error_clear(&err);
+}
+
+static void
+drop_last_lines(const char *dir, size_t n)
+{
+	struct strlist lines = {0};
+	read_lines(dir, &lines);
+	assert_true(lines.len > n);
+	for (size_t i = 0; i < n; i++)
+		free(lines.items[--lines.len]);
+	write_lines(dir, &lines);
+	strlist_free(&lines);
+}
+
+/* Whole records cut off the end are caught by journal.head. */
+static void
+test_cut_at_record_boundary(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = make_run(f, 6);
+	char *hp = xasprintf("%s/journal.head", dir);
+	assert_int_equal(mode_of(hp), 0600);
+	free(hp);
+	drop_last_lines(dir, 1);
+	expect_torn(f, dir, 6, "line 6: journal ends at record 5 but record 6 was acknowledged: "
+	            "records were removed", 5);
+	drop_last_lines(dir, 3);
+	expect_torn(f, dir, 3, "journal ends at record 2 but record 6 was acknowledged", 2);
+	free(dir);
+}
+
+/* A journal replaced by another run's (valid chain, same length) differs from the head. */
+static void
+test_replaced_journal(void **state)
+{
+	struct fixture *f = *state;
+	char *d1 = make_run(f, 6);
+	char *d2 = make_run(f, 6);
+	struct strlist l2 = {0};
+	read_lines(d2, &l2);
+	write_lines(d1, &l2);
+	strlist_free(&l2);
+	expect_torn(f, d1, 6, "record 6 is not the one acknowledged in journal.head", 6);
+	free(d1);
+	free(d2);
+}
+
+static void
+test_missing_head(void **state)
+{
+	struct fixture *f = *state;
+	char *dir = make_run(f, 3);
+	char *hp = xasprintf("%s/journal.head", dir);
+	assert_int_equal(unlink(hp), 0);
+	expect_torn(f, dir, 4, "journal.head is missing", 3);
+	free(hp);
+	free(dir);
+}
+
+/* Copies journal.head of dir into a buffer (HEAD is tiny). */
+static char *
+save_head(const char *dir, size_t *len)
+{
+	char *hp = xasprintf("%s/journal.head", dir);
+	char *buf = file_read_all(hp, len);
+	assert_non_null(buf);
+	free(hp);
+	return buf;
+}
+
+static void
+restore_head(const char *dir, const char *buf, size_t len)
+{
+	char *hp = xasprintf("%s/journal.head", dir);
+	FILE *fp = fopen(hp, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+	free(hp);
+}
+
+/* A crash between the record and the head leaves the head one behind: that is normal. */
+static void
+test_head_one_behind(void **state)
+{
+	struct fixture *f = *state;
+	struct rb_error err = {0};
+	struct journal *j = journal_create(NULL, &f->plan, &err);
+	assert_non_null(j);
+	char *dir = xstrdup(journal_dir(j));
+	assert_true(journal_append(j, EV_LOG, NULL, "two", NULL, &err));
+	size_t l3 = 0, l4 = 0;
+	char *h2 = save_head(dir, &l3);
+	assert_true(journal_append(j, EV_LOG, NULL, "three", NULL, &err));
+	char *h3 = save_head(dir, &l4);
+	assert_true(journal_append(j, EV_LOG, NULL, "four", NULL, &err));
+	journal_close(j);
+
+	restore_head(dir, h3, l4);  /* head at 3, journal at 4 */
+	struct run_state st;
+	assert_true(journal_replay(dir, &st, &err));
+	if (st.torn)
+		fail_msg("%s", st.torn_message);
+	assert_int_equal(st.nrecords, 4);
+	run_state_free(&st);
+	/* Resuming works and the next append brings the head up to date. */
+	j = journal_open(NULL, dir, &f->plan, &err);
+	if (j == NULL)
+		fail_msg("%s", err.message);
+	assert_true(journal_append(j, EV_LOG, NULL, "five", NULL, &err));
+	journal_close(j);
+	drop_last_lines(dir, 1);
+	expect_torn(f, dir, 5, "journal ends at record 4 but record 5 was acknowledged", 4);
+
+	/* Two behind is not a crash between two writes. */
+	free(h3);
+	h3 = NULL;
+	restore_head(dir, h2, l3);  /* head at 2, journal at 4 */
+	expect_torn(f, dir, 5, "journal.head acknowledges record 2 but the journal holds 4", 4);
+	free(h2);
+	free(dir);
+}
+
+/* A finished run is not reopened. */
+static void
+test_open_finished(void **state)
+{
+	struct fixture *f = *state;
+	struct rb_error err = {0};
+	struct journal *j = journal_create(NULL, &f->plan, &err);
+	assert_non_null(j);
+	char *id = xstrdup(journal_run_id(j));
+	json_t *fin = json_pack("{s:s}", "state", "done");
+	assert_true(journal_append(j, EV_RUN_FINISHED, NULL, NULL, fin, &err));
+	json_decref(fin);
+	journal_close(j);
+	j = journal_open(NULL, id, &f->plan, &err);
+	assert_null(j);
+	char *want = xasprintf("run %s is finished; start a new run", id);
+	assert_string_equal(err.message, want);
+	assert_int_equal(err.code, RB_EXIT_STEP);
+	rb_error_clear(&err);
+	free(want);
+	free(id);
+}
+
+/* A run whose first record cannot be written leaves no directory behind. */
+static void
+test_failed_create_cleans_up(void **state)
+{
+	struct fixture *f = *state;
+	assert_true(mkdir_p(f->runs, 0700));
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 40;  /* owner.pid fits, the run_started record does not */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct rb_error err = {0};
+	struct journal *j = journal_create(NULL, &f->plan, &err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	assert_null(j);
+	assert_non_null(strstr(err.message, "could not write to journal"));
+	rb_error_clear(&err);
+
+	struct run_state *runs = NULL;
+	size_t n = 99;
+	assert_true(journal_list_runs(NULL, &runs, &n, &err));
+	assert_int_equal(n, 0);
+	free(runs);
+}
+
+/* An incomplete last line while the writer holds the run is a write in progress. */
+static void
+test_partial_tail_in_use(void **state)
+{
+	struct fixture *f = *state;
+	struct rb_error err = {0};
+	struct journal *j = journal_create(NULL, &f->plan, &err);
+	assert_non_null(j);
+	char *dir = xstrdup(journal_dir(j));
+	char *jp = journal_path(dir);
+	FILE *fp = fopen(jp, "a");
+	assert_non_null(fp);
+	fputs("{\"checksum\":\"00", fp);
+	assert_int_equal(fclose(fp), 0);
+	struct run_state st;
+	assert_true(journal_replay(dir, &st, &err));
+	assert_true(st.in_use);
+	assert_false(st.torn);
+	assert_string_equal(st.state, "running");
+	run_state_free(&st);
+	journal_close(j);
+	assert_true(journal_replay(dir, &st, &err));
+	assert_false(st.in_use);
+	assert_true(st.torn);
+	assert_non_null(strstr(st.torn_message, "incomplete last record"));
+	run_state_free(&st);
+	free(jp);
+	free(dir);
 }
 
 static void
@@ -850,6 +1084,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_plan_hash_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_write_is_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_at_record_boundary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head_one_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_finished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_create_cleans_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_tail_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_real_preflight, setup, teardown),
