@@ -120,28 +120,33 @@ events_emit(struct events *bus, const struct rb_event *ev)
 	pthread_mutex_unlock(&bus->mu);
 }
 
+/* Emits an event with a message formatted from fmt/ap (no message when fmt is NULL). */
+static void __attribute__((format(printf, 6, 0)))
+emit_formatted(struct events *bus, enum rb_event_type type, enum rb_log_level level,
+               const char *stage, json_t *data, const char *fmt, va_list ap)
+{
+	char *message = fmt ? xvasprintf(fmt, ap) : NULL;
+	struct rb_event ev = {
+		.type = type,
+		.stage = stage,
+		.message = message,
+		.level = level,
+		.data = data,
+	};
+	events_emit(bus, &ev);
+	free(message);
+}
+
 void
 events_emitf(struct events *bus, enum rb_event_type type, const char *stage, json_t *data,
              const char *fmt, ...)
 {
 	if (bus == NULL)
 		return;
-	char *message = NULL;
-	if (fmt != NULL) {
-		va_list ap;
-		va_start(ap, fmt);
-		message = xvasprintf(fmt, ap);
-		va_end(ap);
-	}
-	struct rb_event ev = {
-		.type = type,
-		.stage = stage,
-		.message = message,
-		.level = LOG_LEVEL_INFO,
-		.data = data,
-	};
-	events_emit(bus, &ev);
-	free(message);
+	va_list ap;
+	va_start(ap, fmt);
+	emit_formatted(bus, type, LOG_LEVEL_INFO, stage, data, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -151,17 +156,8 @@ events_log(struct events *bus, enum rb_log_level level, const char *stage, const
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *message = xvasprintf(fmt, ap);
+	emit_formatted(bus, EV_LOG, level, stage, NULL, fmt, ap);
 	va_end(ap);
-	struct rb_event ev = {
-		.type = EV_LOG,
-		.stage = stage,
-		.message = message,
-		.level = level,
-		.data = NULL,
-	};
-	events_emit(bus, &ev);
-	free(message);
 }
 
 const char *

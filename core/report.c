@@ -656,26 +656,58 @@ record_row(struct strbuf *sb, const struct journal_record *r, const char *what)
 	strbuf_adds(sb, " |\n");
 }
 
+/*
+ * A section listing the records `classify` names (it returns the row's outcome text, or NULL to
+ * leave the record out); nothing at all when no record qualifies.
+ */
 static void
-render_confirmations(struct strbuf *sb, const struct run_state *st)
+render_record_table(struct strbuf *sb, const struct run_state *st, const char *title,
+                    const char *column, const char *(*classify)(const struct journal_record *))
 {
 	bool header = false;
 	for (size_t i = 0; i < st->nrecords; i++) {
 		const struct journal_record *r = &st->records[i];
-		const char *what = r->type == EV_CONFIRM_NEEDED ? "asked" :
-		                   r->type == EV_CONFIRM_OK ? "confirmed" :
-		                   r->type == EV_CONFIRM_MISS ? "**did not match: refused**" : NULL;
+		const char *what = classify(r);
 		if (what == NULL)
 			continue;
 		if (!header) {
-			strbuf_adds(sb, "## Confirmations\n\n| Time | Stage | Outcome | Message |\n"
-			            "|---|---|---|---|\n");
+			strbuf_addf(sb, "## %s\n\n| Time | Stage | %s | Message |\n|---|---|---|---|\n",
+			            title, column);
 			header = true;
 		}
 		record_row(sb, r, what);
 	}
 	if (header)
 		strbuf_addc(sb, '\n');
+}
+
+static const char *
+classify_confirmation(const struct journal_record *r)
+{
+	return r->type == EV_CONFIRM_NEEDED ? "asked" :
+	       r->type == EV_CONFIRM_OK ? "confirmed" :
+	       r->type == EV_CONFIRM_MISS ? "**did not match: refused**" : NULL;
+}
+
+static const char *
+classify_problem(const struct journal_record *r)
+{
+	if (r->type == EV_LOG && r->level == LOG_LEVEL_WARN)
+		return "warning";
+	if (r->type == EV_LOG && r->level == LOG_LEVEL_ERROR)
+		return "**error**";
+	switch (r->type) {
+	case EV_STAGE_FAILED:
+		return "**stage failed**";
+	case EV_OVER_BUDGET:
+		return "over budget";
+	case EV_CONFIRM_MISS:
+		return "confirmation refused";
+	case EV_ROLLBACK_STARTED:
+		return "rollback started";
+	default:
+		return NULL;
+	}
 }
 
 static void
@@ -703,38 +735,6 @@ render_checklist(struct strbuf *sb, const struct run_state *st)
 		}
 		md_inline(sb, r->ts);
 		strbuf_adds(sb, ")\n");
-	}
-	if (header)
-		strbuf_addc(sb, '\n');
-}
-
-static void
-render_problems(struct strbuf *sb, const struct run_state *st)
-{
-	bool header = false;
-	for (size_t i = 0; i < st->nrecords; i++) {
-		const struct journal_record *r = &st->records[i];
-		const char *what = NULL;
-		if (r->type == EV_LOG && r->level == LOG_LEVEL_WARN)
-			what = "warning";
-		else if (r->type == EV_LOG && r->level == LOG_LEVEL_ERROR)
-			what = "**error**";
-		else if (r->type == EV_STAGE_FAILED)
-			what = "**stage failed**";
-		else if (r->type == EV_OVER_BUDGET)
-			what = "over budget";
-		else if (r->type == EV_CONFIRM_MISS)
-			what = "confirmation refused";
-		else if (r->type == EV_ROLLBACK_STARTED)
-			what = "rollback started";
-		if (what == NULL)
-			continue;
-		if (!header) {
-			strbuf_adds(sb, "## Warnings and errors\n\n| Time | Stage | Kind | Message |\n"
-			            "|---|---|---|---|\n");
-			header = true;
-		}
-		record_row(sb, r, what);
 	}
 	if (header)
 		strbuf_addc(sb, '\n');
@@ -769,9 +769,9 @@ report_markdown(const struct run_state *st)
 	render_header(&sb, st);
 	render_stages(&sb, st);
 	render_results(&sb, st);
-	render_confirmations(&sb, st);
+	render_record_table(&sb, st, "Confirmations", "Outcome", classify_confirmation);
 	render_checklist(&sb, st);
-	render_problems(&sb, st);
+	render_record_table(&sb, st, "Warnings and errors", "Kind", classify_problem);
 	render_timeline(&sb, st);
 	if (st->torn) {
 		strbuf_adds(&sb, "---\n\n**This report is incomplete: ");
