@@ -163,6 +163,18 @@ cmd_preflight(int argc, char **argv)
 	else if (!ok)
 		code = err.code ? err.code : RB_EXIT_USAGE;
 
+	/* Finish the journal first, so the output below already knows whether it holds. */
+	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
+	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "preflight %s",
+	             code == RB_EXIT_OK ? "ready" : res.cancelled ? "cancelled" :
+	             res.any_unreachable ? "found an unreachable environment" : "blocked");
+	json_decref(fin);
+	events_free(bus);
+	struct rb_error jerr = {0};
+	bool journal_broken = j && journal_failed(j, &jerr);
+	if (journal_broken && code == RB_EXIT_OK)
+		code = RB_EXIT_STEP;  /* a run whose record is incomplete is not reported as done */
+
 	if (json) {
 		json_t *o = preflight_to_json(&res);
 		json_object_set_new(o, "run_id", j ? json_string(journal_run_id(j)) : json_null());
@@ -175,29 +187,17 @@ cmd_preflight(int argc, char **argv)
 	if (!ok)
 		cli_print_error(&err);
 
-	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
-	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "preflight %s",
-	             code == RB_EXIT_OK ? "ready" : res.cancelled ? "cancelled" :
-	             res.any_unreachable ? "found an unreachable environment" : "blocked");
-	json_decref(fin);
-	events_free(bus);
-	if (j) {
-		struct rb_error jerr = {0};
-		if (journal_failed(j, &jerr)) {
-			/* A run whose record is incomplete is not reported as done. */
-			char *m = xasprintf("the journal of run %s could not be written: %s",
-			                    journal_run_id(j), jerr.message ? jerr.message : "unknown error");
-			free(jerr.message);
-			jerr.message = m;
-			cli_print_error(&jerr);
-			rb_error_clear(&jerr);
-			if (code == RB_EXIT_OK)
-				code = RB_EXIT_STEP;
-		} else {
-			fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
-		}
-		journal_close(j);
+	if (journal_broken) {
+		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j),
+		                    jerr.message ? jerr.message : "unknown error");
+		free(jerr.message);
+		jerr.message = m;
+		cli_print_error(&jerr);
+	} else if (j) {
+		fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
 	}
+	rb_error_clear(&jerr);
+	journal_close(j);
 	preflight_result_free(&res);
 	rb_error_clear(&err);
 	plan_free(plan);

@@ -311,6 +311,9 @@ t_run 0 "preflight of one healthy database" "$PGRUNBOOK" preflight --plan "$T_TM
 t_run 3 "the same with a journal that hits the file size limit: exit 3" bash -c \
 	'trap "" XFSZ; ulimit -f 2; exec "$0" preflight --plan "$1" >/dev/null' "$PGRUNBOOK" "$T_TMP/jf.yaml"
 t_match "the journal failure is named" "$err" 'the journal of run .* could not be written'
+t_run 3 "--json with a journal that cannot be written: exit 3" bash -c \
+	'trap "" XFSZ; ulimit -f 2; exec "$0" preflight --json --plan "$1" >"$2"' "$PGRUNBOOK" "$T_TMP/jf.yaml" /dev/stdout
+t_eq "--json says exit_code 3 too" "$(printf '%s' "$out" | jq -r .exit_code)" "3"
 
 # A staging database whose migrations cannot be read is blocked, not shown as clean.
 sql_do "drop role if exists rb_bob"
