@@ -442,6 +442,35 @@ read_keys(struct tui_app *app)
 	}
 }
 
+static bool
+on_stack(const struct tui_app *app, const struct screen *s)
+{
+	for (int i = 0; i < app->depth; i++)
+		if (app->stack[i] == s)
+			return true;
+	return false;
+}
+
+/*
+ * Every screen on the stack sees each item, top first: a stage's worker may finish while the
+ * help screen or a dialog is above it. A screen popped meanwhile (its leave has run) is skipped.
+ */
+static void
+deliver_to_stack(struct tui_app *app, void *item)
+{
+	int n = app->depth;
+	if (n == 0)
+		return;
+	struct screen **snap = xmalloc((size_t)n * sizeof *snap);
+	memcpy(snap, app->stack, (size_t)n * sizeof *snap);
+	for (int i = n - 1; i >= 0; i--) {
+		struct screen *s = snap[i];
+		if (s->ops->event && on_stack(app, s))
+			s->ops->event(s, item);
+	}
+	free(snap);
+}
+
 static void
 deliver_items(struct tui_app *app)
 {
@@ -451,9 +480,7 @@ deliver_items(struct tui_app *app)
 	while (!app->done && (item = tui_queue_pop(app->queue)) != NULL) {
 		if (app->frame->event)
 			app->frame->event(app, item);
-		struct screen *top = tui_top(app);
-		if (top && top->ops->event)
-			top->ops->event(top, item);
+		deliver_to_stack(app, item);
 		if (item_free)
 			item_free(item);
 		bury(app);
@@ -501,7 +528,7 @@ install_signals(void)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0;
+	sa.sa_flags = SA_RESTART;  /* a resize must not fail a journal write on this thread */
 	sig_winch = 0;
 	sig_stop = 0;
 	for (size_t i = 0; i < RB_ARRAY_LEN(handled_signals); i++)
@@ -559,8 +586,8 @@ run_loop(struct tui_app *app)
 		if (sig_stop)
 			break;
 		deliver_items(app);
-		if (n > 0 && (fds[0].revents & (POLLHUP | POLLERR | POLLNVAL)) && !(fds[0].revents & POLLIN)) {
-			/* The terminal went away: like SIGHUP. */
+		if (n > 0 && (fds[0].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+			/* The terminal went away (Linux reports POLLIN with POLLHUP): like SIGHUP. */
 			sig_stop = SIGHUP;
 			break;
 		}
@@ -575,6 +602,12 @@ run_loop(struct tui_app *app)
 	}
 	if (sig_stop && !app->done) {
 		app->signo = sig_stop;
+		/*
+		 * Give the terminal back and put the old handlers back before the app's hook: if
+		 * cancelling hangs (a dead network), a second signal ends the process with a sane tty.
+		 */
+		restore_signals();
+		tui_terminal_restore();
 		if (app->frame->signal)
 			app->frame->signal(app, app->signo);
 		app->code = TUI_RUN_SIGNAL;

@@ -40,7 +40,7 @@ enum key_result {
  *           Overlay screens (tui_screen_set_overlay) are drawn over the screens below them.
  *   key     for the top screen: cmd is the command bound to the key (CMD_NONE if unbound), raw
  *           the key itself (commands.h), for text input.
- *   event   for the top screen: an item taken from the app's queue (borrowed: the manager frees
+ *   event   for every screen on the stack, top first: an item taken from the app's queue (borrowed: the manager frees
  *           it after the frame and the screen have seen it). STYLE.md's draft passed a
  *           `const struct rb_event *`; the toolkit knows nothing of core, so the app defines the
  *           item type (for example a copy of an rb_event).
@@ -81,8 +81,9 @@ struct screen {
  *   event   each queue item, before the top screen sees it.
  *   tick    every tick (tui_app_set_tick), for clocks and elapsed times; a redraw follows.
  *   signal  SIGTERM, SIGHUP or SIGINT arrived: cancel the running statement, journal it. Called
- *           from the loop (not the handler) with the terminal still up; then the manager leaves
- *           every screen, restores the terminal and returns TUI_RUN_SIGNAL.
+ *           from the loop (not the handler) after the terminal is restored and the previous
+ *           signal handlers are back (a second signal ends the process); then the manager leaves
+ *           every screen and returns TUI_RUN_SIGNAL. Draw nothing here.
  *   leave   once at the end of tui_app_run(), after the screens left: free the windows.
  */
 struct tui_frame_ops {
