@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/demo.h"
@@ -18,16 +19,18 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	        "Usage: pgrunbook demo [--rows N] [--dir DIR]\n"
+	        "Usage: pgrunbook demo [--rows N] [--dir DIR] [--no-wizard]\n"
 	        "       pgrunbook demo --stop [--dir DIR]\n\n"
 	        "Starts a throwaway PostgreSQL cluster in DIR with three databases of a small shop:\n"
 	        "shop_dev (every Prisma migration applied, new and edited reference data), shop_prod\n"
 	        "(three migrations pending, one of them destructive; orders, Stripe events and\n"
 	        "notifications) and shop_staging (a copy of shop_prod). Writes a plan for them to\n"
-	        "DIR/plan/demo.yaml and prints how to try it.\n\n"
+	        "DIR/plan/demo.yaml, opens the wizard on it when run in a terminal and prints how to\n"
+	        "try it.\n\n"
 	        "Options:\n"
 	        "  --rows N    orders in shop_prod (%d..%d, default %d); users and items scale with it\n"
 	        "  --dir DIR   where the cluster lives (default ${TMPDIR:-/tmp}/pgrunbook-demo-<uid>)\n"
+	        "  --no-wizard do not open the wizard, only print how to use the demo\n"
 	        "  --stop      stop the demo cluster in DIR and remove DIR\n"
 	        "\nExit codes: 0 ok (also --stop when no demo runs), 1 usage, 3 the cluster could not\n"
 	        "be created or loaded, or a demo already runs in DIR.\n",
@@ -91,7 +94,7 @@ print_counts(const struct demo *d)
 }
 
 static void
-print_usage_notes(const struct demo *d, bool default_dir)
+print_usage_notes(const struct demo *d, bool default_dir, bool wizard_shown)
 {
 	char *plan = shell_quote(d->plan_path);
 	char *dir = shell_quote(d->dir);
@@ -115,8 +118,11 @@ print_usage_notes(const struct demo *d, bool default_dir)
 		       demo_db_name((enum demo_db)db));
 	printf("\nTo reach the demo with psql or with the repository's plans/demo.yaml:\n");
 	printf("  export PGHOST=%s PGPORT=%d PGUSER=%s\n", host, d->cluster->port, user);
-	printf("\nThe interactive wizard is not part of this build yet; until it is, walk the plan\n"
-	       "with \"pgrunbook check\" and \"pgrunbook preflight\".\n");
+	if (wizard_shown)
+		printf("\nOpen the wizard again (a new run), or resume the last one:\n"
+		       "  pgrunbook --plan %s\n  pgrunbook resume\n", plan);
+	else
+		printf("\nWalk the release in the wizard:\n  pgrunbook --plan %s\n", plan);
 	printf("\nStop the cluster and remove %s:\n  %s\n", d->dir, stop);
 	free(plan);
 	free(dir);
@@ -150,11 +156,12 @@ cmd_demo(int argc, char **argv)
 		{ "rows", required_argument, NULL, 'r' },
 		{ "dir",  required_argument, NULL, 'd' },
 		{ "stop", no_argument,       NULL, 's' },
+		{ "no-wizard", no_argument,  NULL, 'n' },
 		{ "help", no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int rows = DEMO_ROWS_DEFAULT;
-	bool rows_given = false, stop = false;
+	bool rows_given = false, stop = false, no_wizard = false;
 	const char *dir_opt = NULL;
 	int c;
 	opterr = 0;
@@ -178,6 +185,9 @@ cmd_demo(int argc, char **argv)
 			break;
 		case 's':
 			stop = true;
+			break;
+		case 'n':
+			no_wizard = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -215,8 +225,12 @@ cmd_demo(int argc, char **argv)
 	if (d == NULL) {
 		cli_print_error(&err);
 		code = err.code ? err.code : RB_EXIT_STEP;
+	} else if (!no_wizard && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+		/* The newcomer's first run: the wizard on the demo plan, then how to go on. */
+		code = cli_wizard_run(d->plan_path, NULL);
+		print_usage_notes(d, dir_opt == NULL, true);
 	} else {
-		print_usage_notes(d, dir_opt == NULL);
+		print_usage_notes(d, dir_opt == NULL, false);
 	}
 	rb_error_clear(&err);
 	demo_free(d);

@@ -14,6 +14,15 @@ int cmd_preflight(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+/* `pgrunbook --plan FILE [--run RUN]` (argv[0] is the program) and `pgrunbook resume [RUN]`. */
+int cmd_wizard(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+/*
+ * Opens the wizard on the plan: a new run, or the run `run` (id, prefix or directory) reopened.
+ * An invalid plan gives RB_EXIT_PLAN and a run that cannot be reopened RB_EXIT_STEP, both before
+ * the terminal is touched. Returns the exit code (RB_EXIT_STEP after a signal).
+ */
+int cli_wizard_run(const char *plan_path, const char *run);
 
 /*
  * Loads the plan, printing every diagnostic to stderr ("FILE:LINE:COL: ...") on failure.

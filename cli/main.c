@@ -25,7 +25,9 @@ static const struct command commands[] = {
 	  "list runs (id, plan, started, last stage, state)" },
 	{ "report",    cmd_report,    "report RUN [--out FILE]",
 	  "print the Markdown report of a run from its journal" },
-	{ "demo",      cmd_demo,      "demo [--rows N] [--dir DIR] | demo --stop",
+	{ "resume",    cmd_resume,    "resume [RUN] [--plan FILE]",
+	  "reopen a run in the wizard where it was left (default: the newest unfinished)" },
+	{ "demo",      cmd_demo,      "demo [--rows N] [--dir DIR] [--no-wizard] | demo --stop",
 	  "start a throwaway shop cluster with a plan to try everything on" },
 };
 
@@ -33,7 +35,8 @@ static void
 usage(FILE *f)
 {
 	fputs("pgrunbook guides a PostgreSQL release or incident runbook, stage by stage.\n\n"
-	      "Usage:\n", f);
+	      "Usage:\n"
+	      "  pgrunbook --plan FILE [--run RUN]\n", f);
 	for (size_t i = 0; i < RB_ARRAY_LEN(commands); i++)
 		fprintf(f, "  pgrunbook %s\n", commands[i].synopsis);
 	fputs("\nCommands:\n", f);
@@ -70,8 +73,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < RB_ARRAY_LEN(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
-	if (strncmp(argv[1], "--plan", 6) == 0)
-		return cli_usage_error(NULL, "the interactive wizard is not part of this build yet; "
-		                       "use \"pgrunbook check\" and \"pgrunbook preflight\"");
+	if (strncmp(argv[1], "--plan", 6) == 0 || strncmp(argv[1], "--run", 5) == 0)
+		return cmd_wizard(argc, argv);
 	return cli_usage_error(NULL, "unknown command \"%s\"", argv[1]);
 }

@@ -722,7 +722,7 @@ render_checklist(struct strbuf *sb, const struct run_state *st)
 			strbuf_adds(sb, "## Checklist\n\n");
 			header = true;
 		}
-		bool unticked = json_is_false(json_object_get(r->data, "checked"));
+		bool unticked = json_is_false(json_object_get(r->data, "ticked"));
 		const char *item = r->message;
 		if (item == NULL)
 			item = json_string_value(json_object_get(r->data, "item"));

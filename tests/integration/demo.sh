@@ -32,7 +32,7 @@ t_match "prints pgrunbook check" "$out" "pgrunbook check --plan $plan\$"
 t_match "prints pgrunbook preflight" "$out" "pgrunbook preflight --plan $plan\$"
 t_match "prints how to stop it" "$out" "pgrunbook demo --stop --dir $D\$"
 t_match "prints psql for shop_prod" "$out" "psql -h [^ ]+ -p [0-9]+ -U [^ ]+ -d shop_prod"
-t_match "says the wizard is not built yet" "$out" 'wizard is not part of this build yet'
+t_match "says how to open the wizard" "$out" "pgrunbook --plan $D/plan/demo.yaml"
 t_match "reports progress on stderr" "$err" 'loading shop_prod'
 
 # The connection, from cluster.json, must agree with the export line demo printed.

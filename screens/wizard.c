@@ -1,0 +1,887 @@
+/* wizard.c: the wizard's model (stages, checklist, preflight worker) and its frame (chrome). */
+#include "config.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/ctx.h"
+#include "core/preflight.h"
+#include "core/util.h"
+#include "screens/wizard.h"
+#include "tui/dialog.h"
+#include "tui/help.h"
+#include "tui/text.h"
+#include "tui/theme.h"
+
+#define HEADER_ROWS 2
+#define LOG_CAPACITY 500
+
+/* --- time helpers --- */
+
+char *
+wizard_duration(long long ms, char *buf, size_t size)
+{
+	if (ms < 0)
+		ms = 0;
+	long long s = ms / 1000;
+	if (s >= 3600)
+		snprintf(buf, size, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, size, "%lld:%02lld", s / 60, s % 60);
+	return buf;
+}
+
+/* Seconds since the epoch of an RFC 3339 UTC time ("2026-11-23T15:49:24.123Z"); -1 when unparseable. */
+static time_t
+parse_rfc3339(const char *s, int *ms_out)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	if (s == NULL)
+		return -1;
+	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (rest == NULL)
+		return -1;
+	int ms = 0;
+	if (*rest == '.')
+		ms = atoi(rest + 1);
+	if (ms_out)
+		*ms_out = ms;
+	return timegm(&tm);
+}
+
+static long long
+span_ms(const char *from, const char *to)
+{
+	int ms1 = 0, ms2 = 0;
+	time_t a = parse_rfc3339(from, &ms1), b = parse_rfc3339(to, &ms2);
+	if (a < 0 || b < 0)
+		return 0;
+	return ((long long)b - a) * 1000 + (ms2 - ms1);
+}
+
+static const char *
+current_user(void)
+{
+	const char *u = getenv("USER");
+	if (u && *u)
+		return u;
+	struct passwd *pw = getpwuid(geteuid());
+	return pw ? pw->pw_name : "unknown";
+}
+
+/* --- queue items --- */
+
+void
+wizard_item_free(void *p)
+{
+	struct wiz_item *it = p;
+	if (it == NULL)
+		return;
+	free(it->stage);
+	free(it->message);
+	json_decref(it->data);
+	free(it);
+}
+
+void
+wizard_on_event(const struct rb_event *ev, void *userdata)
+{
+	struct wizard *w = userdata;
+	if (ev->type == EV_PROGRESS || w->app == NULL)
+		return;
+	struct wiz_item *it = xcalloc(1, sizeof *it);
+	it->kind = WIZ_ITEM_EVENT;
+	it->type = ev->type;
+	it->stage = ev->stage ? xstrdup(ev->stage) : NULL;
+	it->message = ev->message ? xstrdup(ev->message) : NULL;
+	it->level = ev->level;
+	it->data = ev->data ? json_deep_copy(ev->data) : NULL;
+	it->when = time(NULL);
+	tui_queue_post(tui_app_queue(w->app), it);
+}
+
+/* The log pane's line and level for an event or journal record. Caller frees the text. */
+static char *
+log_text(enum rb_event_type type, const char *stage, const char *message, enum rb_log_level level,
+         json_t *data, enum tui_log_level *out)
+{
+	const char *m = message ? message : "";
+	*out = level == LOG_LEVEL_ERROR ? TUI_LOG_ERROR : level == LOG_LEVEL_WARN ? TUI_LOG_WARN : TUI_LOG_INFO;
+	const char *st = stage ? stage : "run";
+	switch (type) {
+	case EV_RUN_STARTED:
+		return xasprintf("run started by %s", json_string_value(json_object_get(data, "user")) ?
+		                 json_string_value(json_object_get(data, "user")) : "?");
+	case EV_RUN_FINISHED:
+		*out = TUI_LOG_OK;
+		return xasprintf("run finished: %s", m);
+	case EV_STAGE_STARTED:
+		return xasprintf("%s: started: %s", st, m);
+	case EV_STAGE_DONE:
+		*out = TUI_LOG_OK;
+		return xasprintf("%s: done: %s", st, m);
+	case EV_STAGE_FAILED:
+		*out = TUI_LOG_ERROR;
+		return xasprintf("%s: failed: %s", st, m);
+	case EV_STAGE_SKIPPED:
+		return xasprintf("%s: skipped: %s", st, m);
+	case EV_STAGE_WAIVED:
+		*out = TUI_LOG_WARN;
+		return xasprintf("%s: waived: %s", st, m);
+	case EV_STAGE_RESULT:
+		*out = TUI_LOG_DEBUG;
+		return xasprintf("%s: %s", st, m);
+	case EV_CHECKLIST_TICK: {
+		json_t *t = json_object_get(data, "ticked");
+		const char *who = json_string_value(json_object_get(data, "user"));
+		return xasprintf("checklist: %s by %s: %s", json_is_false(t) ? "unticked" : "ticked",
+		                 who ? who : "?", m);
+	}
+	case EV_CONFIRM_MISS:
+	case EV_OVER_BUDGET:
+		*out = TUI_LOG_WARN;
+		return xasprintf("%s: %s", st, m);
+	default:
+		return xasprintf("%s: %s", st, m);
+	}
+}
+
+/* --- model --- */
+
+int
+wizard_checklist_index(const struct wizard *w)
+{
+	for (int i = 0; i < w->nentries; i++)
+		if (w->entries[i].kind == WIZ_ENTRY_CHECKLIST)
+			return i;
+	return -1;
+}
+
+size_t
+wizard_ticked_count(const struct wizard *w)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < w->plan->checklist_before.len; i++)
+		n += w->ticks[i].ticked;
+	return n;
+}
+
+static int
+entry_by_name(const struct wizard *w, const char *name)
+{
+	for (int i = 0; name && i < w->nentries; i++)
+		if (strcmp(w->entries[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* The first entry that is not done: where a run without a recorded position continues. */
+static int
+first_open_entry(const struct wizard *w)
+{
+	for (int i = 0; i < w->nentries; i++) {
+		const struct wiz_entry *e = &w->entries[i];
+		if (e->kind == WIZ_ENTRY_CHECKLIST) {
+			if (wizard_ticked_count(w) < w->plan->checklist_before.len)
+				return i;
+		} else if (w->stages[e->stage].status != STAGE_DONE) {
+			return i;
+		}
+	}
+	return 0;
+}
+
+static void
+restore(struct wizard *w, const struct run_state *st)
+{
+	for (int s = 0; s < PLAN_STAGE_COUNT; s++) {
+		const struct run_stage_state *ss = &st->stages[s];
+		struct wiz_stage *ws = &w->stages[s];
+		ws->status = ss->status;
+		if (ss->status == STAGE_RUNNING) {
+			/* The process that ran it is gone: it did not finish. */
+			ws->status = STAGE_FAILED;
+			ws->interrupted = true;
+			ws->message = xstrdup("interrupted: the process ended while it ran");
+		} else if (ss->message) {
+			ws->message = xstrdup(ss->message);
+		}
+		if (ss->started && ss->finished)
+			ws->elapsed_ms = span_ms(ss->started, ss->finished);
+	}
+	if (st->stages[PLAN_STAGE_PREFLIGHT].result)
+		w->preflight = json_incref(st->stages[PLAN_STAGE_PREFLIGHT].result);
+
+	const char *position = NULL;
+	size_t first_logged = st->nrecords > LOG_CAPACITY ? st->nrecords - LOG_CAPACITY : 0;
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		if (r->type == EV_CHECKLIST_TICK) {
+			json_t *idx = json_object_get(r->data, "index");
+			const char *item = json_string_value(json_object_get(r->data, "item"));
+			size_t k = (size_t)json_integer_value(idx);
+			if (json_is_integer(idx) && k < w->plan->checklist_before.len && item &&
+			    strcmp(item, w->plan->checklist_before.items[k]) == 0) {
+				struct wiz_tick *t = &w->ticks[k];
+				t->ticked = !json_is_false(json_object_get(r->data, "ticked"));
+				free(t->user);
+				free(t->at);
+				const char *u = json_string_value(json_object_get(r->data, "user"));
+				const char *at = json_string_value(json_object_get(r->data, "at"));
+				t->user = u ? xstrdup(u) : NULL;
+				t->at = xstrdup(at ? at : r->ts);
+			}
+		} else if (r->type == EV_LOG) {
+			const char *p = json_string_value(json_object_get(r->data, "wizard_stage"));
+			if (p)
+				position = p;
+		}
+		if (i >= first_logged && r->type != EV_PROGRESS) {
+			enum tui_log_level lvl;
+			char *text = log_text(r->type, r->stage, r->message, r->level, r->data, &lvl);
+			time_t when = parse_rfc3339(r->ts, NULL);
+			tui_log_add_at(w->log, lvl, when < 0 ? time(NULL) : when, text);
+			free(text);
+		}
+	}
+	int at = entry_by_name(w, position);
+	w->current = at >= 0 ? at : first_open_entry(w);
+}
+
+void
+wizard_init(struct wizard *w, const struct plan *plan, struct journal *j, struct events *bus,
+            const struct run_state *st)
+{
+	memset(w, 0, sizeof *w);
+	w->plan = plan;
+	w->journal = j;
+	w->bus = bus;
+	w->run_id = j ? journal_run_id(j) : "";
+	w->log = tui_log_new(LOG_CAPACITY);
+	w->ticks = xcalloc(plan->checklist_before.len + 1, sizeof *w->ticks);
+	w->pf_lines = xcalloc(plan->nenvs + 1, sizeof *w->pf_lines);
+	w->pf_levels = xcalloc(plan->nenvs + 1, sizeof *w->pf_levels);
+	bool checklist_placed = plan->checklist_before.len == 0;
+	for (int s = 0; s < PLAN_STAGE_COUNT; s++) {
+		if (!plan_stage_enabled(plan, (enum plan_stage)s))
+			continue;
+		if (!checklist_placed && s != PLAN_STAGE_PREFLIGHT) {
+			w->entries[w->nentries++] = (struct wiz_entry){
+				.kind = WIZ_ENTRY_CHECKLIST, .name = "checklist", .available = true };
+			checklist_placed = true;
+		}
+		w->entries[w->nentries++] = (struct wiz_entry){
+			.kind = WIZ_ENTRY_STAGE, .stage = (enum plan_stage)s, .name = plan_stage_name((enum plan_stage)s),
+			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_REPORT };
+	}
+	if (st)
+		restore(w, st);
+	else
+		w->current = 0;
+}
+
+void
+wizard_release(struct wizard *w)
+{
+	for (int s = 0; s < PLAN_STAGE_COUNT; s++)
+		free(w->stages[s].message);
+	for (size_t i = 0; w->ticks && i < w->plan->checklist_before.len; i++) {
+		free(w->ticks[i].user);
+		free(w->ticks[i].at);
+	}
+	free(w->ticks);
+	for (size_t i = 0; w->pf_lines && i < w->plan->nenvs; i++)
+		free(w->pf_lines[i]);
+	free(w->pf_lines);
+	free(w->pf_levels);
+	free(w->notice);
+	json_decref(w->preflight);
+	rb_error_clear(&w->worker_err);
+	tui_log_free(w->log);
+	w->log = NULL;
+}
+
+void
+wizard_tick(struct wizard *w, size_t i, bool ticked)
+{
+	if (i >= w->plan->checklist_before.len)
+		return;
+	char at[32];
+	time_now_rfc3339(at);
+	const char *user = current_user();
+	const char *item = w->plan->checklist_before.items[i];
+	json_t *d = json_pack("{s:s, s:I, s:b, s:s, s:s}", "item", item, "index", (json_int_t)i,
+	                      "ticked", ticked, "user", user, "at", at);
+	events_emitf(w->bus, EV_CHECKLIST_TICK, "checklist", d, "%s", item);
+	json_decref(d);
+	struct wiz_tick *t = &w->ticks[i];
+	t->ticked = ticked;
+	free(t->user);
+	free(t->at);
+	t->user = xstrdup(user);
+	t->at = xstrdup(at);
+	if (wizard_ticked_count(w) == w->plan->checklist_before.len) {
+		free(w->notice);
+		w->notice = NULL;
+	}
+}
+
+bool
+wizard_all_done(const struct wizard *w)
+{
+	for (int i = 0; i < w->nentries; i++) {
+		const struct wiz_entry *e = &w->entries[i];
+		if (e->kind == WIZ_ENTRY_CHECKLIST) {
+			if (wizard_ticked_count(w) < w->plan->checklist_before.len)
+				return false;
+		} else if (w->stages[e->stage].status != STAGE_DONE) {
+			return false;
+		}
+	}
+	return true;
+}
+
+json_t *
+wizard_target_result(const struct wizard *w)
+{
+	json_t *envs = json_object_get(w->preflight, "environments");
+	size_t i;
+	json_t *e;
+	json_array_foreach(envs, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		if (name && strcmp(name, w->plan->target) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+void
+wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *why)
+{
+	const char *name = w->current >= 0 && w->current < w->nentries ? w->entries[w->current].name : "preflight";
+	json_t *d = json_pack("{s:s}", "wizard_stage", name);
+	struct rb_event ev = {
+		.type = EV_LOG, .stage = NULL, .level = level, .data = d,
+	};
+	char *msg = xasprintf("wizard %s on stage %s", why, name);
+	ev.message = msg;
+	events_emit(w->bus, &ev);
+	free(msg);
+	json_decref(d);
+}
+
+/* --- the preflight worker --- */
+
+struct pf_result {
+	bool            ok;
+	struct rb_error err;
+};
+
+static void *
+pf_main(void *arg, volatile sig_atomic_t *cancel)
+{
+	struct wizard *w = arg;
+	struct rb_ctx ctx = { .bus = w->bus, .cancel = cancel };
+	struct preflight_result res;
+	struct pf_result *r = xcalloc(1, sizeof *r);
+	r->ok = preflight_run(w->plan, &ctx, &res, &r->err);
+	preflight_result_free(&res);
+	return r;
+}
+
+static void
+pf_collect(struct wizard *w)
+{
+	struct pf_result *r = tui_worker_join(w->worker);
+	w->worker = NULL;
+	w->pf_gen++;
+	rb_error_clear(&w->worker_err);
+	if (r) {
+		w->worker_err = r->err;
+		free(r);
+	}
+	struct wiz_stage *ws = &w->stages[PLAN_STAGE_PREFLIGHT];
+	if (ws->status == STAGE_RUNNING) {
+		/* The stage emitted no end (it always does; this is only a guard). */
+		ws->status = STAGE_FAILED;
+		ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
+		ws->running_since = 0;
+	}
+}
+
+bool
+wizard_preflight_start(struct wizard *w)
+{
+	if (w->worker)
+		return true;
+	struct wiz_item *done = xcalloc(1, sizeof *done);
+	done->kind = WIZ_ITEM_PREFLIGHT_DONE;
+	w->worker = tui_worker_start(tui_app_queue(w->app), pf_main, w, done);
+	if (w->worker == NULL) {
+		wizard_item_free(done);
+		tui_log_add(w->log, TUI_LOG_ERROR, "preflight: could not start a worker thread");
+		return false;
+	}
+	struct wiz_stage *ws = &w->stages[PLAN_STAGE_PREFLIGHT];
+	w->pf_ran = true;
+	w->pf_gen++;
+	for (size_t i = 0; i < w->plan->nenvs; i++) {
+		free(w->pf_lines[i]);
+		w->pf_lines[i] = NULL;
+	}
+	ws->status = STAGE_RUNNING;
+	ws->interrupted = false;
+	ws->running_since = time_monotonic_ms();
+	return true;
+}
+
+void
+wizard_stop_worker(struct wizard *w)
+{
+	if (w->worker == NULL)
+		return;
+	tui_worker_cancel(w->worker);
+	pf_collect(w);
+}
+
+/* --- navigation --- */
+
+const struct screen_ops *
+wizard_entry_ops(const struct wizard *w, int i)
+{
+	const struct wiz_entry *e = &w->entries[i];
+	if (e->kind == WIZ_ENTRY_CHECKLIST)
+		return &wiz_checklist_screen;
+	if (e->stage == PLAN_STAGE_PREFLIGHT)
+		return &wiz_preflight_screen;
+	if (e->stage == PLAN_STAGE_REPORT)
+		return &wiz_report_screen;
+	return &wiz_unavailable_screen;
+}
+
+int
+wizard_gate(struct wizard *w, int i)
+{
+	int cl = wizard_checklist_index(w);
+	const struct wiz_entry *e = &w->entries[i];
+	size_t total = w->plan->checklist_before.len, ticked = wizard_ticked_count(w);
+	if (cl >= 0 && i > cl && e->kind == WIZ_ENTRY_STAGE && e->stage != PLAN_STAGE_REPORT &&
+	    ticked < total) {
+		free(w->notice);
+		w->notice = xasprintf("%s cannot open yet: every checklist item must be ticked before the "
+		                      "first changing stage (%zu of %zu ticked).", e->name, ticked, total);
+		return cl;
+	}
+	if (i == cl) {
+		free(w->notice);
+		w->notice = NULL;
+	}
+	return i;
+}
+
+void
+wizard_open(struct wizard *w, int i)
+{
+	if (i < 0 || i >= w->nentries)
+		return;
+	i = wizard_gate(w, i);
+	if (i != w->current || tui_depth(w->app) == 0) {
+		while (tui_depth(w->app) > 0)
+			tui_pop(w->app);
+		w->current = i;
+		tui_push(w->app, wizard_entry_ops(w, i), &w->entries[i]);
+	}
+}
+
+/* --- frame --- */
+
+static int
+sidebar_width(int w)
+{
+	return w >= 110 ? 46 : 30;
+}
+
+static int
+log_rows(int h)
+{
+	return h >= 36 ? 8 : h >= 30 ? 6 : 3;
+}
+
+static void
+frame_layout(struct tui_app *app, int h, int w, struct tui_rect *main)
+{
+	struct wizard *wz = tui_app_userdata(app);
+	WINDOW **wins[] = { &wz->header, &wz->sidebar, &wz->logwin, &wz->keybar };
+	for (size_t i = 0; i < RB_ARRAY_LEN(wins); i++) {
+		if (*wins[i])
+			delwin(*wins[i]);
+		*wins[i] = NULL;
+	}
+	int lr = log_rows(h), sw = sidebar_width(w);
+	int body = h - HEADER_ROWS - (lr + 1) - 1;
+	wz->header = newwin(HEADER_ROWS, w, 0, 0);
+	wz->sidebar = newwin(body, sw, HEADER_ROWS, 0);
+	wz->logwin = newwin(lr + 1, w, HEADER_ROWS + body, 0);
+	wz->keybar = newwin(1, w, h - 1, 0);
+	*main = (struct tui_rect){ HEADER_ROWS, sw + 1, body, w - sw - 1 };
+}
+
+/* Writes s at column x of row y and returns the column after it. */
+static int
+put(WINDOW *win, int y, int x, const char *s, enum tui_role role)
+{
+	int w = getmaxx(win);
+	if (x >= w)
+		return x;
+	return x + tui_text_put(win, y, x, s, 0, w - x, tui_attr(role), false);
+}
+
+static void
+draw_header(struct wizard *wz)
+{
+	WINDOW *win = wz->header;
+	int w = getmaxx(win);
+	werase(win);
+	tui_text_fill(win, 0, 0, w, tui_attr(TUI_ROLE_HEADER));
+	int x = put(win, 0, 0, " pgrunbook  ", TUI_ROLE_HEADER);
+	x = put(win, 0, x, wz->plan->name, TUI_ROLE_HEADER);
+	char *run = xasprintf("run %s ", wz->run_id);
+	int rw = tui_text_width(run);
+	if (w - rw > x + 2)
+		put(win, 0, w - rw, run, TUI_ROLE_HEADER);
+	free(run);
+
+	x = put(win, 1, 0, " target ", TUI_ROLE_NORMAL);
+	x = put(win, 1, x, wz->plan->target, TUI_ROLE_PROD);
+	json_t *t = wizard_target_result(wz);
+	if (t == NULL) {
+		put(win, 1, x, "  not checked yet: run preflight", TUI_ROLE_MUTED);
+	} else if (!json_is_true(json_object_get(t, "reachable"))) {
+		put(win, 1, x, "  unreachable at the last preflight", TUI_ROLE_DANGER);
+	} else {
+		const char *where = json_string_value(json_object_get(t, "where"));
+		const char *ver = json_string_value(json_object_get(t, "server_version"));
+		const char *user = json_string_value(json_object_get(t, "current_user"));
+		bool su = json_is_true(json_object_get(t, "superuser"));
+		/* "host:port/db": the database first, the host (often a long socket path) last. */
+		const char *slash = where ? strrchr(where, '/') : NULL;
+		char *host = slash ? xstrndup(where, (size_t)(slash - where)) : xstrdup("?");
+		char *s = xasprintf("  db %s  PostgreSQL %s  role %s ", slash ? slash + 1 : where ? where : "?",
+		                    ver ? ver : "?", user ? user : "?");
+		x = put(win, 1, x, s, TUI_ROLE_NORMAL);
+		free(s);
+		x = put(win, 1, x, su ? "(superuser)" : "(not superuser)", su ? TUI_ROLE_NORMAL : TUI_ROLE_WARN);
+		s = xasprintf("  host %s", host);
+		put(win, 1, x, s, TUI_ROLE_MUTED);
+		free(s);
+		free(host);
+	}
+	wnoutrefresh(win);
+}
+
+/* The state word of an entry and its role. */
+static const char *
+entry_state(const struct wizard *wz, const struct wiz_entry *e, enum tui_role *role, char *buf, size_t size)
+{
+	if (e->kind == WIZ_ENTRY_CHECKLIST) {
+		size_t n = wizard_ticked_count(wz), total = wz->plan->checklist_before.len;
+		*role = n == total ? TUI_ROLE_OK : TUI_ROLE_NORMAL;
+		if (n == total)
+			return "done";
+		snprintf(buf, size, "%zu/%zu ticked", n, total);
+		return buf;
+	}
+	if (!e->available) {
+		*role = TUI_ROLE_MUTED;
+		return "unavailable";
+	}
+	const struct wiz_stage *ws = &wz->stages[e->stage];
+	switch (ws->status) {
+	case STAGE_DONE: *role = TUI_ROLE_OK; break;
+	case STAGE_FAILED: *role = TUI_ROLE_DANGER; break;
+	case STAGE_RUNNING: *role = TUI_ROLE_WARN; break;
+	default: *role = TUI_ROLE_NORMAL; break;
+	}
+	return journal_stage_status_name(ws->status);
+}
+
+/* "0:12 / 10:00", "0:01", "- / 10:00" or "" into buf; *over when past the budget. */
+static const char *
+entry_time(const struct wizard *wz, const struct wiz_entry *e, bool *over, char *buf, size_t size)
+{
+	*over = false;
+	buf[0] = '\0';
+	if (e->kind != WIZ_ENTRY_STAGE)
+		return buf;
+	const struct wiz_stage *ws = &wz->stages[e->stage];
+	long long budget = wz->plan->budget_ms[e->stage];
+	long long el = ws->running_since ? time_monotonic_ms() - ws->running_since : ws->elapsed_ms;
+	bool ran = ws->running_since || ws->status != STAGE_PENDING;
+	char a[24], b[24];
+	if (budget > 0) {
+		*over = ran && el > budget;
+		snprintf(buf, size, "%s / %s", ran ? wizard_duration(el, a, sizeof a) : "-",
+		         wizard_duration(budget, b, sizeof b));
+	} else if (ran) {
+		snprintf(buf, size, "%s", wizard_duration(el, a, sizeof a));
+	}
+	return buf;
+}
+
+static void
+draw_sidebar(struct wizard *wz)
+{
+	WINDOW *win = wz->sidebar;
+	int h, w;
+	getmaxyx(win, h, w);
+	werase(win);
+	tui_text_vline(win, 0, w - 1, h, tui_attr(TUI_ROLE_MUTED));
+	bool wide = w >= 46;
+	int y = 0;
+	for (int i = 0; i < wz->nentries && y < h; i++) {
+		const struct wiz_entry *e = &wz->entries[i];
+		char sbuf[32], tbuf[48];
+		enum tui_role role;
+		bool over;
+		const char *state = entry_state(wz, e, &role, sbuf, sizeof sbuf);
+		const char *tm = entry_time(wz, e, &over, tbuf, sizeof tbuf);
+		bool cur = i == wz->current;
+		if (cur)
+			tui_text_fill(win, y, 0, w - 1, tui_attr(TUI_ROLE_CURSOR));
+		put(win, y, 0, cur ? ">" : " ", cur ? TUI_ROLE_CURSOR : TUI_ROLE_NORMAL);
+		put(win, y, 2, e->name, cur ? TUI_ROLE_CURSOR : TUI_ROLE_NORMAL);
+		put(win, y, 18, state, cur ? TUI_ROLE_CURSOR : role);
+		if (tm[0] && wide) {
+			put(win, y, 31, tm, cur ? TUI_ROLE_CURSOR : over ? TUI_ROLE_WARN : TUI_ROLE_MUTED);
+		} else if (tm[0] && y + 1 < h) {
+			y++;
+			put(win, y, 4, tm, over ? TUI_ROLE_WARN : TUI_ROLE_MUTED);
+		}
+		y++;
+	}
+	wnoutrefresh(win);
+}
+
+static void
+draw_log(struct wizard *wz)
+{
+	WINDOW *win = wz->logwin;
+	int h, w;
+	getmaxyx(win, h, w);
+	werase(win);
+	tui_text_hline(win, 0, 0, w, tui_attr(TUI_ROLE_MUTED));
+	put(win, 0, 2, " log ", TUI_ROLE_MUTED);
+	tui_log_draw(wz->log, win, (struct tui_rect){ 1, 0, h - 1, w });
+	wnoutrefresh(win);
+}
+
+static bool
+key_enabled(enum command cmd, void *ud)
+{
+	struct wizard *wz = ud;
+	const struct wiz_entry *e = &wz->entries[wz->current];
+	switch (cmd) {
+	case CMD_RUN_STAGE:
+		return e->available && e->kind == WIZ_ENTRY_STAGE && wz->worker == NULL;
+	case CMD_PREV_STAGE:
+		return wz->current > 0;
+	case CMD_NEXT_STAGE:
+		return wz->current + 1 < wz->nentries;
+	case CMD_SEARCH:
+		return e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_PREFLIGHT;
+	case CMD_CONFIRM:
+	case CMD_ROLLBACK:
+		return false;   /* no stage of this build has a dangerous step or a rollback */
+	default:
+		return true;
+	}
+}
+
+static void
+frame_draw(struct tui_app *app)
+{
+	struct wizard *wz = tui_app_userdata(app);
+	draw_header(wz);
+	draw_sidebar(wz);
+	draw_log(wz);
+	werase(wz->keybar);
+	tui_keybar_draw(wz->keybar, 0, 0, getmaxx(wz->keybar), key_enabled, wz);
+	wnoutrefresh(wz->keybar);
+}
+
+/* Keeps each environment's line of the running preflight (its log line names it first). */
+static void
+track_preflight(struct wizard *wz, const struct wiz_item *it)
+{
+	wz->pf_gen++;
+	if (it->type == EV_STAGE_STARTED) {
+		for (size_t i = 0; i < wz->plan->nenvs; i++) {
+			free(wz->pf_lines[i]);
+			wz->pf_lines[i] = NULL;
+		}
+		return;
+	}
+	if (it->type != EV_LOG || it->message == NULL)
+		return;
+	for (size_t i = 0; i < wz->plan->nenvs; i++) {
+		const char *name = wz->plan->envs[i].name;
+		size_t n = strlen(name);
+		if (wz->pf_lines[i] == NULL && strncmp(it->message, name, n) == 0 &&
+		    strncmp(it->message + n, " [", 2) == 0) {
+			wz->pf_lines[i] = xstrdup(it->message);
+			wz->pf_levels[i] = it->level;
+			return;
+		}
+	}
+}
+
+static void
+apply_stage_event(struct wizard *wz, const struct wiz_item *it)
+{
+	enum plan_stage s;
+	if (!journal_stage_from_name(it->stage, &s))
+		return;
+	struct wiz_stage *ws = &wz->stages[s];
+	long long now = time_monotonic_ms();
+	if (s == PLAN_STAGE_PREFLIGHT)
+		track_preflight(wz, it);
+	switch (it->type) {
+	case EV_STAGE_STARTED:
+		ws->status = STAGE_RUNNING;
+		ws->interrupted = false;
+		if (ws->running_since == 0)
+			ws->running_since = now;
+		break;
+	case EV_STAGE_DONE:
+	case EV_STAGE_FAILED:
+	case EV_STAGE_SKIPPED:
+	case EV_STAGE_WAIVED:
+		ws->status = it->type == EV_STAGE_DONE ? STAGE_DONE : it->type == EV_STAGE_FAILED ? STAGE_FAILED :
+		             it->type == EV_STAGE_SKIPPED ? STAGE_SKIPPED : STAGE_WAIVED;
+		if (ws->running_since)
+			ws->elapsed_ms = now - ws->running_since;
+		ws->running_since = 0;
+		free(ws->message);
+		ws->message = it->message ? xstrdup(it->message) : NULL;
+		break;
+	case EV_STAGE_RESULT:
+		if (s == PLAN_STAGE_PREFLIGHT && it->data) {
+			json_decref(wz->preflight);
+			wz->preflight = json_incref(it->data);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+frame_event(struct tui_app *app, void *p)
+{
+	struct wizard *wz = tui_app_userdata(app);
+	struct wiz_item *it = p;
+	if (it->kind == WIZ_ITEM_PREFLIGHT_DONE) {
+		if (wz->worker)
+			pf_collect(wz);
+		return;
+	}
+	apply_stage_event(wz, it);
+	enum tui_log_level lvl;
+	char *text = log_text(it->type, it->stage, it->message, it->level, it->data, &lvl);
+	tui_log_add_at(wz->log, lvl, it->when, text);
+	free(text);
+}
+
+static void
+quit_now(struct wizard *wz)
+{
+	wizard_stop_worker(wz);
+	wizard_journal_position(wz, LOG_LEVEL_INFO, "closed");
+	if (wizard_all_done(wz)) {
+		json_t *d = json_pack("{s:s}", "state", "done");
+		events_emitf(wz->bus, EV_RUN_FINISHED, NULL, d, "every stage is done");
+		json_decref(d);
+	}
+	tui_app_quit(wz->app, 0);
+}
+
+static void
+quit_answer(void *ud, bool yes)
+{
+	struct wizard *wz = ud;
+	if (yes)
+		quit_now(wz);
+	else
+		tui_log_add(wz->log, TUI_LOG_INFO, "still here: the running stage goes on");
+}
+
+static enum key_result
+frame_key(struct tui_app *app, enum command cmd, int raw)
+{
+	(void)raw;
+	struct wizard *wz = tui_app_userdata(app);
+	bool base = tui_depth(app) <= 1;   /* no dialog or help above the stage screen */
+	switch (cmd) {
+	case CMD_NEXT_STAGE:
+		if (base && wz->current + 1 < wz->nentries)
+			wizard_open(wz, wz->current + 1);
+		return KEY_RESULT_HANDLED;
+	case CMD_PREV_STAGE:
+		if (base && wz->current > 0)
+			wizard_open(wz, wz->current - 1);
+		return KEY_RESULT_HANDLED;
+	case CMD_QUIT:
+		if (wz->worker)
+			tui_ask(app, "Quit", "A stage is running. Quit anyway? It is cancelled and the run stays "
+			        "resumable.", quit_answer, wz);
+		else
+			quit_now(wz);
+		return KEY_RESULT_HANDLED;
+	case CMD_RUN_STAGE:
+	case CMD_CONFIRM:
+	case CMD_ROLLBACK:
+		tui_log_add(wz->log, TUI_LOG_INFO, "%s: nothing to %s here in this build",
+		            wz->entries[wz->current].name,
+		            cmd == CMD_RUN_STAGE ? "run" : cmd == CMD_CONFIRM ? "confirm" : "roll back");
+		return KEY_RESULT_HANDLED;
+	default:
+		return KEY_RESULT_PASS;
+	}
+}
+
+static void
+frame_signal(struct tui_app *app, int signo)
+{
+	struct wizard *wz = tui_app_userdata(app);
+	wz->signo = signo;
+	wizard_stop_worker(wz);
+	char why[64];
+	snprintf(why, sizeof why, "interrupted by signal %d", signo);
+	wizard_journal_position(wz, LOG_LEVEL_WARN, why);
+}
+
+static void
+frame_leave(struct tui_app *app)
+{
+	struct wizard *wz = tui_app_userdata(app);
+	WINDOW **wins[] = { &wz->header, &wz->sidebar, &wz->logwin, &wz->keybar };
+	for (size_t i = 0; i < RB_ARRAY_LEN(wins); i++) {
+		if (*wins[i])
+			delwin(*wins[i]);
+		*wins[i] = NULL;
+	}
+}
+
+const struct tui_frame_ops wizard_frame = {
+	.layout = frame_layout,
+	.draw = frame_draw,
+	.key = frame_key,
+	.event = frame_event,
+	.signal = frame_signal,
+	.leave = frame_leave,
+};
