@@ -36,7 +36,8 @@ tui_confirm_state_key(struct tui_confirm_state *st, int raw)
 	if (raw == TUI_KEY_ENTER) {
 		if (st->len == 0)
 			return TUI_CONFIRM_PENDING;
-		if (tui_confirm_matches(st->phrase, st->input, st->len))
+		/* Input that did not fit was not kept whole, so it cannot be the phrase. */
+		if (!st->overflow && tui_confirm_matches(st->phrase, st->input, st->len))
 			return TUI_CONFIRM_OK;
 		st->misses++;
 		st->input[st->len] = '\0';
@@ -44,6 +45,7 @@ tui_confirm_state_key(struct tui_confirm_state *st, int raw)
 			st->miss(st->ud, st->input, st->misses);
 		st->len = 0;
 		st->input[0] = '\0';
+		st->overflow = false;
 		return st->misses >= st->max_misses ? TUI_CONFIRM_REFUSED : TUI_CONFIRM_PENDING;
 	}
 	if (raw == TUI_KEY_BACKSPACE) {
@@ -52,6 +54,7 @@ tui_confirm_state_key(struct tui_confirm_state *st, int raw)
 	} else if (raw == TUI_CTRL('u')) {
 		st->len = 0;
 		st->input[0] = '\0';
+		st->overflow = false;
 	} else if (tui_key_is_text(raw)) {
 		char enc[5];
 		size_t k = tui_text_encode(raw, enc);
@@ -59,6 +62,8 @@ tui_confirm_state_key(struct tui_confirm_state *st, int raw)
 			memcpy(st->input + st->len, enc, k);
 			st->len += k;
 			st->input[st->len] = '\0';
+		} else {
+			st->overflow = true;
 		}
 	}
 	return TUI_CONFIRM_PENDING;
@@ -187,7 +192,8 @@ confirm_key(struct screen *s, enum command cmd, int raw)
 	if (r != TUI_CONFIRM_PENDING) {
 		void (*done)(void *, enum tui_confirm_result) = c->done;
 		void *ud = c->ud;
-		tui_pop(s->app);
+		if (tui_top(s->app) == s)  /* the miss callback may have closed the prompt already */
+			tui_pop(s->app);
 		if (done)
 			done(ud, r);
 	}

@@ -30,6 +30,7 @@ struct tui_confirm_state {
 	int         misses;
 	char        input[TUI_CONFIRM_INPUT_MAX];
 	size_t      len;
+	bool        overflow;     /* more was typed than input holds: the attempt is a miss */
 	void      (*miss)(void *ud, const char *typed, int misses);
 	void       *ud;
 };

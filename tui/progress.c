@@ -72,9 +72,13 @@ tui_progress_eta_ms(const struct tui_progress *p, long long now_ms)
 	if (p->done >= p->total)
 		return 0;
 	double rate = tui_progress_rate(p, now_ms);
-	if (rate <= 0)
+	if (!(rate > 1e-9))
 		return -1;
-	return (long long)((double)(p->total - p->done) * 1000.0 / rate + 0.5);
+	double eta = (double)(p->total - p->done) * 1000.0 / rate + 0.5;
+	/* A stall makes the rate decay towards zero: past 100 hours the estimate means "unknown". */
+	if (eta > 100.0 * 3600.0 * 1000.0)
+		return -1;
+	return (long long)eta;
 }
 
 int

@@ -276,7 +276,7 @@ put_line_char(WINDOW *win, int y, int x, wchar_t wc, chtype acs, attr_t attr)
 	if (utf8_locale()) {
 		wchar_t s[2] = { wc, L'\0' };
 		cchar_t cc;
-		setcchar(&cc, s, attr, 0, NULL);
+		setcchar(&cc, s, attr & ~A_COLOR, (short)PAIR_NUMBER(attr), NULL);  /* keep the role's colour */
 		mvwadd_wch(win, y, x, &cc);
 	} else {
 		wattrset(win, attr);

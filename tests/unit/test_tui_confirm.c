@@ -171,6 +171,18 @@ test_editing(void **state)
 		tui_confirm_state_key(&st, 'x');
 	assert_true(st.len < sizeof st.input);
 	assert_int_equal(tui_confirm_state_key(&st, TUI_KEY_ENTER), TUI_CONFIRM_REFUSED);
+
+	/* A phrase that fills the buffer, typed with extra text beyond it, is a miss, not a match. */
+	char phrase[TUI_CONFIRM_INPUT_MAX];
+	memset(phrase, 'p', sizeof phrase - 1);
+	phrase[sizeof phrase - 1] = '\0';
+	tui_confirm_state_init(&st, phrase, 3, NULL, NULL);
+	type(&st, phrase);
+	type(&st, " and then some");
+	assert_true(st.overflow);
+	assert_int_equal(tui_confirm_state_key(&st, TUI_KEY_ENTER), TUI_CONFIRM_PENDING);
+	assert_int_equal(st.misses, 1);
+	assert_false(st.overflow);
 }
 
 int

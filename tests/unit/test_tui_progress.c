@@ -83,6 +83,14 @@ test_stall(void **state)
 	double r = tui_progress_rate(&p, now + 10000);
 	assert_true(r < 500);
 	assert_true(tui_progress_eta_ms(&p, now + 10000) > 2 * eta0);
+	/* A long stall: the estimate becomes unknown instead of overflowing. */
+	struct tui_progress q = p;
+	long long t = now;
+	for (int i = 0; i < 400; i++) {
+		t += 500;
+		tui_progress_update(&q, q.done, t);
+	}
+	assert_int_equal(tui_progress_eta_ms(&q, t), -1);
 	/* A partial interval that is faster than the rate does not inflate it. */
 	tui_progress_update(&p, p.done + 900, now + 200);
 	assert_float_equal(tui_progress_rate(&p, now + 300), 1000.0, 0.5);
