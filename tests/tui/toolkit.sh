@@ -167,6 +167,18 @@ logged "and logged" 'worker: done at 3000'
 keys Escape
 expect "Esc goes back to the table" 'row 777777 of 1000000'
 
+# A worker that finishes while help covers its screen is still seen by that screen.
+keys r
+wait_for 'state: running' 10
+keys F1
+wait_for 'Esc or q closes this help' 5
+# The log pane stays visible below help: wait there for the worker's last line (about 3 s).
+if wait_for 'worker: done at 3000' 20; then t_ok "the worker finished while help was open"; else t_fail "the worker did not finish under help"; fi
+keys Escape
+expect "the completion that arrived under help was delivered" 'state: done' 10
+keys Escape
+expect "back to the table" 'row 777777 of 1000000'
+
 # The text view with margin classes.
 keys Enter
 expect "Enter opens the text view" 'SQL for the row'
