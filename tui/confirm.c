@@ -148,8 +148,17 @@ confirm_draw(struct screen *s)
 		          c->prod ? TUI_ROLE_PROD : TUI_ROLE_NORMAL);
 	if (y <= last)
 		put_field(s->win, y++, x, inner, "Target:", c->target, TUI_ROLE_NORMAL);
-	for (size_t i = 0; i < c->details.len && y <= last; i++)
+	/* The phrase, the input and the miss line always keep their rows: details give way. */
+	int details_last = last - 6;
+	for (size_t i = 0; i < c->details.len && y <= details_last; i++) {
+		if (y == details_last && i + 1 < c->details.len) {
+			char *more = xasprintf("(%zu more lines)", c->details.len - i);
+			put_field(s->win, y++, x, inner, "", more, TUI_ROLE_MUTED);
+			free(more);
+			break;
+		}
 		put_field(s->win, y++, x, inner, "", c->details.items[i], TUI_ROLE_NORMAL);
+	}
 	y++;
 	if (y <= last) {
 		tui_text_put(s->win, y, x, "To go ahead, type exactly:", 0, inner, tui_attr(TUI_ROLE_NORMAL), true);

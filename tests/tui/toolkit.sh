@@ -8,7 +8,8 @@ drv="$top_builddir/tests/tui/tuidriver"
 [ -x "$drv" ] || t_skip "$drv is not built (make check builds it)"
 
 export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME
-sock="t$$"
+nstart=0
+sock="t$$-$nstart"
 tm() { tmux -L "$sock" -f /dev/null "$@"; }
 trap 'tmux -L "$sock" kill-server >/dev/null 2>&1' EXIT
 dlog="$T_TMP/driver.log"
@@ -20,6 +21,9 @@ start() {
 	local w=$1 h=$2
 	shift 2
 	tm kill-server >/dev/null 2>&1
+	# A fresh socket for each server: one still going away cannot fail the next start.
+	nstart=$((nstart + 1))
+	sock="t$$-$nstart"
 	rm -f "$dlog" "$dpid"
 	tm new-session -d -s d -x "$w" -y "$h" \
 		"env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME='$HOME' $* \
