@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,8 +556,139 @@ set_connect_error(struct rb_error *err, PGconn *conn, const char *env_name)
 	free(where);
 }
 
+/* Waits until the connection's socket is ready: 1 ready, 0 cancelled, -1 deadline passed, -2 error. */
+static int
+wait_socket(PGconn *conn, bool for_write, const struct rb_ctx *ctx, long long deadline_ms)
+{
+	for (;;) {
+		if (rb_ctx_cancelled(ctx))
+			return 0;
+		int slice = 100;  /* how often the cancel flag is looked at */
+		if (deadline_ms > 0) {
+			long long left = deadline_ms - time_monotonic_ms();
+			if (left <= 0)
+				return -1;
+			if (left < slice)
+				slice = (int)left;
+		}
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = for_write ? POLLOUT : POLLIN };
+		if (pfd.fd < 0)
+			return -2;
+		int n = poll(&pfd, 1, slice);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -2;
+	}
+}
+
+/* The connect_timeout libpq settled on (conninfo, service, PGCONNECT_TIMEOUT), in ms; 0 = none. */
+static long long
+effective_connect_timeout_ms(PGconn *conn)
+{
+	long long ms = 0;
+	PQconninfoOption *opts = PQconninfo(conn);
+	const char *v = opt_value(opts, "connect_timeout");
+	if (v) {
+		long secs = strtol(v, NULL, 10);
+		/* libpq treats 1 as 2 seconds; anything below that as no timeout */
+		ms = secs <= 0 ? 0 : (secs < 2 ? 2 : secs) * 1000LL;
+	}
+	PQconninfoFree(opts);
+	return ms;
+}
+
+/*
+ * PQconnectStartParams + PQconnectPoll, so that a set cancel flag abandons the attempt at once
+ * (a blocking connect would wait for connect_timeout). Returns the connection in any state, or
+ * NULL when cancelled (err set).
+ */
+static PGconn *
+connect_polling(const char *const *keywords, const char *const *values, const struct rb_ctx *ctx,
+                const char *env_name, struct rb_error *err)
+{
+	PGconn *conn = PQconnectStartParams(keywords, values, 1);
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+		return conn;
+	long long timeout = effective_connect_timeout_ms(conn);
+	long long deadline = timeout > 0 ? time_monotonic_ms() + timeout : 0;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		int w = wait_socket(conn, st == PGRES_POLLING_WRITING, ctx, deadline);
+		if (w == 0) {
+			rb_error_setc(err, RB_EXIT_STEP, "connecting to environment \"%s\" was cancelled",
+			              env_name);
+			PQfinish(conn);
+			return NULL;
+		}
+		if (w == -1) {
+			char *where = db_describe(conn);
+			rb_error_setc(err, RB_EXIT_CONNECT, "could not connect to environment \"%s\" (%s): "
+			              "timeout expired after %lld s", env_name, where, timeout / 1000);
+			rb_error_hint(err, "The server did not answer; check the host, the port and any "
+			              "firewall, or raise connect_timeout.");
+			free(where);
+			PQfinish(conn);
+			return NULL;
+		}
+		if (w == -2)
+			break;  /* PQconnectPoll reports the socket's error */
+		st = PQconnectPoll(conn);
+	}
+	return conn;
+}
+
+PGresult *
+db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+        const struct rb_ctx *ctx)
+{
+	int sent = nparams > 0 ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+	                       : PQsendQuery(conn, sql);
+	if (!sent)
+		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	bool cancel_sent = false;
+	while (PQisBusy(conn)) {
+		if (!cancel_sent && rb_ctx_cancelled(ctx)) {
+			PGcancel *c = PQgetCancel(conn);
+			char errbuf[256];
+			if (c) {
+				PQcancel(c, errbuf, sizeof errbuf);
+				PQfreeCancel(c);
+			}
+			cancel_sent = true;  /* the server now ends the statement with 57014 */
+		}
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+		if (pfd.fd < 0 || (poll(&pfd, 1, 100) < 0 && errno != EINTR))
+			break;
+		if (!PQconsumeInput(conn))
+			break;
+	}
+	/* The first failed result wins; otherwise the last one (several statements in one batch). */
+	PGresult *keep = NULL, *r;
+	while ((r = PQgetResult(conn)) != NULL) {
+		ExecStatusType rs = PQresultStatus(r);
+		bool failed = rs == PGRES_FATAL_ERROR || rs == PGRES_BAD_RESPONSE;
+		bool keep_failed = keep && (PQresultStatus(keep) == PGRES_FATAL_ERROR ||
+		                            PQresultStatus(keep) == PGRES_BAD_RESPONSE);
+		if (keep_failed && !failed) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(keep);
+		keep = r;
+	}
+	return keep ? keep : PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+}
+
 PGconn *
 db_connect(const struct plan *p, const char *env_name, struct rb_error *err)
+{
+	return db_connect_ctx(p, env_name, NULL, err);
+}
+
+PGconn *
+db_connect_ctx(const struct plan *p, const char *env_name, const struct rb_ctx *ctx,
+               struct rb_error *err)
 {
 	const struct plan_env *env = find_env(p, env_name);
 	if (env == NULL) {
@@ -594,14 +727,20 @@ db_connect(const struct plan *p, const char *env_name, struct rb_error *err)
 	keywords[k] = NULL;
 	values[k] = NULL;
 
-	PGconn *conn = PQconnectdbParams(keywords, values, 1);
+	struct rb_error cerr = {0};
+	PGconn *conn = connect_polling(keywords, values, ctx, env_name, &cerr);
 	free(conninfo);
+	if (cerr.message) {
+		rb_error_clear(err);
+		*err = cerr;  /* cancelled or timed out; conn is already closed */
+		return NULL;
+	}
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 		set_connect_error(err, conn, env_name);
 		PQfinish(conn);
 		return NULL;
 	}
-	PGresult *res = PQexec(conn, session_settings_sql);
+	PGresult *res = db_exec(conn, session_settings_sql, 0, NULL, ctx);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		db_error_from_result(err, res, RB_EXIT_CONNECT);
 		char *m = xasprintf("could not set up the session for environment \"%s\": %s", env_name,

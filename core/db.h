@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "ctx.h"
 #include "error.h"
 #include "plan.h"
 
@@ -25,6 +26,21 @@
  * message carries libpq's text, never a password). Caller closes with PQfinish().
  */
 PGconn *db_connect(const struct plan *p, const char *env_name, struct rb_error *err);
+/*
+ * The same, abandoning the attempt as soon as ctx's cancel flag is set (err: "was cancelled",
+ * code RB_EXIT_STEP); the plan's connect_timeout is enforced here (code RB_EXIT_CONNECT).
+ */
+PGconn *db_connect_ctx(const struct plan *p, const char *env_name, const struct rb_ctx *ctx,
+                       struct rb_error *err);
+
+/*
+ * Runs sql (with $n parameters when nparams > 0, else as a simple query that may hold several
+ * statements) without blocking past ctx's cancel flag: once it is set, the statement is cancelled
+ * with PQcancel and the server's error (SQLSTATE 57014) comes back. Returns the first failed
+ * result or the last one; never NULL. Caller PQclear()s it. ctx may be NULL.
+ */
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                  const struct rb_ctx *ctx);
 
 /*
  * The connection string for an environment as libpq will get it (service=..., the variable's

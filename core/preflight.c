@@ -106,9 +106,10 @@ dup_or_null(const PGresult *res, int row, int col)
 
 /* Runs a query expected to return rows; on failure fills err and returns NULL. */
 static PGresult *
-query(PGconn *conn, const char *sql, int nparams, const char *const *params, struct rb_error *err)
+query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+      const struct rb_ctx *ctx, struct rb_error *err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = db_exec(conn, sql, nparams, params, ctx);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		db_error_from_result(err, res, RB_EXIT_STEP);
 		PQclear(res);
@@ -119,7 +120,7 @@ query(PGconn *conn, const char *sql, int nparams, const char *const *params, str
 
 /* Reads the Prisma migrations table's counts and failed migration names. */
 static bool
-inspect_prisma(PGconn *conn, struct preflight_env *e, struct rb_error *err)
+inspect_prisma(PGconn *conn, struct preflight_env *e, const struct rb_ctx *ctx, struct rb_error *err)
 {
 	char *schema = PQescapeIdentifier(conn, e->prisma_schema, strlen(e->prisma_schema));
 	if (schema == NULL) {
@@ -131,7 +132,7 @@ inspect_prisma(PGconn *conn, struct preflight_env *e, struct rb_error *err)
 		" pg_catalog.count(*) FILTER (WHERE finished_at IS NULL AND rolled_back_at IS NULL),"
 		" pg_catalog.count(*) FILTER (WHERE rolled_back_at IS NOT NULL)"
 		" FROM %s._prisma_migrations", schema);
-	PGresult *res = query(conn, sql, 0, NULL, err);
+	PGresult *res = query(conn, sql, 0, NULL, ctx, err);
 	free(sql);
 	if (res == NULL) {
 		PQfreemem(schema);
@@ -145,7 +146,7 @@ inspect_prisma(PGconn *conn, struct preflight_env *e, struct rb_error *err)
 		sql = xasprintf("SELECT migration_name FROM %s._prisma_migrations"
 		                " WHERE finished_at IS NULL AND rolled_back_at IS NULL"
 		                " ORDER BY started_at, migration_name", schema);
-		res = query(conn, sql, 0, NULL, err);
+		res = query(conn, sql, 0, NULL, ctx, err);
 		free(sql);
 		if (res == NULL) {
 			PQfreemem(schema);
@@ -161,9 +162,9 @@ inspect_prisma(PGconn *conn, struct preflight_env *e, struct rb_error *err)
 
 /* Collects everything preflight reports about one connected environment. */
 static bool
-inspect(PGconn *conn, struct preflight_env *e, struct rb_error *err)
+inspect(PGconn *conn, struct preflight_env *e, const struct rb_ctx *ctx, struct rb_error *err)
 {
-	PGresult *res = PQexec(conn, session_limits_sql);
+	PGresult *res = db_exec(conn, session_limits_sql, 0, NULL, ctx);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		db_error_from_result(err, res, RB_EXIT_STEP);
 		PQclear(res);
@@ -172,7 +173,7 @@ inspect(PGconn *conn, struct preflight_env *e, struct rb_error *err)
 	PQclear(res);
 
 	const char *params[1] = {e->prisma_schema};
-	res = query(conn, basics_sql, 1, params, err);
+	res = query(conn, basics_sql, 1, params, ctx, err);
 	if (res == NULL)
 		return false;
 	const char *version = PQgetvalue(res, 0, 0);
@@ -188,7 +189,7 @@ inspect(PGconn *conn, struct preflight_env *e, struct rb_error *err)
 	e->prisma_table = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
 	PQclear(res);
 
-	res = query(conn, lock_sql, 0, NULL, err);
+	res = query(conn, lock_sql, 0, NULL, ctx, err);
 	if (res == NULL)
 		return false;
 	if (PQntuples(res) > 0) {
@@ -201,7 +202,7 @@ inspect(PGconn *conn, struct preflight_env *e, struct rb_error *err)
 	}
 	PQclear(res);
 
-	if (e->prisma_table && !inspect_prisma(conn, e, err))
+	if (e->prisma_table && !inspect_prisma(conn, e, ctx, err))
 		return false;
 	return true;
 }
@@ -321,12 +322,12 @@ log_env(struct events *bus, const struct preflight_env *e)
 /* Checks one environment into e. cerr receives the connection error, if any. */
 static void
 check_env(const struct plan *p, const struct plan_env *pe, struct preflight_env *e,
-          struct rb_error *cerr)
+          const struct rb_ctx *ctx, struct rb_error *cerr)
 {
 	e->name = xstrdup(pe->name);
 	e->roles = env_roles(p, pe->name);
 	e->prisma_schema = xstrdup(migrations_schema(p));
-	PGconn *conn = db_connect(p, pe->name, cerr);
+	PGconn *conn = db_connect_ctx(p, pe->name, ctx, cerr);
 	if (conn == NULL) {
 		e->reachable = false;
 		e->error = xstrdup(cerr->message ? cerr->message : "could not connect");
@@ -341,7 +342,7 @@ check_env(const struct plan *p, const struct plan_env *pe, struct preflight_env 
 	e->reachable = true;
 	e->where = db_describe(conn);
 	struct rb_error qerr = {0};
-	if (!inspect(conn, e, &qerr)) {
+	if (!inspect(conn, e, ctx, &qerr)) {
 		e->error = xstrdup(qerr.message ? qerr.message : "query failed");
 		e->error_detail = qerr.detail ? xstrdup(qerr.detail) : NULL;
 		char *line = xasprintf("could not inspect %s \"%s\": %s", main_role(p, pe->name),
@@ -374,7 +375,14 @@ preflight_run(const struct plan *p, struct rb_ctx *ctx, struct preflight_result 
 		}
 		struct preflight_env *e = &out->envs[out->nenvs++];
 		struct rb_error cerr = {0};
-		check_env(p, &p->envs[i], e, &cerr);
+		check_env(p, &p->envs[i], e, ctx, &cerr);
+		if (rb_ctx_cancelled(ctx)) {
+			/* Interrupted mid-check: what this environment shows is partial, not a finding. */
+			out->cancelled = true;
+			rb_error_clear(&cerr);
+			log_env(bus, e);
+			break;
+		}
 		if (!e->reachable) {
 			out->any_unreachable = true;
 			if (first.message == NULL) {

@@ -329,4 +329,53 @@ t_match "the blocker names the staging environment" "$out" 'BLOCKED: could not i
 sql_do "drop database rb_unread with (force)"
 sql_do "drop role rb_bob"
 
+# Ctrl-C cancels the running statement at once (PQcancel), not after lock_timeout.
+sql_do "drop table if exists _prisma_migrations"
+sql_do "$(printf "$prisma_ddl" '"_prisma_migrations"')"
+printf 'name: cancel\nenvironments:\n  prod: { conninfo: "host=%s port=%s dbname=%s" }\ntarget: prod\n' \
+	"$PGHOST" "$PGPORT" "$T_DB" >"$T_TMP/cancel.yaml"
+"$PSQL" -X -q -d "$T_DB" -c "begin; lock table _prisma_migrations in access exclusive mode; select pg_sleep(30)" \
+	>/dev/null 2>&1 &
+locker=$!
+for _ in $(seq 50); do
+	[ "$(t_sql "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = '_prisma_migrations'::regclass")" = 1 ] && break
+	sleep 0.1
+done
+start=$(date +%s%3N)
+"$PGRUNBOOK" preflight --no-journal --plan "$T_TMP/cancel.yaml" >"$T_TMP/cancel.out" 2>&1 &
+pf=$!
+# Wait until its query is waiting on the lock, then interrupt it.
+for _ in $(seq 50); do
+	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook' and wait_event_type = 'Lock'")" = 1 ] && break
+	sleep 0.1
+done
+kill -INT "$pf"
+wait "$pf"
+t_eq "an interrupted preflight exits 3" "$?" "3"
+elapsed=$(( $(date +%s%3N) - start ))
+if [ "$elapsed" -lt 4000 ]; then t_ok "it stopped at once (${elapsed} ms), not after the 5 s lock_timeout"; else t_fail "it took ${elapsed} ms"; fi
+t_eq "no pgrunbook query is left on the server" \
+	"$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook'")" "0"
+t_match "it says it was cancelled" "$(cat "$T_TMP/cancel.out")" 'cancel'
+kill "$locker" 2>/dev/null
+wait "$locker" 2>/dev/null
+sql_do "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()"
+
+# A server that accepts the connection and never answers: Ctrl-C ends the connect at once.
+port=$(perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(Listen=>5,LocalAddr=>"127.0.0.1",LocalPort=>0) or die; print $s->sockport, "\n"; close STDOUT; sleep 60 while 1' &
+       echo $! >"$T_TMP/silent.pid"; sleep 0.5)
+silent=$(cat "$T_TMP/silent.pid")
+printf 'name: silent\nenvironments:\n  prod: { conninfo: "host=127.0.0.1 port=%s dbname=x user=x connect_timeout=30" }\ntarget: prod\n' \
+	"$port" >"$T_TMP/silent.yaml"
+start=$(date +%s%3N)
+"$PGRUNBOOK" preflight --no-journal --plan "$T_TMP/silent.yaml" >"$T_TMP/silent.out" 2>&1 &
+pf=$!
+sleep 1
+kill -INT "$pf"
+wait "$pf"
+t_eq "an interrupted connect exits 3" "$?" "3"
+elapsed=$(( $(date +%s%3N) - start ))
+if [ "$elapsed" -lt 4000 ]; then t_ok "the connect was abandoned at once (${elapsed} ms), not after connect_timeout=30"; else t_fail "it took ${elapsed} ms"; fi
+kill "$silent" 2>/dev/null
+
 t_done
