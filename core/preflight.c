@@ -341,6 +341,7 @@ check_env(const struct plan *p, const struct plan_env *pe, struct preflight_env 
 	}
 	e->reachable = true;
 	e->where = db_describe(conn);
+	e->dbname = xstrdup(PQdb(conn));
 	struct rb_error qerr = {0};
 	if (!inspect(conn, e, ctx, &qerr)) {
 		e->error = xstrdup(qerr.message ? qerr.message : "query failed");
@@ -444,6 +445,7 @@ preflight_result_free(struct preflight_result *r)
 		free(e->error);
 		free(e->error_detail);
 		free(e->where);
+		free(e->dbname);
 		free(e->server_version);
 		free(e->current_user);
 		free(e->prisma_schema);
@@ -493,6 +495,7 @@ env_json(const struct preflight_env *e)
 	json_object_set_new(o, "error", str_or_null(e->error));
 	json_object_set_new(o, "error_detail", str_or_null(e->error_detail));
 	json_object_set_new(o, "where", str_or_null(e->where));
+	json_object_set_new(o, "dbname", str_or_null(e->dbname));
 	bool inspected = e->reachable && e->server_version != NULL;
 	json_object_set_new(o, "server_version", str_or_null(e->server_version));
 	json_object_set_new(o, "server_version_num",

@@ -21,6 +21,7 @@ struct preflight_env {
 	                                  also set when a reachable environment could not be inspected */
 	char          *error_detail;   /* libpq's further lines or the error's DETAIL, or NULL */
 	char          *where;          /* host:port/dbname */
+	char          *dbname;         /* the database connected to (confirmation phrases name it) */
 	char          *server_version; /* "15.18 (Debian ...)" short form, e.g. "15.18" */
 	int            server_version_num;
 	char          *current_user;

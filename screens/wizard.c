@@ -596,12 +596,13 @@ entry_state(const struct wizard *wz, const struct wiz_entry *e, enum tui_role *r
 		snprintf(buf, size, "%zu/%zu ticked", n, total);
 		return buf;
 	}
-	if (!e->available) {
+	const struct wiz_stage *ws = &wz->stages[e->stage];
+	if (!e->available && ws->status == STAGE_PENDING) {
 		*role = TUI_ROLE_MUTED;
 		return "unavailable";
 	}
-	const struct wiz_stage *ws = &wz->stages[e->stage];
 	switch (ws->status) {
+	case STAGE_WAIVED: *role = TUI_ROLE_WARN; break;  /* a typed waiver: shown, never quiet */
 	case STAGE_DONE: *role = TUI_ROLE_OK; break;
 	case STAGE_FAILED: *role = TUI_ROLE_DANGER; break;
 	case STAGE_RUNNING: *role = TUI_ROLE_WARN; break;

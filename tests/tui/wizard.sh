@@ -59,7 +59,7 @@ newest_run() { ls -1 "$XDG_STATE_HOME/pgrunbook/runs" | sort | tail -n 1; }
 journal() { cat "$XDG_STATE_HOME/pgrunbook/runs/$1/journal.jsonl"; }
 # mask: what changes from run to run (times, run id, socket path, server version, user).
 mask() {
-	sed -E -e 's/run [0-9]{8}T[0-9]{6}Z-[0-9a-f]+/run RUN-ID/' \
+	sed -E -e 's/run [0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]+/run RUN-ID/' \
 	       -e 's/  host .*/  host HOST/' \
 	       -e 's/PostgreSQL [0-9][0-9.]*/PostgreSQL N/' \
 	       -e 's/role [^ ]+ \(superuser\)/role USER (superuser)/' \
@@ -102,7 +102,7 @@ t_match "blockers and warnings are listed below" "$screen" 'Blockers and warning
 t_match "the log pane got the stage events" "$screen" '^[0-9:]{8} preflight: done: 3 environments ready'
 t_match "the key bar is drawn" "$screen" '^1Help 2Run 3Search 4Confirm 5Refresh 6Prev 7Next 8Rollback 10Quit'
 RUN=$(newest_run)
-t_match "a run was recorded" "$RUN" '^[0-9]{8}T[0-9]{6}Z-'
+t_match "a run was recorded" "$RUN" '^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-'
 t_eq "the journal has preflight started and done" \
 	"$(journal "$RUN" | jq -r 'select(.stage=="preflight" and (.type=="stage_started" or .type=="stage_done")) | .type' | tr '\n' ' ')" \
 	"stage_started stage_done "
@@ -137,10 +137,12 @@ keys ']'
 expect "] now opens backup" 'Stage: backup'
 t_match "it says what backup will do, from the plan" "$screen" 'pg_dump custom format'
 t_match "and that it is not available" "$screen" 'Not available in this build\.'
-t_match "no fake screen: nothing runs from it" "$screen" 'Nothing runs from this screen'
+t_match "it offers only the typed waiver" "$screen" 'Migrate and sync need a verified backup'
 sleep 0.3  # let the clock in the log pane settle on one second before the whole-screen capture
 wait_for 'Stage: backup'
 got=$(printf '%s\n' "$screen" | mask)
+# UPDATE_EXPECTED=1 rewrites the expected capture (then read the diff before committing it).
+[ -n "${UPDATE_EXPECTED:-}" ] && printf '%s\n' "$got" >"$top_srcdir/tests/tui/expected/wizard-backup-80x24.txt"
 want=$(cat "$top_srcdir/tests/tui/expected/wizard-backup-80x24.txt")
 t_eq "the backup screen at 80x24 matches the expected capture" "$got" "$want"
 keys r
@@ -185,6 +187,47 @@ for item in 'Users were told' 'The migrations in prisma' 'The sync tables' 'Some
 	t_match "ticked: $item" "$screen" "│  \[x\] $item"
 done
 t_match "with who and when" "$screen" 'ticked by tester at [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC'
+# The typed confirmation: waiving the backup needs "waive-backup <target database>".
+keys ']'
+expect "] opens backup again" 'Stage: backup'
+t_match "backup offers the waiver" "$screen" 'Migrate and sync need a verified backup'
+keys F4
+expect "F4 opens the typed confirmation" 'Confirm: Waive the backup'
+t_match "it shows the phrase core computed" "$screen" 'waive-backup shop_prod'
+t_match "it shows the target environment" "$screen" 'Environment: +prod'
+t_match "and the target's host/db (the socket path)" "$screen" 'Target: +/.*/sock:[0-9]+/'  # cut at the box edge
+keys Enter
+t_match "Enter on empty input does nothing (no default)" "$(tm capture-pane -p -t d)" 'Confirm: Waive the backup'
+tm send-keys -t d -l -- 'waive-backup shop_prod '
+keys Enter
+expect "a trailing space is a miss" 'Wrong phrase \(1 of 3\): nothing ran'
+tm send-keys -t d -l -- 'Waive-Backup shop_prod'
+keys Enter
+expect "another letter case is a miss" 'Wrong phrase \(2 of 3\): nothing ran'
+tm send-keys -t d -l -- 'apply shop_prod'
+keys Enter
+expect "a phrase of another prompt is the third miss, and the prompt closes" 'backup waiver refused after 3 wrong phrases'
+t_match "backup is not waived" "$screen" '^> backup +unavailable'
+t_eq "the three misses are journaled with their reasons" \
+	"$(journal "$RUN" | jq -r 'select(.type=="confirm_miss") | .data.reason' | tr '\n' '|')" \
+	"the phrase has extra or missing spaces|the phrase differs in letter case|the phrase is different|"
+t_eq "the typed text is never journaled" "$(journal "$RUN" | grep -c 'Waive-Backup')" "0"
+t_eq "nothing was waived" "$(journal "$RUN" | jq -r 'select(.type=="stage_waived") | .type')" ""
+keys c
+expect "c opens it again" 'Confirm: Waive the backup'
+keys C-c
+expect "Ctrl-C answers no" 'backup waiver cancelled; nothing changed'
+keys F4
+expect "F4 once more" 'Confirm: Waive the backup'
+tm send-keys -t d -l -- 'waive-backup shop_prod'
+keys Enter
+expect "the exact phrase waives the backup" '^> backup +waived'
+t_eq "journaled: the confirmation, then the waiver" \
+	"$(journal "$RUN" | jq -r 'select(.type=="confirm_ok" or .type=="stage_waived") | .type' | tr '\n' ' ')" \
+	"confirm_ok stage_waived "
+t_eq "the waiver names who" "$(journal "$RUN" | jq -r 'select(.type=="stage_waived") | .data.user')" "tester"
+keys '['
+expect "[ back to the checklist" 'All 4 ticked'
 keys '[' r
 expect "preflight runs again on F2/r" 'done: 3 environments ready'
 keys q
@@ -212,7 +255,7 @@ start 80 24 --plan "$PLAN" --run "$RUN"
 expect "--run reopens the run where it was left (preflight)" 'Preflight: read-only checks'
 kill -TERM "$(wizard_pid)"
 expect "SIGTERM at idle exits 3" 'wizard finished: 3'
-t_match "it says the run stays resumable" "$screen" "interrupted by signal 15; run $RUN stays resumable"
+t_match "it says the run stays resumable" "$(printf '%s' "$screen" | tr -d '\n')" "interrupted by signal 15; run $RUN stays resumable"
 t_eq "the terminal is restored after SIGTERM" "$(restored)" "0 1"
 t_eq "the interruption is journaled" \
 	"$(journal "$RUN" | jq -r 'select(.type=="log" and .level=="warn") | .message' | tail -n 1)" \
