@@ -551,10 +551,13 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 		goto out;
 	}
 	for (int attempt = 0; ; attempt++) {
-		time_t now = time(NULL);
+		/* Milliseconds keep ids in creation order when runs start within one second. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
 		struct tm tm;
-		gmtime_r(&now, &tm);
-		size_t n = strftime(id, sizeof id, "%Y%m%dT%H%M%SZ-", &tm);
+		gmtime_r(&ts.tv_sec, &tm);
+		size_t n = strftime(id, sizeof id, "%Y%m%dT%H%M%S", &tm);
+		n += (size_t)snprintf(id + n, sizeof id - n, ".%03dZ-", (int)(ts.tv_nsec / 1000000L) % 1000);
 		random_hex6(id + n);
 		free(dir);
 		dir = xasprintf("%s/%s", base, id);

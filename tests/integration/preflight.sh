@@ -80,7 +80,7 @@ t_match "superuser shown" "$human" "user: +$PGUSER \\(superuser: yes\\)"
 t_match "size pretty-printed" "$human" 'size: +[0-9]+\.[0-9] (kB|MB|GB)$'
 t_match "ready summary" "$human" '^preflight: ready$'
 t_nomatch "nothing blocked" "$human" 'BLOCKED'
-t_match "run id on stderr" "$err" '^run [0-9TZ-]+[0-9a-f-]*: journaled in /'
+t_match "run id on stderr" "$err" '^run [0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]{6}: journaled in /'
 run_dir=$(sed -n 's/^run [^:]*: journaled in //p' <<<"$err")
 run_id=$(sed -n 's/^run \([^:]*\): journaled in .*/\1/p' <<<"$err")
 

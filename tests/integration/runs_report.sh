@@ -33,7 +33,7 @@ t_run 0 "mkrun writes run A" "$MKRUN" --new "shop release 2026-11" "$hash_a" --p
 	stage_started backup - - \
 	stage_failed backup "pg_dump exited with status 1" -
 id_a=$out
-t_match "run id is time-sortable and random-suffixed" "$id_a" '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$'
+t_match "run id is time-sortable and random-suffixed" "$id_a" '^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]{6}$'
 
 # --- run B: finished ---
 t_run 0 "mkrun writes run B" "$MKRUN" --new "hotfix" "$hash_b" \

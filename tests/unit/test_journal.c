@@ -149,12 +149,13 @@ test_create_modes_and_id(void **state)
 	umask(old);
 	assert_non_null(j);
 	const char *id = journal_run_id(j);
-	/* 20261123T154900Z-1a2b3c */
-	assert_int_equal(strlen(id), 23);
+	/* 20261123T154900.123Z-1a2b3c */
+	assert_int_equal(strlen(id), 27);
 	assert_int_equal(id[8], 'T');
-	assert_int_equal(id[15], 'Z');
-	assert_int_equal(id[16], '-');
-	for (int i = 17; i < 23; i++)
+	assert_int_equal(id[15], '.');
+	assert_int_equal(id[19], 'Z');
+	assert_int_equal(id[20], '-');
+	for (int i = 21; i < 27; i++)
 		assert_non_null(strchr("0123456789abcdef", id[i]));
 
 	char *pg = xasprintf("%s/pgrunbook", f->state);
