@@ -209,6 +209,8 @@ tui_screen_set_overlay(struct screen *s, bool overlay)
 void
 tui_screen_show_cursor(struct screen *s, int y, int x)
 {
+	if (s != tui_top(s->app))
+		return;  /* under a dialog the cursor belongs to the dialog */
 	s->app->cursor_req = true;
 	s->app->cursor_y = y;
 	s->app->cursor_x = x;
@@ -410,10 +412,14 @@ default_key(struct tui_app *app, enum command cmd)
 static void
 dispatch_key(struct tui_app *app, int raw)
 {
-	if (app->too_small)
-		return;   /* nothing is visible: a key could answer a prompt nobody can read */
 	enum command cmd = command_for_key(raw);
 	struct screen *top = tui_top(app);
+	/*
+	 * Too small, nothing is visible: a key could answer a prompt nobody can read. Only QUIT
+	 * goes through, and only when no dialog or prompt is open.
+	 */
+	if (app->too_small && !(cmd == CMD_QUIT && top && !top->overlay))
+		return;
 	enum key_result r = KEY_RESULT_PASS;
 	if (top && top->ops->key)
 		r = top->ops->key(top, cmd, raw);

@@ -43,7 +43,13 @@ wait_for() {  # ERE [SECONDS]: polls the pane until it matches; $screen holds th
 	local deadline=$(($(now_ms) + ${2:-15} * 1000))
 	while :; do
 		screen=$(tm capture-pane -p -t d 2>/dev/null)
-		printf '%s\n' "$screen" | grep -Eq -- "$1" && return 0
+		if printf '%s\n' "$screen" | grep -Eq -- "$1"; then
+			# A capture can land mid-frame: take the match when a second capture shows it too.
+			sleep 0.05
+			screen=$(tm capture-pane -p -t d 2>/dev/null)
+			printf '%s\n' "$screen" | grep -Eq -- "$1" && return 0
+			continue
+		fi
 		[ "$(now_ms)" -ge "$deadline" ] && return 1
 		sleep 0.05
 	done
