@@ -14,8 +14,9 @@
 #include "tui/theme.h"
 
 enum {
-	COL_ENV, COL_STATE, COL_ROLES, COL_WHERE, COL_VERSION, COL_USER, COL_SIZE, COL_TABLES,
-	COL_PRISMA, COL_LOCK, COL_SESSIONS, COL_STANDBY, NCOLS
+	/* What decides a release first; the long host/db last (it is in the header for the target). */
+	COL_ENV, COL_STATE, COL_ROLES, COL_VERSION, COL_PRISMA, COL_LOCK, COL_SESSIONS, COL_STANDBY,
+	COL_USER, COL_SIZE, COL_TABLES, COL_WHERE, NCOLS
 };
 
 static const struct tui_table_column columns[NCOLS] = {
