@@ -11,6 +11,8 @@
 
 #define STAGE "preflight"
 
+static json_t *env_json(const struct preflight_env *e);
+
 /* Every name is fully qualified (see db.h); $1 is the migrations schema. */
 static const char basics_sql[] =
 	"SELECT pg_catalog.current_setting('server_version'),"
@@ -395,6 +397,11 @@ preflight_run(const struct plan *p, struct rb_ctx *ctx, struct preflight_result 
 			out->any_blocker = true;
 		rb_error_clear(&cerr);
 		log_env(bus, e);
+		/* Each environment's findings as soon as it is checked (screens fill its row). */
+		json_t *pd = json_pack("{s:o, s:I, s:I}", "environment", env_json(e),
+		                       "done", (json_int_t)out->nenvs, "total", (json_int_t)p->nenvs);
+		events_emitf(bus, EV_PROGRESS, STAGE, pd, "%s checked", e->name);
+		json_decref(pd);
 	}
 
 	json_t *data = preflight_to_json(out);

@@ -57,7 +57,8 @@ struct preflight_result {
 
 /*
  * Connects to every environment of the plan and fills out (free with preflight_result_free()).
- * Emits stage_started / log / stage_result / stage_done|stage_failed on ctx->bus. Returns true
+ * Emits stage_started / log / stage_result / stage_done|stage_failed on ctx->bus, and after each
+ * environment a progress event with {"environment": <its JSON>, "done": k, "total": n}. Returns true
  * when every environment was checked, even if blockers were found; an unreachable environment
  * makes it return false with err set (code RB_EXIT_CONNECT, the first unreachable one's error),
  * out still filled for the others. Checks ctx's cancel flag before each environment: when set,

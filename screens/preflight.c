@@ -42,10 +42,10 @@ struct pf_screen {
 	int                  seen_width;
 };
 
+/* The environment named name in a JSON array of environment results, or NULL. */
 static json_t *
-env_result(const struct wizard *wz, const char *name)
+env_in(json_t *envs, const char *name)
 {
-	json_t *envs = json_object_get(wz->preflight, "environments");
 	size_t i;
 	json_t *e;
 	json_array_foreach(envs, i, e) {
@@ -54,6 +54,12 @@ env_result(const struct wizard *wz, const char *name)
 			return e;
 	}
 	return NULL;
+}
+
+static json_t *
+env_result(const struct wizard *wz, const char *name)
+{
+	return env_in(json_object_get(wz->preflight, "environments"), name);
 }
 
 static int64_t
@@ -84,7 +90,8 @@ fill(void *ud, long row, struct tui_table_row *r)
 	if (strcmp(name, wz->plan->target) == 0)
 		tui_table_row_role(r, COL_ENV, TUI_ROLE_PROD);
 
-	if (wz->worker) {
+	json_t *e = NULL;
+	if (wz->worker && (e = env_in(wz->pf_partial, name)) == NULL) {
 		const char *line = wz->pf_lines[row];
 		bool checking = line == NULL && (row == 0 || wz->pf_lines[row - 1] != NULL);
 		if (line) {
@@ -97,7 +104,8 @@ fill(void *ud, long row, struct tui_table_row *r)
 		}
 		return;
 	}
-	json_t *e = env_result(wz, name);
+	if (e == NULL)
+		e = env_result(wz, name);
 	if (e == NULL) {
 		tui_table_row_set(r, COL_STATE, "not checked");
 		tui_table_row_role(r, COL_STATE, TUI_ROLE_MUTED);

@@ -92,7 +92,10 @@ void
 wizard_on_event(const struct rb_event *ev, void *userdata)
 {
 	struct wizard *w = userdata;
-	if (ev->type == EV_PROGRESS || w->app == NULL)
+	if (w->app == NULL)
+		return;
+	/* Progress is for the screens (preflight fills a row per environment), not the log. */
+	if (ev->type == EV_PROGRESS && (ev->stage == NULL || strcmp(ev->stage, "preflight") != 0))
 		return;
 	struct wiz_item *it = xcalloc(1, sizeof *it);
 	it->kind = WIZ_ITEM_EVENT;
@@ -301,6 +304,7 @@ wizard_release(struct wizard *w)
 	free(w->pf_levels);
 	free(w->notice);
 	json_decref(w->preflight);
+	json_decref(w->pf_partial);
 	rb_error_clear(&w->worker_err);
 	tui_log_free(w->log);
 	w->log = NULL;
@@ -725,6 +729,14 @@ track_preflight(struct wizard *wz, const struct wiz_item *it)
 			free(wz->pf_lines[i]);
 			wz->pf_lines[i] = NULL;
 		}
+		json_decref(wz->pf_partial);
+		wz->pf_partial = json_array();
+		return;
+	}
+	if (it->type == EV_PROGRESS && it->data) {
+		json_t *env = json_object_get(it->data, "environment");
+		if (env && wz->pf_partial)
+			json_array_append(wz->pf_partial, env);
 		return;
 	}
 	if (it->type != EV_LOG || it->message == NULL)
@@ -792,6 +804,8 @@ frame_event(struct tui_app *app, void *p)
 		return;
 	}
 	apply_stage_event(wz, it);
+	if (it->type == EV_PROGRESS)
+		return;
 	enum tui_log_level lvl;
 	char *text = log_text(it->type, it->stage, it->message, it->level, it->data, &lvl);
 	tui_log_add_at(wz->log, lvl, it->when, text);

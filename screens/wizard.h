@@ -71,6 +71,7 @@ struct wizard {
 	char                 *notice;     /* a message for the checklist screen (why it opened), or NULL */
 
 	json_t               *preflight;  /* the latest preflight result (stage_result data) or NULL */
+	json_t               *pf_partial; /* the running preflight's environments checked so far (array) */
 	char                **pf_lines;   /* per plan environment: its line of the running preflight */
 	enum rb_log_level    *pf_levels;
 	unsigned              pf_gen;     /* changes whenever anything preflight shows changes */

@@ -305,4 +305,21 @@ t_eq "preflight was cancelled before the next environment" \
 t_match "the interruption is journaled" \
 	"$(journal "$SRUN" | jq -r 'select(.type=="log") | .message')" 'wizard interrupted by signal 15 on stage preflight'
 t_eq "the interrupted run is not finished" "$(journal "$SRUN" | jq -r 'select(.type=="run_finished") | .type')" ""
+# --- live rows: an environment's findings show while the next one is still being checked ---
+cat >"$T_TMP/live.yaml" <<EOF
+name: live rows
+environments:
+  prod: { conninfo: "$PRODCI" }
+  slow: { conninfo: "host=127.0.0.1 port=$SLOW dbname=x user=x sslmode=disable connect_timeout=10" }
+source: slow
+target: prod
+EOF
+start 100 30 --plan "$T_TMP/live.yaml"
+expect "the slow environment is being checked" '│  slow +checking' 10
+t_match "prod's row is already filled in: ready, version, migrations, lock" "$screen" \
+	'│  prod +ready +target +[0-9]+\.[0-9]+ +4/0 +free'
+keys q
+expect "q asks while preflight runs" 'Quit anyway\?'
+keys y
+expect "y quits; the worker is cancelled at once" 'wizard finished: 0' 5
 t_done
