@@ -699,9 +699,10 @@ key_enabled(enum command cmd, void *ud)
 		return wz->current + 1 < wz->nentries;
 	case CMD_SEARCH:
 		return e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_PREFLIGHT;
-	case CMD_CONFIRM:
+	case CMD_CONFIRM:   /* the only dangerous step of this build: waiving the backup */
+		return e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP;
 	case CMD_ROLLBACK:
-		return false;   /* no stage of this build has a dangerous step or a rollback */
+		return false;   /* no rollback in this build */
 	default:
 		return true;
 	}

@@ -1,6 +1,7 @@
 /* help.c: the help screen and the F-key bar, generated from the command list. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,24 +14,55 @@
 
 struct help {
 	struct tui_textview *tv;
+	int                  width;  /* the width the lines were wrapped for */
 };
+
+/*
+ * (Re)builds the lines for a width: every description wraps, so nothing is cut off. Below 70
+ * columns the command names (kept in pgrunbook(1)'s key table) give their room to the text.
+ */
+static void
+help_build(struct help *h, int width)
+{
+	tui_textview_free(h->tv);
+	h->tv = tui_textview_new();
+	h->width = width;
+	bool names = width >= 70;
+	int text_col = names ? 28 : 14;  /* keys (13) and a blank, then the name (13) and a blank */
+	int text_w = width - text_col;
+	if (text_w < 20)
+		text_w = 20;
+	tui_textview_add_line(h->tv, names ? "Keys          Command       What it does"
+	                                   : "Keys          What it does", TUI_ROLE_HEADER);
+	for (int c = CMD__FIRST; c < CMD__END; c++) {
+		char keys[64];
+		struct strlist wrapped = {0};
+		tui_text_wrap(command_help((enum command)c), text_w, &wrapped);
+		for (size_t i = 0; i < wrapped.len || i == 0; i++) {
+			const char *part = i < wrapped.len ? wrapped.items[i] : "";
+			char *line;
+			if (i > 0)
+				line = xasprintf("%*s%s", text_col, "", part);
+			else if (names)
+				line = xasprintf("%-13s %-13s %s", command_keys_text((enum command)c, keys, sizeof keys),
+				                 command_name((enum command)c), part);
+			else
+				line = xasprintf("%-13s %s", command_keys_text((enum command)c, keys, sizeof keys), part);
+			tui_textview_add_line(h->tv, line, TUI_ROLE_NORMAL);
+			free(line);
+		}
+		strlist_free(&wrapped);
+	}
+	tui_textview_add_line(h->tv, "", TUI_ROLE_NORMAL);
+	tui_textview_add_line(h->tv, "Esc or q closes this help.", TUI_ROLE_MUTED);
+}
 
 static int
 help_enter(struct screen *s, void *arg)
 {
 	(void)arg;
 	struct help *h = s->priv;
-	h->tv = tui_textview_new();
-	tui_textview_add_line(h->tv, "Keys          Command       What it does", TUI_ROLE_HEADER);
-	for (int c = CMD__FIRST; c < CMD__END; c++) {
-		char keys[64];
-		char *line = xasprintf("%-13s %-13s %s", command_keys_text((enum command)c, keys, sizeof keys),
-		                       command_name((enum command)c), command_help((enum command)c));
-		tui_textview_add_line(h->tv, line, TUI_ROLE_NORMAL);
-		free(line);
-	}
-	tui_textview_add_line(h->tv, "", TUI_ROLE_NORMAL);
-	tui_textview_add_line(h->tv, "Esc or q closes this help.", TUI_ROLE_MUTED);
+	help_build(h, 80);
 	return 0;
 }
 
@@ -40,6 +72,8 @@ help_draw(struct screen *s)
 	struct help *h = s->priv;
 	int rows, cols;
 	getmaxyx(s->win, rows, cols);
+	if (cols - 1 != h->width)
+		help_build(h, cols - 1);
 	tui_text_put(s->win, 0, 0, " Help: keys", 0, cols, tui_attr(TUI_ROLE_HEADER), true);
 	tui_textview_draw(h->tv, s->win, (struct tui_rect){ 1, 1, rows - 1, cols - 1 });
 }

@@ -156,7 +156,12 @@ expect "Run on an unavailable stage says so" 'backup: nothing to run here in thi
 
 keys F1
 expect "F1 opens the help" 'Help: keys'
-t_match "help lists NEXT_STAGE" "$screen" 'NEXT_STAGE +Go to the next stage'
+wait_for 'F6, \[ +Go to the previous stage' 5
+t_match "help lists the next-stage keys" "$screen" 'F7, \] +Go to the next stage'
+got=$(printf '%s\n' "$screen" | mask)
+[ -n "${UPDATE_EXPECTED:-}" ] && printf '%s\n' "$got" >"$top_srcdir/tests/tui/expected/wizard-help-80x24.txt"
+t_eq "the help screen at 80x24 matches the expected capture" "$got" \
+	"$(cat "$top_srcdir/tests/tui/expected/wizard-help-80x24.txt")"
 keys ']'
 expect "] inside help does not switch stages" 'Help: keys'
 keys q
