@@ -15,9 +15,19 @@
 
 #include "util.h"
 
+static void (*fatal_hook)(void);
+
+void
+util_set_fatal_hook(void (*hook)(void))
+{
+	fatal_hook = hook;
+}
+
 static void
 oom(size_t n)
 {
+	if (fatal_hook)
+		fatal_hook();
 	fprintf(stderr, "pgrunbook: out of memory (allocating %zu bytes)\n", n);
 	abort();
 }

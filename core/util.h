@@ -9,6 +9,12 @@
 #define RB_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define RB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/*
+ * Called before the process aborts on a fatal error (out of memory): the TUI sets it to give the
+ * terminal back (STYLE.md's one die() that restores the terminal). Core stays curses-free.
+ */
+void util_set_fatal_hook(void (*hook)(void));
+
 /* Allocators: never return NULL; print a message and abort when memory runs out. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);

@@ -655,6 +655,8 @@ tui_app_run(struct tui_app *app, const struct screen_ops *first, void *arg)
 	set_cursor(app, 0);
 	tui_theme_init(tui_theme_want_color(getenv("NO_COLOR"), has_colors()));
 
+	/* An out-of-memory abort gives the terminal back first. */
+	util_set_fatal_hook(tui_terminal_restore);
 	/* The queue's self-pipe doubles as the signal handler's wake-up. */
 	wake_fd = tui_queue_wake_fd(app->queue);
 	install_signals();
