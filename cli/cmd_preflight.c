@@ -145,7 +145,7 @@ cmd_preflight(int argc, char **argv)
 	}
 
 	/* SIGINT/SIGTERM: preflight stops before the next environment. */
-	volatile sig_atomic_t *cancel = cli_cancel_begin();
+	atomic_int *cancel = cli_cancel_begin();
 
 	struct rb_ctx ctx = {.bus = bus, .cancel = cancel};
 	struct preflight_result res;

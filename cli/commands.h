@@ -3,7 +3,7 @@
 #define PGRUNBOOK_COMMANDS_H
 
 #include <jansson.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "core/plan.h"
@@ -40,7 +40,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * Installs SIGINT/SIGTERM handlers that set the returned flag (pass it as rb_ctx.cancel); a second
  * signal ends the program at once. cli_cancel_end() restores the previous handlers.
  */
-volatile sig_atomic_t *cli_cancel_begin(void);
+atomic_int *cli_cancel_begin(void);
 void cli_cancel_end(void);
 
 #endif

@@ -58,7 +58,7 @@ cli_usage_error(const char *cmd, const char *fmt, ...)
 	return RB_EXIT_USAGE;
 }
 
-static volatile sig_atomic_t cancel_flag;
+static atomic_int cancel_flag;  /* lock-free: safe to store from a signal handler */
 static struct sigaction old_int, old_term;
 
 static void
@@ -68,7 +68,7 @@ on_cancel_signal(int sig)
 	cancel_flag = 1;
 }
 
-volatile sig_atomic_t *
+atomic_int *
 cli_cancel_begin(void)
 {
 	struct sigaction sa;

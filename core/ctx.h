@@ -2,7 +2,7 @@
 #ifndef PGRUNBOOK_CTX_H
 #define PGRUNBOOK_CTX_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct events;
@@ -14,13 +14,13 @@ struct events;
  */
 struct rb_ctx {
 	struct events               *bus;
-	volatile sig_atomic_t       *cancel;
+	atomic_int                  *cancel;
 };
 
 static inline bool
 rb_ctx_cancelled(const struct rb_ctx *ctx)
 {
-	return ctx && ctx->cancel && *ctx->cancel;
+	return ctx && ctx->cancel && atomic_load(ctx->cancel) != 0;
 }
 
 #endif

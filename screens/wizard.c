@@ -387,7 +387,7 @@ struct pf_result {
 };
 
 static void *
-pf_main(void *arg, volatile sig_atomic_t *cancel)
+pf_main(void *arg, atomic_int *cancel)
 {
 	struct wizard *w = arg;
 	struct rb_ctx ctx = { .bus = w->bus, .cancel = cancel };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@ struct tui_worker {
 	void                 *arg;
 	void                 *done_item;
 	void                 *result;
-	volatile sig_atomic_t cancel;
+	atomic_int cancel;
 	atomic_bool           finished;
 };
 

@@ -2,7 +2,7 @@
 #ifndef PGRUNBOOK_TUI_QUEUE_H
 #define PGRUNBOOK_TUI_QUEUE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct tui_queue;
@@ -41,7 +41,7 @@ void tui_queue_drain_fd(struct tui_queue *q);
  * and whoever handles it calls tui_worker_join() to collect the result.
  */
 struct tui_worker;
-typedef void *(*tui_worker_fn)(void *arg, volatile sig_atomic_t *cancel);
+typedef void *(*tui_worker_fn)(void *arg, atomic_int *cancel);
 
 /*
  * Starts fn(arg, cancel) on a new thread. done_item (not NULL) is posted when fn returns; the

@@ -212,7 +212,7 @@ struct work {
 };
 
 static void *
-work_main(void *arg, volatile sig_atomic_t *cancel)
+work_main(void *arg, atomic_int *cancel)
 {
 	struct work *w = arg;
 	struct item *it = item_new(ITEM_LOG, w->generation);

@@ -120,7 +120,7 @@ test_threads(void **state)
 }
 
 static void *
-square(void *arg, volatile sig_atomic_t *cancel)
+square(void *arg, atomic_int *cancel)
 {
 	(void)cancel;
 	int *r = malloc(sizeof *r);
@@ -129,7 +129,7 @@ square(void *arg, volatile sig_atomic_t *cancel)
 }
 
 static void *
-until_cancelled(void *arg, volatile sig_atomic_t *cancel)
+until_cancelled(void *arg, atomic_int *cancel)
 {
 	long *loops = arg;
 	while (!*cancel) {
