@@ -11,6 +11,7 @@
 /* Each returns an exit code (enum rb_exit); argv[0] is the subcommand name. */
 int cmd_check(int argc, char **argv);
 int cmd_preflight(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

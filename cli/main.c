@@ -21,6 +21,8 @@ static const struct command commands[] = {
 	  "validate a plan and print its summary and hash" },
 	{ "preflight", cmd_preflight, "preflight --plan FILE [--json] [--no-journal]",
 	  "connect to every environment and report what would block a release" },
+	{ "migrate",   cmd_migrate,   "migrate status --plan FILE [--env NAME] [--json]",
+	  "compare the Prisma migrations folder with _prisma_migrations" },
 	{ "runs",      cmd_runs,      "runs [--json]",
 	  "list runs (id, plan, started, last stage, state)" },
 	{ "report",    cmd_report,    "report RUN [--out FILE]",

@@ -117,7 +117,7 @@ version=$("$PGRUNBOOK" --version | cut -d' ' -f2)
 long=$(cd "$top_srcdir" && find plans/demo plans/demo.yaml -type f | awk -v p="pgrunbook-$version/" 'length(p $0) > 99')
 t_eq "plans/demo paths fit the dist tarball's 99-character limit (tar v7)" "$long" ""
 t_eq "migration_lock.toml names postgresql" \
-	"$(grep '^provider' "$D/plan/demo/prisma/migration_lock.toml")" 'provider = "postgresql"'
+	"$(grep '^provider' "$D/plan/demo/prisma/migrations/migration_lock.toml")" 'provider = "postgresql"'
 [ -e "$D/plan/demo/data" ] && t_fail "the data scripts were written into the plan" || t_ok "the plan folder holds no data scripts"
 
 # The pending migrations show in the schemas: a safe column, a new table, a dropped column.
