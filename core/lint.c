@@ -772,3 +772,9 @@ lint_to_json(const struct lint_result *r)
 	    "class", lint_class_name(r->class), "needs_statement_mode", r->needs_statement_mode,
 	    "statements", stmts);
 }
+
+void
+lint_shutdown(void)
+{
+	pg_query_exit();
+}

@@ -148,4 +148,7 @@ void lint_result_free(struct lint_result *r);
  */
 json_t *lint_to_json(const struct lint_result *r);
 
+/* Frees libpg_query's per-thread memory; call once when done linting (keeps leak checkers quiet). */
+void lint_shutdown(void);
+
 #endif

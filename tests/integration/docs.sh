@@ -26,6 +26,22 @@ for code in 0 1 2 3 4; do
 done
 t_match "README documents the exit codes" "$readme" '0 ok, 1 usage or internal error, 2 connection failure, 3 a step failed, was refused or\s*$'
 
+# The lint rule catalogue in pgrunbook(1) is the one the binary holds (pgrunbook migrate lint --rules).
+t_run 0 "migrate lint --rules" "$PGRUNBOOK" migrate lint --rules
+block=$(sed -n '/LINTRULES BEGIN/,/LINTRULES END/p' "$top_srcdir/man/pgrunbook.1")
+nrules=0
+while IFS= read -r line; do
+	case "$line" in
+	PG[0-9][0-9][0-9]\ *)
+		nrules=$((nrules + 1))
+		code=${line%% *}; rest=${line#* }; class=${rest%% *}; summary=${rest#* }
+		printf '%s\n' "$block" | grep -Fqx ".B $code $class: $summary" ||
+			t_fail "pgrunbook(1) lists $code as in the binary" "wanted: .B $code $class: $summary" ;;
+	esac
+done <<<"$out"
+t_match "the binary has rules" "$nrules" '^[1-9][0-9]*$'
+t_eq "pgrunbook(1) lists as many rules as the binary" "$(printf '%s\n' "$block" | grep -c '^\.B PG')" "$nrules"
+
 t_run 1 "an unknown command is a usage error" "$PGRUNBOOK" frobnicate
 t_match "the usage error names the command" "$err" 'unknown command "frobnicate"'
 t_run 1 "no arguments is a usage error" "$PGRUNBOOK"

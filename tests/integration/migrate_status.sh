@@ -69,6 +69,26 @@ t_run 3 "another provider in migration_lock.toml is refused" "$PGRUNBOOK" migrat
 t_match "naming the provider" "$err" 'names provider "mysql"'
 sed -i 's/mysql/postgresql/' "$MIGS/migration_lock.toml"
 
+# migrate lint: PostgreSQL's parser, no connection.
+t_run 0 "migrate lint of the demo migrations" "$PGRUNBOOK" migrate lint --plan "$PLAN"
+t_match "the destructive one is risky, with rule, line and why" "$out" '8:1 PG107 risky drop column: column "senderPhone" of "Order"'
+t_match "with a safer alternative" "$out" 'instead: stop reading and writing the column first'
+t_match "an index on an existing table without CONCURRENTLY is flagged" "$out" 'PG301 risky index without concurrently'
+t_match "the init migration is safe" "$out" '^safe +20250615120108_init$'
+t_run 3 "--fail-on risky makes risky findings fail" "$PGRUNBOOK" migrate lint --plan "$PLAN" --fail-on risky
+t_run 0 "--fail-on dangerous passes: nothing dangerous" "$PGRUNBOOK" migrate lint --plan "$PLAN" --fail-on dangerous
+t_run 0 "--json" "$PGRUNBOOK" migrate lint --plan "$PLAN" --json
+t_eq "--json: one entry per migration" "$(printf '%s' "$out" | jq '.migrations | length')" "7"
+mkdir "$MIGS/20990101000000_typo"
+printf 'CREATE TABLE "T" (\n  id int,\n  name text NOT NUL\n);\n' >"$MIGS/20990101000000_typo/migration.sql"
+t_run 3 "a syntax error fails lint before anything connects" "$PGRUNBOOK" migrate lint --plan "$PLAN"
+t_match "it names migration, line and column" "$err" '20990101000000_typo:3:[0-9]+: syntax error'
+printf 'DROP TABLE "NotificationLog";\n' >"$MIGS/20990101000000_typo/migration.sql"
+t_run 3 "a dangerous statement fails --fail-on dangerous" "$PGRUNBOOK" migrate lint --plan "$PLAN" --fail-on dangerous
+t_match "naming the rule" "$out" 'PG101 dangerous'
+rm -r "$MIGS/20990101000000_typo"
+t_run 1 "--fail-on takes risky or dangerous" "$PGRUNBOOK" migrate lint --plan "$PLAN" --fail-on safe
+
 t_run 1 "an unknown environment is a usage error" "$PGRUNBOOK" migrate status --plan "$PLAN" --env nope
 t_run 1 "deploy is not in this build and says so" "$PGRUNBOOK" migrate deploy --plan "$PLAN"
 t_match "naming what is" "$err" '"migrate deploy" is not part of this build yet'
