@@ -72,24 +72,35 @@ print_human(const char *env, const char *where, const struct mig_status *st)
 	putchar('\n');
 }
 
+/* Reads the plan's migrations folder; 0 on success, else the exit code (the error is printed). */
 static int
-migrate_status(const struct plan *plan, const char *env, bool json)
+load_folder(const struct plan *plan, struct mig_set *local)
 {
+	memset(local, 0, sizeof *local);
 	if (!plan->migrations.present) {
 		fprintf(stderr, "pgrunbook: the plan has no migrations section\n");
 		return RB_EXIT_PLAN;
 	}
 	struct rb_error err = {0};
 	char *dir = plan_path(plan, plan->migrations.dir);
-	struct mig_set local;
-	if (!migrations_load(dir, &local, &err)) {
-		cli_print_error(&err);
-		rb_error_clear(&err);
-		migrations_free(&local);
-		free(dir);
-		return RB_EXIT_STEP;
-	}
+	bool ok = migrations_load(dir, local, &err);
 	free(dir);
+	if (ok)
+		return 0;
+	cli_print_error(&err);
+	rb_error_clear(&err);
+	migrations_free(local);
+	return RB_EXIT_STEP;
+}
+
+static int
+migrate_status(const struct plan *plan, const char *env, bool json)
+{
+	struct mig_set local;
+	int failed = load_folder(plan, &local);
+	if (failed)
+		return failed;
+	struct rb_error err = {0};
 	struct rb_ctx ctx = { .cancel = cli_cancel_begin() };
 	PGconn *conn = db_connect_ctx(plan, env, &ctx, &err);
 	int code = RB_EXIT_OK;
@@ -145,21 +156,11 @@ print_lint(const struct lint_result *r)
 static int
 migrate_lint(const struct plan *plan, bool json, int fail_class)
 {
-	if (!plan->migrations.present) {
-		fprintf(stderr, "pgrunbook: the plan has no migrations section\n");
-		return RB_EXIT_PLAN;
-	}
-	struct rb_error err = {0};
-	char *dir = plan_path(plan, plan->migrations.dir);
 	struct mig_set local;
-	bool loaded = migrations_load(dir, &local, &err);
-	free(dir);
-	if (!loaded) {
-		cli_print_error(&err);
-		rb_error_clear(&err);
-		migrations_free(&local);
-		return RB_EXIT_STEP;
-	}
+	int failed = load_folder(plan, &local);
+	if (failed)
+		return failed;
+	struct rb_error err = {0};
 	int code = RB_EXIT_OK;
 	json_t *all = json ? json_array() : NULL;
 	for (size_t i = 0; i < local.n; i++) {
