@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "demo.h"
+#include "migrations.h"
 #include "events.h"
 
 /* shop_prod (and so shop_staging) has this many of the migrations applied; shop_dev has all. */
@@ -33,18 +34,6 @@ const char *const demo_counted_tables[DEMO_NTABLES] = {
 
 static const char *const db_names[DEMO_DB_COUNT] = { "shop_dev", "shop_staging", "shop_prod" };
 
-/* Prisma's own DDL for its history table (schema engine, PostgreSQL flavour). */
-static const char prisma_migrations_ddl[] =
-	"CREATE TABLE \"_prisma_migrations\" (\n"
-	"    \"id\"                    VARCHAR(36) PRIMARY KEY NOT NULL,\n"
-	"    \"checksum\"              VARCHAR(64) NOT NULL,\n"
-	"    \"finished_at\"           TIMESTAMPTZ,\n"
-	"    \"migration_name\"        VARCHAR(255) NOT NULL,\n"
-	"    \"logs\"                  TEXT,\n"
-	"    \"rolled_back_at\"        TIMESTAMPTZ,\n"
-	"    \"started_at\"            TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
-	"    \"applied_steps_count\"   INTEGER NOT NULL DEFAULT 0\n"
-	");";
 
 const char *
 demo_db_name(enum demo_db db)
@@ -186,22 +175,6 @@ quiet_notices(void *arg, const char *message)
 	(void)message;
 }
 
-/* Prefixes err's message with what was being done (keeping detail, hint and SQLSTATE). */
-static void RB_PRINTF(2, 3)
-error_context(struct rb_error *err, const char *fmt, ...)
-{
-	if (err == NULL || err->message == NULL)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	char *what = xvasprintf(fmt, ap);
-	va_end(ap);
-	char *msg = xasprintf("%s: %s", what, err->message);
-	free(what);
-	free(err->message);
-	err->message = msg;
-}
-
 /* Runs SQL (one statement or a script run as one implicit transaction) and checks the result. */
 static bool
 exec_sql(PGconn *conn, const char *sql, struct rb_error *err)
@@ -223,7 +196,7 @@ exec_file(PGconn *conn, const char *dbname, const char *path, struct rb_error *e
 		return rb_error_setc(err, RB_EXIT_USAGE, "demo file %s is missing from this build", path);
 	if (exec_sql(conn, (const char *)f->data, err))
 		return true;
-	error_context(err, "could not load %s into %s", path, dbname);
+	rb_error_prefix(err, "could not load %s into %s", path, dbname);
 	return false;
 }
 
@@ -293,14 +266,14 @@ static bool
 apply_migrations(PGconn *conn, const char *dbname, const struct demo_file **migs, size_t n,
                  const char *deployed_after, struct rb_error *err)
 {
-	if (!exec_sql(conn, prisma_migrations_ddl, err)) {
-		error_context(err, "could not create _prisma_migrations in %s", dbname);
+	if (!exec_sql(conn, migrations_table_ddl, err)) {
+		rb_error_prefix(err, "could not create _prisma_migrations in %s", dbname);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
 		char *name = migration_name(migs[i]);
 		if (!exec_sql(conn, (const char *)migs[i]->data, err)) {
-			error_context(err, "migration %s failed in %s", name, dbname);
+			rb_error_prefix(err, "migration %s failed in %s", name, dbname);
 			free(name);
 			return false;
 		}
@@ -317,7 +290,7 @@ apply_migrations(PGconn *conn, const char *dbname, const struct demo_file **migs
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (!ok) {
 			db_error_from_result(err, res, RB_EXIT_STEP);
-			error_context(err, "could not record migration %s in %s", name, dbname);
+			rb_error_prefix(err, "could not record migration %s in %s", name, dbname);
 		}
 		PQclear(res);
 		free(idseed);
@@ -417,7 +390,7 @@ count_rows(struct demo *d, enum demo_db db, struct rb_error *err)
 		PQfreemem(ident);
 	}
 	if (!ok)
-		error_context(err, "could not count the rows of %s", db_names[db]);
+		rb_error_prefix(err, "could not count the rows of %s", db_names[db]);
 	PQfinish(conn);
 	return ok;
 }

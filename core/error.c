@@ -1,6 +1,7 @@
 /* error.c: filling and formatting struct rb_error. */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,4 +83,19 @@ rb_error_format(const struct rb_error *err)
 	if (err->hint)
 		strbuf_addf(&sb, "\nHINT:  %s", err->hint);
 	return strbuf_detach(&sb);
+}
+
+void
+rb_error_prefix(struct rb_error *err, const char *fmt, ...)
+{
+	if (err == NULL || err->message == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *what = xvasprintf(fmt, ap);
+	va_end(ap);
+	char *msg = xasprintf("%s: %s", what, err->message);
+	free(what);
+	free(err->message);
+	err->message = msg;
 }

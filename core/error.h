@@ -33,6 +33,8 @@ bool rb_error_set(struct rb_error *err, const char *fmt, ...) RB_PRINTF(2, 3);
 bool rb_error_setc(struct rb_error *err, int code, const char *fmt, ...) RB_PRINTF(3, 4);
 void rb_error_detail(struct rb_error *err, const char *fmt, ...) RB_PRINTF(2, 3);
 void rb_error_hint(struct rb_error *err, const char *fmt, ...) RB_PRINTF(2, 3);
+/* Prefixes the message with what was being done: "<what>: <message>" (detail, hint, SQLSTATE kept). */
+void rb_error_prefix(struct rb_error *err, const char *fmt, ...) RB_PRINTF(2, 3);
 /* Frees the strings and zeroes the record; accepts a zeroed record. */
 void rb_error_clear(struct rb_error *err);
 /* Formats "message\nDETAIL: ...\nHINT: ..." (caller frees). */

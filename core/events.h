@@ -5,7 +5,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* Event types, with their journal names. */
+/*
+ * Event types, with their journal names. `progress` is for screens and is not journaled; `step`
+ * records one unit of work (a migration, a statement) and is.
+ */
 #define EVENT_TYPES(_) \
 	_(RUN_STARTED,      "run_started") \
 	_(RUN_FINISHED,     "run_finished") \
@@ -16,6 +19,7 @@
 	_(STAGE_WAIVED,     "stage_waived") \
 	_(STAGE_RESULT,     "stage_result") \
 	_(PROGRESS,         "progress") \
+	_(STEP,             "step") \
 	_(LOG,              "log") \
 	_(CONFIRM_NEEDED,   "confirm_needed") \
 	_(CONFIRM_OK,       "confirm_ok") \

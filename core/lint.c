@@ -518,6 +518,11 @@ check_stmt(struct checker *c, json_t *node)
 		json_t *rv = json_object_get(b, "relation");
 		if (bool_of(b, "concurrent")) {
 			c->st->no_transaction = true;
+			if (str_of(b, "idxname") != NULL) {
+				c->st->concurrent_index = xstrdup(str_of(b, "idxname"));
+				if (rv != NULL && str_of(rv, "schemaname") != NULL)
+					c->st->concurrent_schema = xstrdup(str_of(rv, "schemaname"));
+			}
 		} else if (rv != NULL && is_existing(c, rv)) {
 			char *table = rel_display(rv);
 			const char *idx = str_of(b, "idxname");
@@ -527,6 +532,8 @@ check_stmt(struct checker *c, json_t *node)
 		}
 	} else if ((b = node_as(node, "DropStmt")) != NULL) {
 		check_drop(c, b);
+	} else if (node_as(node, "TransactionStmt") != NULL) {
+		c->st->transaction_control = true;
 	} else if ((b = node_as(node, "TruncateStmt")) != NULL) {
 		json_t *rel;
 		size_t i;
@@ -741,6 +748,8 @@ lint_result_free(struct lint_result *r)
 			free(st->findings[k].detail);
 		free(st->findings);
 		free(st->text);
+		free(st->concurrent_index);
+		free(st->concurrent_schema);
 	}
 	free(r->stmts);
 	free(r->name);

@@ -111,6 +111,11 @@ struct lint_stmt {
 	bool                 no_transaction;  /* cannot run inside a transaction block (CREATE/DROP
 	                                         INDEX CONCURRENTLY, REINDEX CONCURRENTLY, VACUUM,
 	                                         ALTER SYSTEM, CREATE/DROP DATABASE, ...) */
+	bool                 transaction_control; /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...: the
+	                                         script manages its own transactions */
+	char                *concurrent_index;/* CREATE INDEX CONCURRENTLY: the index's name as
+	                                         written (NULL when it has none) */
+	char                *concurrent_schema;/* and the schema of its table, NULL when unqualified */
 };
 
 struct lint_result {

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "migrations.h"
@@ -392,4 +395,228 @@ migrations_status_json(const struct mig_status *st)
 	}
 	return json_pack("{s:b, s:b, s:o, s:o}", "up_to_date", migrations_up_to_date(st),
 	                 "table_exists", st->table_exists, "counts", counts, "migrations", list);
+}
+
+/* --- writing _prisma_migrations the way Prisma's engine does --- */
+
+const char migrations_table_ddl[] =
+	"CREATE TABLE \"_prisma_migrations\" (\n"
+	"    \"id\"                    VARCHAR(36) PRIMARY KEY NOT NULL,\n"
+	"    \"checksum\"              VARCHAR(64) NOT NULL,\n"
+	"    \"finished_at\"           TIMESTAMPTZ,\n"
+	"    \"migration_name\"        VARCHAR(255) NOT NULL,\n"
+	"    \"logs\"                  TEXT,\n"
+	"    \"rolled_back_at\"        TIMESTAMPTZ,\n"
+	"    \"started_at\"            TIMESTAMPTZ NOT NULL DEFAULT now(),\n"
+	"    \"applied_steps_count\"   INTEGER NOT NULL DEFAULT 0\n"
+	");";
+
+/* Runs sql (no parameters unless given); false with err set (RB_EXIT_STEP) unless it succeeded. */
+static bool
+run_ok(PGconn *conn, const char *sql, int nparams, const char *const *params, const struct rb_ctx *ctx,
+       struct rb_error *err)
+{
+	PGresult *res = db_exec(conn, sql, nparams, params, ctx);
+	ExecStatusType st = PQresultStatus(res);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	PQclear(res);
+	return ok;
+}
+
+static void
+rollback_quietly(PGconn *conn)
+{
+	if (PQtransactionStatus(conn) == PQTRANS_INERROR || PQtransactionStatus(conn) == PQTRANS_INTRANS)
+		PQclear(db_exec(conn, "ROLLBACK", 0, NULL, NULL));
+}
+
+bool
+migrations_ensure_table(PGconn *conn, const char *schema, const struct rb_ctx *ctx, struct rb_error *err)
+{
+	const char *params[1] = { schema };
+	if (!run_ok(conn, "BEGIN", 0, NULL, ctx, err))
+		return false;
+	/* Prisma's connection has the schema as its search_path and creates the table unqualified. */
+	char *q = PQescapeIdentifier(conn, schema, strlen(schema));
+	char *quoted = xstrdup(q);
+	PQfreemem(q);
+	const char *qp[1] = { quoted };
+	bool ok = run_ok(conn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1, qp, ctx, err);
+	free(quoted);
+	PGresult *res = NULL;
+	if (ok) {
+		res = db_exec(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+		              " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+		              " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
+		              " AND c.relname OPERATOR(pg_catalog.=) '_prisma_migrations')", 1, params, ctx);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			db_error_from_result(err, res, RB_EXIT_STEP);
+			ok = false;
+		} else if (strcmp(PQgetvalue(res, 0, 0), "f") == 0) {
+			ok = run_ok(conn, migrations_table_ddl, 0, NULL, ctx, err);
+		}
+		PQclear(res);
+	}
+	if (ok)
+		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
+	if (!ok) {
+		rb_error_prefix(err, "could not create %s._prisma_migrations", schema);
+		rollback_quietly(conn);
+	}
+	return ok;
+}
+
+void
+migrations_new_id(char out[37])
+{
+	unsigned char b[16];
+	ssize_t n = getrandom(b, sizeof b, 0);
+	if (n != (ssize_t)sizeof b) {
+		/* getrandom(2) does not fail for 16 bytes once the pool is ready; be safe anyway. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		unsigned long long v = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20) ^
+		                       (unsigned long long)getpid();
+		for (size_t i = 0; i < sizeof b; i++)
+			b[i] = (unsigned char)(v >> ((i % 8) * 8)) ^ (unsigned char)(i * 37);
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);  /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);  /* RFC 4122 variant */
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (size_t i = 0; i < sizeof b; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 0x0f];
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Locks the migration's rows (FOR UPDATE) inside the open transaction and counts them: all, finished
+ * (not rolled back) and failed (neither finished nor rolled back). False with err set on failure.
+ */
+static bool
+count_rows(PGconn *conn, const char *qschema, const char *name, const struct rb_ctx *ctx, int *all,
+           int *finished, int *failed, struct rb_error *err)
+{
+	char *sql = xasprintf("SELECT finished_at IS NOT NULL AND rolled_back_at IS NULL,"
+	                      " finished_at IS NULL AND rolled_back_at IS NULL"
+	                      " FROM %s._prisma_migrations WHERE migration_name OPERATOR(pg_catalog.=) $1"
+	                      " FOR UPDATE", qschema);
+	const char *params[1] = { name };
+	PGresult *res = db_exec(conn, sql, 1, params, ctx);
+	free(sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error_from_result(err, res, RB_EXIT_STEP);
+		PQclear(res);
+		return false;
+	}
+	*all = PQntuples(res);
+	*finished = *failed = 0;
+	for (int r = 0; r < *all; r++) {
+		*finished += strcmp(PQgetvalue(res, r, 0), "t") == 0;
+		*failed += strcmp(PQgetvalue(res, r, 1), "t") == 0;
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
+migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local *m,
+                        const struct rb_ctx *ctx, struct rb_error *err)
+{
+	if (!migrations_ensure_table(conn, schema, ctx, err))
+		return false;
+	char *qs = PQescapeIdentifier(conn, schema, strlen(schema));
+	char *q = xstrdup(qs);
+	PQfreemem(qs);
+	int all, finished, failed;
+	bool ok = run_ok(conn, "BEGIN", 0, NULL, ctx, err) &&
+	          count_rows(conn, q, m->name, ctx, &all, &finished, &failed, err);
+	if (ok && finished > 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "migration %s is already recorded as applied in the database",
+		              m->name);
+		rb_error_hint(err, "Nothing was changed. \"pgrunbook migrate status\" shows each migration's state.");
+		ok = false;
+	}
+	if (ok && failed > 0) {
+		char *sql = xasprintf("UPDATE %s._prisma_migrations SET rolled_back_at = pg_catalog.now()"
+		                      " WHERE migration_name OPERATOR(pg_catalog.=) $1 AND finished_at IS NULL"
+		                      " AND rolled_back_at IS NULL", q);
+		const char *params[1] = { m->name };
+		ok = run_ok(conn, sql, 1, params, ctx, err);
+		free(sql);
+	}
+	if (ok) {
+		char id[37];
+		migrations_new_id(id);
+		char *sql = xasprintf("INSERT INTO %s._prisma_migrations (id, checksum, started_at, finished_at,"
+		                      " migration_name, logs, rolled_back_at, applied_steps_count)"
+		                      " VALUES ($1, $2, pg_catalog.now(), pg_catalog.now(), $3, NULL, NULL, 0)", q);
+		const char *params[3] = { id, m->checksum, m->name };
+		ok = run_ok(conn, sql, 3, params, ctx, err);
+		free(sql);
+	}
+	if (ok)
+		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
+	if (!ok)
+		rollback_quietly(conn);
+	free(q);
+	return ok;
+}
+
+bool
+migrations_mark_rolled_back(PGconn *conn, const char *schema, const char *name,
+                            const struct rb_ctx *ctx, struct rb_error *err)
+{
+	char *qs = PQescapeIdentifier(conn, schema, strlen(schema));
+	char *q = xstrdup(qs);
+	PQfreemem(qs);
+	int all = 0, finished = 0, failed = 0;
+	bool ok = run_ok(conn, "BEGIN", 0, NULL, ctx, err);
+	if (ok) {
+		/* A missing table means the migration was never applied. */
+		const char *params[1] = { schema };
+		PGresult *res = db_exec(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN"
+		                        " pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+		                        " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
+		                        " AND c.relname OPERATOR(pg_catalog.=) '_prisma_migrations')", 1, params, ctx);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			db_error_from_result(err, res, RB_EXIT_STEP);
+			ok = false;
+		} else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+			ok = count_rows(conn, q, name, ctx, &all, &finished, &failed, err);
+		}
+		PQclear(res);
+	}
+	if (ok && all == 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "migration %s cannot be rolled back because it was never applied "
+		              "to the database", name);
+		rb_error_hint(err, "Nothing was changed. A pending migration needs no resolving.");
+		ok = false;
+	} else if (ok && failed == 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "migration %s cannot be rolled back because it is not in a failed "
+		              "state", name);
+		rb_error_hint(err, "Nothing was changed. Only a failed migration can be marked rolled back; "
+		              "undo an applied one with a new migration.");
+		ok = false;
+	}
+	if (ok) {
+		char *sql = xasprintf("UPDATE %s._prisma_migrations SET rolled_back_at = pg_catalog.now()"
+		                      " WHERE migration_name OPERATOR(pg_catalog.=) $1 AND finished_at IS NULL"
+		                      " AND rolled_back_at IS NULL", q);
+		const char *params[1] = { name };
+		ok = run_ok(conn, sql, 1, params, ctx, err);
+		free(sql);
+	}
+	if (ok)
+		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
+	if (!ok)
+		rollback_quietly(conn);
+	free(q);
+	return ok;
 }

@@ -79,4 +79,33 @@ bool migrations_up_to_date(const struct mig_status *st);
 /* {"up_to_date", "table_exists", "counts": {...}, "migrations": [{name, state, ...}]}. Caller decrefs. */
 json_t *migrations_status_json(const struct mig_status *st);
 
+/* Prisma's DDL for its history table (schema engine, PostgreSQL), unqualified. */
+extern const char migrations_table_ddl[];
+
+/*
+ * Creates <schema>._prisma_migrations with Prisma's DDL when it does not exist (the name is
+ * quoted; the statement runs with search_path set to the schema, as Prisma's connection has it).
+ */
+bool migrations_ensure_table(PGconn *conn, const char *schema, const struct rb_ctx *ctx,
+                             struct rb_error *err);
+
+/* A random (version 4) UUID in its 36-character text form, as Prisma's ids are. */
+void migrations_new_id(char out[37]);
+
+/*
+ * `resolve --applied`, as Prisma's engine does it: refused (RB_EXIT_STEP) when the migration is
+ * not in the folder or already has a finished row; otherwise its failed rows are marked rolled
+ * back and a row is recorded with the local checksum, started_at = finished_at = now() and
+ * applied_steps_count 0. Creates the table when missing. One transaction.
+ */
+bool migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local *m,
+                             const struct rb_ctx *ctx, struct rb_error *err);
+/*
+ * `resolve --rolled-back`, as Prisma's engine does it: refused (RB_EXIT_STEP) unless the
+ * migration has a failed row (never applied: not found; applied: not in a failed state);
+ * sets rolled_back_at = now() on its failed rows. One transaction.
+ */
+bool migrations_mark_rolled_back(PGconn *conn, const char *schema, const char *name,
+                                 const struct rb_ctx *ctx, struct rb_error *err);
+
 #endif

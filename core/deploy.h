@@ -1,0 +1,118 @@
+/* deploy.h: applies pending Prisma migrations the way Prisma's engine records them, with lock discipline. */
+#ifndef PGRUNBOOK_DEPLOY_H
+#define PGRUNBOOK_DEPLOY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctx.h"
+#include "error.h"
+#include "lint.h"
+#include "migrations.h"
+#include "plan.h"
+
+/* Prisma's advisory lock key: pgrunbook and `prisma migrate deploy` exclude each other. */
+#define DEPLOY_ADVISORY_KEY 72707369
+
+/*
+ * What a deploy of an environment would do, computed without changing anything: the folder, its
+ * status in the database, each migration linted. Lint needs no database; a syntax error in a
+ * pending migration is reported before anything connects.
+ */
+struct deploy_preview {
+	char              *env;        /* the environment's name */
+	char              *database;   /* its database name (PQdb), for the phrase */
+	char              *phrase;     /* "deploy <database>": what dangerous migrations need */
+	struct mig_set     local;
+	struct mig_status  status;     /* items[0..local.n) follow local.items' order */
+	struct lint_result *lint;      /* local.n of them, index-aligned with local.items */
+	size_t             n_pending;
+	bool               dangerous;  /* a pending migration holds a dangerous statement */
+	char              *blocked;    /* why a deploy would refuse to start (a failed, modified or
+	                                  missing-locally migration), or NULL */
+};
+
+/*
+ * Fills out (always initialised; free with deploy_preview_free()). Connects to env (the plan's
+ * target when NULL), read-only. False with err set when the folder cannot be read, a pending
+ * migration does not parse (err: "<migration>:<line>:<column>: ..."), or the database cannot be
+ * reached; a blocked deploy is not an error here (see `blocked`).
+ */
+bool deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
+                    struct deploy_preview *out, struct rb_error *err);
+void deploy_preview_free(struct deploy_preview *pv);
+/*
+ * {"environment", "database", "phrase", "pending": n, "dangerous": bool, "blocked": str|null,
+ *  "migrations": [{"name", "state", "class", "needs_statement_mode", "statements": [lint...]}]}
+ */
+json_t *deploy_preview_json(const struct deploy_preview *pv);
+
+struct deploy_opts {
+	const char *env;             /* NULL: the plan's target */
+	const char *confirm;         /* the typed "deploy <db>" phrase, or NULL */
+	/*
+	 * The backup precondition (DESIGN.md "Preconditions"): true when the caller already knows the
+	 * run has a verified backup of this target or a journaled waiver (the wizard). Otherwise
+	 * waive_backup must be the typed phrase "waive-backup <db>", checked and journaled here.
+	 */
+	bool        backup_ok;
+	const char *waive_backup;
+	int64_t     advisory_wait_ms;  /* how long to poll for the advisory lock; 0: 10 s */
+	const char *who;             /* who runs it ($USER), for the journal; may be NULL */
+};
+
+/*
+ * Deploys every pending migration in order on env, as `prisma migrate deploy` would, safer:
+ *
+ *  - refuses (nothing runs, RB_EXIT_STEP) when the preview is blocked, when a pending migration
+ *    is dangerous and opts->confirm is not the phrase (confirm_check: journaled), or when the
+ *    backup precondition is not met;
+ *  - holds pg_try_advisory_lock(DEPLOY_ADVISORY_KEY) on a control connection for the whole
+ *    deploy, polling until advisory_wait_ms (the holder is reported when it is taken);
+ *  - creates _prisma_migrations exactly as Prisma does when missing, writes each migration's row
+ *    as Prisma's engine does (started row first, finished_at and applied_steps_count on success,
+ *    logs on failure);
+ *  - runs a script as one simple-query batch (one implicit transaction), or statement by
+ *    statement when lint says it needs statement mode (each statement journaled before and
+ *    after; an INVALID index left by a failed CREATE INDEX CONCURRENTLY is dropped before the
+ *    statement runs again);
+ *  - every statement under the plan's lock_timeout and statement_timeout; on a lock timeout
+ *    waits 1, 2, 4, 8, 16 s (+ up to 25 % jitter) and tries again, up to migrations.retries
+ *    times, emitting the blockers; then stops (RB_EXIT_STEP, the blockers in err->detail). A
+ *    batch that gave up on a lock timeout changed nothing: its row is marked rolled back with the
+ *    reason in logs, so the migration is pending again (also for Prisma);
+ *  - a lost connection: reconnects with backoff, retakes the lock, re-reads _prisma_migrations
+ *    and reports what is known; a script whose outcome is unknown is never run again.
+ *
+ * Stops at the first failure. Events (stage "migrate"; see below) go to ctx->bus. Returns true
+ * when every pending migration was applied (or none was pending). *result (may be NULL) receives
+ * the stage_result JSON, also on failure; caller decrefs.
+ *
+ * Events:
+ *   stage_started / stage_done / stage_failed   (message says what happened)
+ *   step (journaled):
+ *     {"kind": "migration", "migration", "index", "total", "id", "mode": "batch"|"statements",
+ *      "statements", "state": "started"|"applied"|"failed"|"rolled_back"|"unknown"}
+ *     {"kind": "statement", "migration", "statement" (1-based), "statements", "line",
+ *      "state": "start"|"done"|"failed"|"lock_timeout", "ms", "sqlstate", "error",
+ *      and for lock_timeout: "attempt", "attempts", "retry_in_ms", "blockers"}
+ *       In batch mode only "done" (as each statement's result arrives), "failed" and
+ *       "lock_timeout" are emitted; in statement mode "start" comes first.
+ *     {"kind": "cleanup", "migration", "index": "schema.name", "state": "dropped"}
+ *   progress (not journaled):
+ *     {"kind": "waiting", "migration", "statement", "waiting_ms", "blockers": [blocker...]}
+ *       about twice a second while a statement waits for a lock; {"kind": "waiting",
+ *       "blockers": []} once the wait is over
+ *     {"kind": "advisory_lock", "waited_ms", "holder": blocker|null} while polling for the lock
+ *   blocker: {"pid", "application", "user", "state", "query" (first 200 characters, hidden when it
+ *             mentions a password), "waiting_ms" (how long our statement has waited),
+ *             "xact_ms" (age of the blocker's transaction), "lock_mode"}
+ */
+bool deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *ctx,
+                json_t **result, struct rb_error *err);
+
+/* A deploy event's step kinds, for front ends. */
+#define DEPLOY_STAGE "migrate"
+
+#endif
