@@ -1,14 +1,20 @@
-/* cmd_migrate.c: `pgrunbook migrate status`: the Prisma migrations folder against an environment. */
+/* cmd_migrate.c: `pgrunbook migrate status|deploy|resolve|lint`: Prisma migrations against an environment. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/confirm.h"
 #include "core/db.h"
+#include "core/deploy.h"
 #include "core/error.h"
+#include "core/events.h"
+#include "core/journal.h"
 #include "core/lint.h"
 #include "core/migrations.h"
 
@@ -16,24 +22,46 @@ static void
 usage(FILE *f)
 {
 	fputs("Usage: pgrunbook migrate status --plan FILE [--env NAME] [--json]\n"
+	      "       pgrunbook migrate deploy --plan FILE [--env NAME] [--json] [--confirm \"deploy DB\"]\n"
+	      "                                [--waive-backup \"waive-backup DB\"] [--lock-wait SECONDS]\n"
+	      "       pgrunbook migrate resolve --applied NAME|--rolled-back NAME --plan FILE [--env NAME]\n"
+	      "                                 --confirm \"resolve DB\" [--json]\n"
+	      "       pgrunbook migrate recover NAME --plan FILE [--env NAME] [--json]\n"
+	      "                                 [--action ACTION [--sql FILE] --confirm PHRASE]\n"
 	      "       pgrunbook migrate lint --plan FILE [--json] [--fail-on risky|dangerous]\n"
 	      "       pgrunbook migrate lint --rules\n\n"
+	      "status compares the plan's Prisma migrations folder (migrations.dir) with _prisma_migrations\n"
+	      "in the environment (default: the plan's target), read-only: each migration is applied,\n"
+	      "pending, failed, modified (its script changed after it was applied) or missing locally.\n"
+	      "Checksums are Prisma's (SHA-256 of migration.sql; CRLF and LF line endings both match).\n\n"
+	      "deploy applies the pending migrations in order, recording them in _prisma_migrations as\n"
+	      "Prisma does, while holding Prisma's advisory lock (72707369). A script runs as one\n"
+	      "transaction, or statement by statement when it holds statements that cannot run in one\n"
+	      "(CREATE INDEX CONCURRENTLY, ...). Every statement runs under the plan's lock_timeout and\n"
+	      "statement_timeout; a lock timeout is retried after 1, 2, 4, 8, 16 s (migrations.retries)\n"
+	      "and the blocking sessions are shown. It refuses to start while a migration is failed,\n"
+	      "modified or missing locally; dangerous statements (see lint) need --confirm \"deploy DB\";\n"
+	      "without a verified backup in the run it needs --waive-backup \"waive-backup DB\". The\n"
+	      "deploy is journaled as a run.\n\n"
+	      "resolve records a migration as applied (--applied) or a failed one as rolled back\n"
+	      "(--rolled-back), as \"prisma migrate resolve\" does; it needs --confirm \"resolve DB\".\n\n"
+	      "recover shows what is known of a failed migration and runs one way out (see pgrunbook(1)).\n\n"
 	      "lint parses every migration with PostgreSQL's own parser (libpg_query), without\n"
 	      "connecting, and classifies each statement safe, risky or dangerous with a rule code,\n"
 	      "why, and a safer alternative (see pgrunbook(1)). A syntax error is reported as\n"
 	      "MIGRATION:LINE:COLUMN and exits 3; --fail-on makes findings of that class or worse\n"
 	      "exit 3 too.\n\n"
-	      "Compares the plan's Prisma migrations folder (migrations.dir) with _prisma_migrations\n"
-	      "in the environment (default: the plan's target), read-only: each migration is applied,\n"
-	      "pending, failed, modified (its script changed after it was applied) or missing locally.\n"
-	      "Checksums are Prisma's (SHA-256 of migration.sql; CRLF and LF line endings both match).\n\n"
 	      "Options:\n"
-	      "  --plan FILE   the plan\n"
-	      "  --env NAME    the environment to compare with (default: the target)\n"
-	      "  --json        print JSON instead of a table\n\n"
-	      "Exit codes: 0 up to date, 1 usage, 2 connection failure, 3 not up to date (pending,\n"
-	      "failed, modified or missing locally) or the folder cannot be read, 4 invalid plan.\n"
-	      "deploy, resolve and recover are not part of this build yet.\n", f);
+	      "  --plan FILE            the plan\n"
+	      "  --env NAME             the environment (default: the target)\n"
+	      "  --json                 print JSON instead of text\n"
+	      "  --confirm PHRASE       the typed confirmation a dangerous step needs\n"
+	      "  --waive-backup PHRASE  deploy without a verified backup (\"waive-backup DB\")\n"
+	      "  --applied NAME         resolve: record NAME as applied\n"
+	      "  --rolled-back NAME     resolve: record the failed NAME as rolled back\n"
+	      "  --lock-wait SECONDS    deploy: how long to wait for the migration lock (default 10)\n\n"
+	      "Exit codes: 0 done (status: up to date), 1 usage, 2 connection failure, 3 not up to\n"
+	      "date (status), refused, failed or blocked (deploy, resolve, recover), 4 invalid plan.\n", f);
 }
 
 static void
@@ -186,6 +214,223 @@ migrate_lint(const struct plan *plan, bool json, int fail_class)
 	return code;
 }
 
+
+/* --- deploy and resolve: journaled runs --- */
+
+struct printer {
+	bool json;
+	bool waiting_shown;
+	bool lock_shown;
+};
+
+/* Prints the deploy's progress as it happens (text mode): migration steps, lock waits, warnings. */
+static void
+print_event(const struct rb_event *ev, void *userdata)
+{
+	struct printer *pr = userdata;
+	if (pr->json)
+		return;
+	if (ev->type == EV_STEP && ev->message) {
+		printf("  %s\n", ev->message);
+	} else if (ev->type == EV_PROGRESS && ev->data) {
+		const char *kind = json_string_value(json_object_get(ev->data, "kind"));
+		json_t *bl = json_object_get(ev->data, "blockers");
+		json_t *holder = json_object_get(ev->data, "holder");
+		if (kind && strcmp(kind, "waiting") == 0) {
+			if (json_array_size(bl) > 0 && !pr->waiting_shown) {
+				json_t *b = json_array_get(bl, 0);
+				printf("  statement %" JSON_INTEGER_FORMAT " waits for a lock held by pid %" JSON_INTEGER_FORMAT
+				       " (application \"%s\", %s): %s\n",
+				       json_integer_value(json_object_get(ev->data, "statement")),
+				       json_integer_value(json_object_get(b, "pid")),
+				       json_string_value(json_object_get(b, "application")),
+				       json_string_value(json_object_get(b, "state")),
+				       json_string_value(json_object_get(b, "query")));
+				pr->waiting_shown = true;
+			} else if (json_array_size(bl) == 0) {
+				pr->waiting_shown = false;
+			}
+		} else if (kind && strcmp(kind, "advisory_lock") == 0 && json_is_object(holder) && !pr->lock_shown) {
+			printf("  waiting for the migration lock, held by pid %" JSON_INTEGER_FORMAT " (application \"%s\")\n",
+			       json_integer_value(json_object_get(holder, "pid")),
+			       json_string_value(json_object_get(holder, "application")));
+			pr->lock_shown = true;
+		}
+	} else if (ev->type == EV_LOG && ev->level >= LOG_LEVEL_WARN && ev->message) {
+		fprintf(stderr, "pgrunbook: %s\n", ev->message);
+	}
+	fflush(stdout);
+}
+
+/* A journaled run for a changing command; NULL with the error printed. */
+static struct journal *
+open_run(const struct plan *plan, struct events *bus, int *code)
+{
+	struct rb_error err = {0};
+	struct journal *j = journal_create(NULL, plan, &err);
+	if (j == NULL) {
+		cli_print_error(&err);
+		*code = err.code ? err.code : RB_EXIT_USAGE;
+		rb_error_clear(&err);
+		return NULL;
+	}
+	journal_attach(j, bus);
+	return j;
+}
+
+/* Finishes the run's journal; returns the exit code to use (a broken journal turns success into 3). */
+static int
+close_run(struct journal *j, struct events *bus, int code, const char *what)
+{
+	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
+	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "%s %s", what, code == RB_EXIT_OK ? "done" : "failed");
+	json_decref(fin);
+	struct rb_error jerr = {0};
+	if (journal_failed(j, &jerr)) {
+		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j),
+		                    jerr.message ? jerr.message : "unknown error");
+		free(jerr.message);
+		jerr.message = m;
+		cli_print_error(&jerr);
+		rb_error_clear(&jerr);
+		if (code == RB_EXIT_OK)
+			code = RB_EXIT_STEP;
+	} else {
+		fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
+	}
+	return code;
+}
+
+static const char *
+user_name(void)
+{
+	const char *u = getenv("USER");
+	return u && *u ? u : getlogin() ? getlogin() : "unknown";
+}
+
+static int
+migrate_deploy(const struct plan *plan, const char *env, bool json, const char *confirm, const char *waive,
+               long long lock_wait_ms)
+{
+	struct events *bus = events_new();
+	int code = RB_EXIT_OK;
+	struct journal *j = open_run(plan, bus, &code);
+	if (j == NULL) {
+		events_free(bus);
+		return code;
+	}
+	struct printer pr = { .json = json };
+	events_subscribe(bus, print_event, &pr);
+	json_t *start = json_pack("{s:s, s:s}", "command", "migrate deploy", "environment", env);
+	events_emitf(bus, EV_RUN_STARTED, NULL, start, "migrate deploy to %s", env);
+	json_decref(start);
+
+	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
+	struct deploy_opts opts = { .env = env, .confirm = confirm, .waive_backup = waive, .who = user_name(),
+	                            .advisory_wait_ms = lock_wait_ms > 0 ? lock_wait_ms : lock_wait_ms == 0 ? 1 : 0 };
+	struct rb_error err = {0};
+	json_t *result = NULL;
+	bool ok = deploy_run(plan, &opts, &ctx, &result, &err);
+	cli_cancel_end();
+	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
+	lint_shutdown();
+	code = close_run(j, bus, code, "migrate deploy");
+	if (json) {
+		json_object_set_new(result, "run_id", json_string(journal_run_id(j)));
+		json_object_set_new(result, "exit_code", json_integer(code));
+		cli_print_json(result);
+		result = NULL;
+	} else if (ok) {
+		size_t n = json_array_size(json_object_get(result, "applied"));
+		if (n)
+			printf("%zu migration%s applied to %s (%s)\n", n, n == 1 ? "" : "s", env,
+			       json_string_value(json_object_get(result, "database")));
+		else
+			printf("%s is up to date: nothing to deploy\n", env);
+	}
+	fflush(stdout);
+	if (!ok)
+		cli_print_error(&err);
+	json_decref(result);
+	rb_error_clear(&err);
+	events_free(bus);
+	journal_close(j);
+	return code;
+}
+
+static int
+migrate_resolve(const struct plan *plan, const char *env, bool json, const char *applied,
+                const char *rolled_back, const char *confirm)
+{
+	struct mig_set local;
+	int code = load_folder(plan, &local);
+	if (code)
+		return code;
+	const char *name = applied ? applied : rolled_back;
+	const struct mig_local *m = NULL;
+	for (size_t i = 0; i < local.n; i++)
+		if (strcmp(local.items[i].name, name) == 0)
+			m = &local.items[i];
+	if (applied && m == NULL) {
+		fprintf(stderr, "pgrunbook: migration %s is not in the migrations folder %s\n"
+		        "HINT: --applied records the local script's checksum, so the migration must exist locally.\n",
+		        name, local.dir);
+		migrations_free(&local);
+		return RB_EXIT_STEP;
+	}
+	struct events *bus = events_new();
+	struct journal *j = open_run(plan, bus, &code);
+	if (j == NULL) {
+		events_free(bus);
+		migrations_free(&local);
+		return code;
+	}
+	const char *as = applied ? "applied" : "rolled_back";
+	json_t *start = json_pack("{s:s, s:s, s:s, s:s}", "command", "migrate resolve", "environment", env,
+	                          "migration", name, "as", as);
+	events_emitf(bus, EV_RUN_STARTED, NULL, start, "migrate resolve %s as %s", name, as);
+	json_decref(start);
+	struct rb_error err = {0};
+	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
+	PGconn *conn = db_connect_ctx(plan, env, &ctx, &err);
+	bool ok = conn != NULL;
+	char *phrase = NULL;
+	if (ok) {
+		phrase = confirm_phrase("resolve", PQdb(conn));
+		ok = confirm_check(&ctx, "migrate", phrase, confirm, &err);
+	}
+	if (ok)
+		ok = applied ? migrations_mark_applied(conn, plan->migrations.schema, m, &ctx, &err)
+		             : migrations_mark_rolled_back(conn, plan->migrations.schema, name, &ctx, &err);
+	json_t *data = json_pack("{s:s, s:s, s:s, s:s}", "kind", "resolve", "migration", name, "as", as,
+	                         "state", ok ? "done" : "failed");
+	events_emitf(bus, EV_STEP, "migrate", data, "%s %s as %s", ok ? "recorded" : "could not record", name,
+	             applied ? "applied" : "rolled back");
+	json_decref(data);
+	cli_cancel_end();
+	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
+	code = close_run(j, bus, code, "migrate resolve");
+	if (json) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:i}", "environment", env, "migration", name,
+		                      "as", as, "done", ok, "run_id", journal_run_id(j), "exit_code", code);
+		json_object_set_new(o, "error", ok ? json_null() : json_string(err.message ? err.message : ""));
+		cli_print_json(o);
+	} else if (ok) {
+		printf("%s is recorded as %s in %s\n", name, applied ? "applied" : "rolled back", PQdb(conn));
+	}
+	fflush(stdout);
+	if (!ok)
+		cli_print_error(&err);
+	free(phrase);
+	if (conn)
+		PQfinish(conn);
+	rb_error_clear(&err);
+	events_free(bus);
+	journal_close(j);
+	migrations_free(&local);
+	return code;
+}
+
 int
 cmd_migrate(int argc, char **argv)
 {
@@ -195,6 +440,11 @@ cmd_migrate(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"fail-on", required_argument, NULL, 'f'},
 		{"rules", no_argument, NULL, 'r'},
+		{"confirm", required_argument, NULL, 'c'},
+		{"waive-backup", required_argument, NULL, 'w'},
+		{"applied", required_argument, NULL, 'a'},
+		{"rolled-back", required_argument, NULL, 'b'},
+		{"lock-wait", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -205,13 +455,14 @@ cmd_migrate(int argc, char **argv)
 	if (argc < 2)
 		return cli_usage_error("migrate", "a subcommand is required: status or lint");
 	const char *sub = argv[1];
-	if (strcmp(sub, "status") != 0 && strcmp(sub, "lint") != 0) {
-		if (strcmp(sub, "deploy") == 0 || strcmp(sub, "resolve") == 0 || strcmp(sub, "recover") == 0)
-			return cli_usage_error("migrate", "\"migrate %s\" is not part of this build yet; "
-			                       "\"migrate status\" is", sub);
+	if (strcmp(sub, "recover") == 0)
+		return cli_usage_error("migrate", "\"migrate recover\" is not part of this build yet");
+	if (strcmp(sub, "status") != 0 && strcmp(sub, "lint") != 0 && strcmp(sub, "deploy") != 0 &&
+	    strcmp(sub, "resolve") != 0)
 		return cli_usage_error("migrate", "unknown subcommand \"%s\"", sub);
-	}
 	const char *plan_file = NULL, *env = NULL, *fail_on = NULL;
+	const char *confirm = NULL, *waive = NULL, *applied = NULL, *rolled_back = NULL;
+	long long lock_wait_ms = -1;
 	bool json = false, rules = false;
 	int c;
 	optind = 2;
@@ -223,6 +474,19 @@ cmd_migrate(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'f': fail_on = optarg; break;
 		case 'r': rules = true; break;
+		case 'c': confirm = optarg; break;
+		case 'w': waive = optarg; break;
+		case 'a': applied = optarg; break;
+		case 'b': rolled_back = optarg; break;
+		case 'L': {
+			char *end;
+			errno = 0;
+			double v = strtod(optarg, &end);
+			if (errno || end == optarg || *end != '\0' || v < 0 || v > 3600)
+				return cli_usage_error("migrate", "--lock-wait takes seconds from 0 to 3600, not \"%s\"", optarg);
+			lock_wait_ms = (long long)(v * 1000.0);
+			break;
+		}
 		case 'h': usage(stdout); return RB_EXIT_OK;
 		case ':': return cli_usage_error("migrate", "option \"%s\" needs a value", argv[optind - 1]);
 		default: return cli_usage_error("migrate", "unknown option \"%s\"", argv[optind - 1]);
@@ -253,6 +517,17 @@ cmd_migrate(int argc, char **argv)
 		else
 			return cli_usage_error("migrate", "--fail-on takes risky or dangerous, not \"%s\"", fail_on);
 	}
+	bool is_deploy = strcmp(sub, "deploy") == 0, is_resolve = strcmp(sub, "resolve") == 0;
+	if (confirm && !is_deploy && !is_resolve)
+		return cli_usage_error("migrate", "--confirm belongs to \"migrate deploy\" and \"migrate resolve\"");
+	if (lock_wait_ms >= 0 && !is_deploy)
+		return cli_usage_error("migrate", "--lock-wait belongs to \"migrate deploy\"");
+	if (waive && !is_deploy)
+		return cli_usage_error("migrate", "--waive-backup belongs to \"migrate deploy\"");
+	if ((applied || rolled_back) && !is_resolve)
+		return cli_usage_error("migrate", "--applied and --rolled-back belong to \"migrate resolve\"");
+	if (is_resolve && (applied == NULL) == (rolled_back == NULL))
+		return cli_usage_error("migrate", "resolve needs exactly one of --applied NAME or --rolled-back NAME");
 	if (env && strcmp(sub, "lint") == 0)
 		return cli_usage_error("migrate", "lint reads no environment; --env belongs to \"migrate status\"");
 	struct plan *plan = cli_load_plan(plan_file);
@@ -263,6 +538,10 @@ cmd_migrate(int argc, char **argv)
 		code = migrate_lint(plan, json, fail_class);
 	else if (env && plan_env_find(plan, env) == NULL)
 		code = cli_usage_error("migrate", "the plan has no environment \"%s\"", env);
+	else if (is_deploy)
+		code = migrate_deploy(plan, env ? env : plan->target, json, confirm, waive, lock_wait_ms);
+	else if (is_resolve)
+		code = migrate_resolve(plan, env ? env : plan->target, json, applied, rolled_back, confirm);
 	else
 		code = migrate_status(plan, env ? env : plan->target, json);
 	plan_free(plan);

@@ -1,0 +1,1206 @@
+/* deploy.c: pending Prisma migrations applied under Prisma's advisory lock, with lock_timeout retries and blockers. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "confirm.h"
+#include "db.h"
+#include "deploy.h"
+#include "events.h"
+#include "util.h"
+
+#define STAGE DEPLOY_STAGE
+#define LOCK_NOT_AVAILABLE "55P03"
+#define QUERY_CANCELED     "57014"
+#define POLL_MS            100   /* socket wait slice */
+#define BLOCKER_EVERY_MS   400   /* how often a waiting statement's blockers are read */
+
+/* --- small helpers --- */
+
+/* Sleeps ms milliseconds in slices; false as soon as the cancel flag is set. */
+static bool
+nap(const struct rb_ctx *ctx, long long ms)
+{
+	long long end = time_monotonic_ms() + ms;
+	for (;;) {
+		if (rb_ctx_cancelled(ctx))
+			return false;
+		long long left = end - time_monotonic_ms();
+		if (left <= 0)
+			return true;
+		long long slice = left < 100 ? left : 100;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = slice * 1000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Backoff before retry `attempt` (1-based): 1, 2, 4, 8, 16 s, then 16 s, plus up to 25 % jitter. */
+static long long
+backoff_ms(int attempt)
+{
+	int shift = attempt - 1 < 4 ? attempt - 1 : 4;
+	long long base = 1000LL << shift;
+	unsigned int r = 0;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+		r = (unsigned int)time_monotonic_ms();
+	return base + (long long)(r % 1000u) * base / 4000;
+}
+
+static char *
+quote_ident(PGconn *conn, const char *name)
+{
+	char *q = PQescapeIdentifier(conn, name, strlen(name));
+	char *copy = xstrdup(q ? q : "\"?\"");
+	PQfreemem(q);
+	return copy;
+}
+
+/* A query text safe to show and journal: one line, at most 200 characters, hidden when it names a password. */
+static char *
+shown_query(const char *q)
+{
+	if (q == NULL)
+		return xstrdup("");
+	for (const char *s = q; *s; s++)
+		if (strncasecmp(s, "password", 8) == 0 || strncasecmp(s, "secret", 6) == 0)
+			return xstrdup("(hidden: the query mentions a password or secret)");
+	struct strbuf sb;
+	strbuf_init(&sb);
+	bool space = false;
+	size_t chars = 0;
+	for (const char *s = q; *s && chars < 200; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			space = sb.len > 0;
+			continue;
+		}
+		if (space) {
+			strbuf_addc(&sb, ' ');
+			chars++;
+			space = false;
+		}
+		strbuf_addc(&sb, (char)c);
+		if ((c & 0xC0) != 0x80)
+			chars++;
+	}
+	/* Do not cut a UTF-8 sequence in half. */
+	while (sb.len > 0 && ((unsigned char)sb.buf[sb.len - 1] & 0xC0) == 0x80)
+		sb.len--;
+	if (sb.len > 0 && ((unsigned char)sb.buf[sb.len - 1] & 0xC0) == 0xC0)
+		sb.len--;
+	sb.buf[sb.len] = '\0';
+	return strbuf_detach(&sb);
+}
+
+/* --- preview --- */
+
+static const char *
+first_finding_code(const struct lint_stmt *st, enum lint_class c)
+{
+	for (size_t k = 0; k < st->n_findings; k++)
+		if (st->findings[k].rule->class == c)
+			return st->findings[k].rule->code;
+	return st->code;
+}
+
+bool
+deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
+               struct deploy_preview *out, struct rb_error *err)
+{
+	memset(out, 0, sizeof *out);
+	env = env ? env : p->target;
+	out->env = xstrdup(env);
+	if (!p->migrations.present)
+		return rb_error_setc(err, RB_EXIT_PLAN, "the plan has no migrations section");
+	char *dir = plan_path(p, p->migrations.dir);
+	bool ok = migrations_load(dir, &out->local, err);
+	free(dir);
+	if (!ok)
+		return false;
+	/* Lint everything before touching a database: a syntax error stops here. */
+	out->lint = xcalloc(out->local.n + 1, sizeof *out->lint);
+	for (size_t i = 0; i < out->local.n; i++) {
+		if (!lint_script(out->local.items[i].name, out->local.items[i].sql, &out->lint[i], err)) {
+			rb_error_hint(err, "Nothing was run. Fix the migration; \"pgrunbook migrate lint\" checks "
+			              "the folder without a database.");
+			return false;
+		}
+	}
+	PGconn *conn = db_connect_ctx(p, env, ctx, err);
+	if (conn == NULL)
+		return false;
+	out->database = xstrdup(PQdb(conn));
+	out->phrase = confirm_phrase("deploy", out->database);
+	ok = migrations_status(conn, p->migrations.schema, &out->local, ctx, &out->status, err);
+	PQfinish(conn);
+	if (!ok)
+		return false;
+	struct strbuf why;
+	strbuf_init(&why);
+	for (size_t i = 0; i < out->status.n; i++) {
+		const struct mig_status_item *it = &out->status.items[i];
+		if (it->state == MIG_PENDING) {
+			out->n_pending++;
+			if (i < out->local.n && out->lint[i].class == LINT_DANGEROUS)
+				out->dangerous = true;
+			continue;
+		}
+		if (it->state == MIG_APPLIED)
+			continue;
+		if (why.len > 0)
+			strbuf_adds(&why, "; ");
+		if (it->state == MIG_FAILED)
+			strbuf_addf(&why, "migration %s failed: inspect it with \"pgrunbook migrate recover %s\", then "
+			            "mark it rolled back or applied", it->name, it->name);
+		else if (it->state == MIG_MODIFIED)
+			strbuf_addf(&why, "migration %s was changed after it was applied (its checksum differs): restore "
+			            "the applied script and put the change in a new migration", it->name);
+		else
+			strbuf_addf(&why, "migration %s is applied in the database but missing from the folder: is this "
+			            "the release's migrations folder?", it->name);
+	}
+	out->blocked = why.len > 0 ? strbuf_detach(&why) : (strbuf_release(&why), NULL);
+	return true;
+}
+
+void
+deploy_preview_free(struct deploy_preview *pv)
+{
+	if (pv == NULL)
+		return;
+	for (size_t i = 0; pv->lint && i < pv->local.n; i++)
+		lint_result_free(&pv->lint[i]);
+	free(pv->lint);
+	migrations_status_free(&pv->status);
+	migrations_free(&pv->local);
+	free(pv->env);
+	free(pv->database);
+	free(pv->phrase);
+	free(pv->blocked);
+	memset(pv, 0, sizeof *pv);
+}
+
+json_t *
+deploy_preview_json(const struct deploy_preview *pv)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < pv->status.n; i++) {
+		const struct mig_status_item *it = &pv->status.items[i];
+		json_t *o = json_pack("{s:s, s:s}", "name", it->name, "state", migrations_state_name(it->state));
+		if (i < pv->local.n && pv->lint) {
+			json_t *l = lint_to_json(&pv->lint[i]);
+			json_object_set(o, "class", json_object_get(l, "class"));
+			json_object_set(o, "needs_statement_mode", json_object_get(l, "needs_statement_mode"));
+			json_object_set(o, "statements", json_object_get(l, "statements"));
+			json_decref(l);
+		}
+		json_array_append_new(list, o);
+	}
+	json_t *o = json_pack("{s:s?, s:s?, s:s?, s:I, s:b, s:o}", "environment", pv->env,
+	                      "database", pv->database, "phrase", pv->phrase,
+	                      "pending", (json_int_t)pv->n_pending, "dangerous", pv->dangerous,
+	                      "migrations", list);
+	json_object_set_new(o, "blocked", pv->blocked ? json_string(pv->blocked) : json_null());
+	return o;
+}
+
+/* --- the deploy --- */
+
+enum outcome {
+	OUT_APPLIED,       /* every statement succeeded (and the batch committed) */
+	OUT_FAILED,        /* a statement failed; in batch mode the server rolled the script back */
+	OUT_ROLLED_BACK,   /* an atomic batch gave up (lock timeouts, cancel): nothing of it remains */
+	OUT_UNKNOWN,       /* the connection was lost while it ran: committed or not, nobody knows yet */
+};
+
+struct deployer {
+	const struct plan       *p;
+	const struct deploy_opts *o;
+	struct rb_ctx           *ctx;
+	struct deploy_preview    pv;
+	const char              *env;
+	PGconn                  *ctl;        /* holds the advisory lock, writes rows, watches blockers */
+	PGconn                  *work;       /* runs the scripts */
+	char                    *schema_q;   /* the quoted schema of _prisma_migrations */
+	json_t                  *applied;    /* names applied by this deploy */
+	json_t                  *blockers;   /* the latest blockers seen (array), or NULL */
+	long long                wait_since; /* monotonic ms the current statement started waiting, 0 */
+	bool                     ctl_lost;
+	/* Filled for the migration that stopped the deploy. */
+	const char              *stopped_at;
+	int                      stopped_stmt;
+	const char              *outcome_name;
+};
+
+static json_t *
+blocker_list(struct deployer *d, int pid)
+{
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof pidbuf, "%d", pid);
+	const char *params[1] = { pidbuf };
+	PGresult *res = db_exec(d->ctl,
+		"SELECT a.pid, COALESCE(a.application_name, ''), COALESCE(a.usename::text, ''),"
+		" COALESCE(a.state, ''), COALESCE(a.query, ''),"
+		" COALESCE((EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) a.xact_start)"
+		"   OPERATOR(pg_catalog.*) 1000)::bigint, 0),"
+		" COALESCE((SELECT pg_catalog.string_agg(DISTINCT h.mode, ',') FROM pg_catalog.pg_locks w"
+		"   JOIN pg_catalog.pg_locks h ON h.locktype OPERATOR(pg_catalog.=) w.locktype"
+		"    AND h.database IS NOT DISTINCT FROM w.database AND h.relation IS NOT DISTINCT FROM w.relation"
+		"    AND h.transactionid IS NOT DISTINCT FROM w.transactionid AND h.granted"
+		"   WHERE w.pid OPERATOR(pg_catalog.=) $1::int AND NOT w.granted"
+		"    AND h.pid OPERATOR(pg_catalog.=) a.pid), '')"
+		" FROM pg_catalog.pg_stat_activity a"
+		" WHERE a.pid OPERATOR(pg_catalog.=) ANY (pg_catalog.pg_blocking_pids($1::int)) ORDER BY a.pid",
+		1, params, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (PQstatus(d->ctl) == CONNECTION_BAD)
+			d->ctl_lost = true;
+		PQclear(res);
+		return NULL;
+	}
+	json_t *list = json_array();
+	long long waiting = d->wait_since ? time_monotonic_ms() - d->wait_since : 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		char *q = shown_query(PQgetvalue(res, r, 4));
+		json_array_append_new(list, json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:s}",
+			"pid", atoi(PQgetvalue(res, r, 0)), "application", PQgetvalue(res, r, 1),
+			"user", PQgetvalue(res, r, 2), "state", PQgetvalue(res, r, 3), "query", q,
+			"waiting_ms", (json_int_t)waiting, "xact_ms", (json_int_t)strtoll(PQgetvalue(res, r, 5), NULL, 10),
+			"lock_mode", PQgetvalue(res, r, 6)));
+		free(q);
+	}
+	PQclear(res);
+	return list;
+}
+
+/* "pid 4242 (psql, user alice, idle in transaction for 12 s: LOCK TABLE ...)", for messages. */
+static char *
+describe_blockers(const json_t *list)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	size_t i;
+	json_t *b;
+	json_array_foreach(list, i, b) {
+		if (i > 0)
+			strbuf_adds(&sb, "; ");
+		const char *app = json_string_value(json_object_get(b, "application"));
+		strbuf_addf(&sb, "pid %" JSON_INTEGER_FORMAT " (application \"%s\", user %s, %s",
+		            json_integer_value(json_object_get(b, "pid")), app && *app ? app : "",
+		            json_string_value(json_object_get(b, "user")),
+		            json_string_value(json_object_get(b, "state")));
+		json_int_t xact = json_integer_value(json_object_get(b, "xact_ms"));
+		if (xact > 0)
+			strbuf_addf(&sb, ", transaction open for %" JSON_INTEGER_FORMAT " s", xact / 1000);
+		const char *mode = json_string_value(json_object_get(b, "lock_mode"));
+		if (mode && *mode)
+			strbuf_addf(&sb, ", holding %s", mode);
+		strbuf_addf(&sb, "): %s", json_string_value(json_object_get(b, "query")));
+	}
+	if (sb.len == 0)
+		strbuf_adds(&sb, "(the blocking session ended before it could be read)");
+	return strbuf_detach(&sb);
+}
+
+static void
+emit_waiting(struct deployer *d, const char *mig, int stmt, json_t *blockers)
+{
+	long long waiting = d->wait_since ? time_monotonic_ms() - d->wait_since : 0;
+	json_t *data = json_pack("{s:s, s:s, s:i, s:I, s:O}", "kind", "waiting", "migration", mig,
+	                         "statement", stmt, "waiting_ms", (json_int_t)waiting, "blockers", blockers);
+	events_emitf(d->ctx->bus, EV_PROGRESS, STAGE, data, NULL);
+	json_decref(data);
+}
+
+/* The holder of the advisory lock, or NULL (JSON blocker without waiting_ms meaning). */
+static json_t *
+advisory_holder(struct deployer *d)
+{
+	PGresult *res = db_exec(d->ctl,
+		"SELECT a.pid, COALESCE(a.application_name, ''), COALESCE(a.usename::text, ''),"
+		" COALESCE(a.state, ''), COALESCE(a.query, ''),"
+		" COALESCE((EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) a.backend_start)"
+		"   OPERATOR(pg_catalog.*) 1000)::bigint, 0)"
+		" FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
+		" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted"
+		" AND l.classid OPERATOR(pg_catalog.=) 0 AND l.objid OPERATOR(pg_catalog.=) 72707369"
+		" AND l.objsubid OPERATOR(pg_catalog.=) 1 LIMIT 1", 0, NULL, d->ctx);
+	json_t *h = NULL;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		char *q = shown_query(PQgetvalue(res, 0, 4));
+		h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "pid", atoi(PQgetvalue(res, 0, 0)),
+		              "application", PQgetvalue(res, 0, 1), "user", PQgetvalue(res, 0, 2),
+		              "state", PQgetvalue(res, 0, 3), "query", q, "waiting_ms", (json_int_t)0,
+		              "xact_ms", (json_int_t)strtoll(PQgetvalue(res, 0, 5), NULL, 10), "lock_mode", "advisory");
+		free(q);
+	}
+	PQclear(res);
+	return h;
+}
+
+/* Polls pg_try_advisory_lock on the control connection until it is granted or the deadline passes. */
+static bool
+take_lock(struct deployer *d, struct rb_error *err)
+{
+	long long wait = d->o->advisory_wait_ms > 0 ? d->o->advisory_wait_ms : 10000;
+	long long start = time_monotonic_ms();
+	json_t *holder = NULL;
+	for (;;) {
+		PGresult *res = db_exec(d->ctl, "SELECT pg_catalog.pg_try_advisory_lock(72707369)", 0, NULL, d->ctx);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			db_error_from_result(err, res, PQstatus(d->ctl) == CONNECTION_BAD ? RB_EXIT_CONNECT : RB_EXIT_STEP);
+			rb_error_prefix(err, "could not take the migration lock");
+			PQclear(res);
+			json_decref(holder);
+			return false;
+		}
+		bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (got) {
+			json_decref(holder);
+			return true;
+		}
+		json_decref(holder);
+		holder = advisory_holder(d);
+		long long waited = time_monotonic_ms() - start;
+		json_t *data = json_pack("{s:s, s:I, s:O?}", "kind", "advisory_lock", "waited_ms", (json_int_t)waited,
+		                         "holder", holder);
+		events_emitf(d->ctx->bus, EV_PROGRESS, STAGE, data, NULL);
+		json_decref(data);
+		if (waited >= wait || !nap(d->ctx, 500))
+			break;
+	}
+	if (rb_ctx_cancelled(d->ctx)) {
+		json_decref(holder);
+		return rb_error_setc(err, RB_EXIT_STEP, "cancelled while waiting for the migration lock; nothing was run");
+	}
+	rb_error_setc(err, RB_EXIT_STEP, "another migration deploy holds the migration lock (advisory lock %d); "
+	              "nothing was run", DEPLOY_ADVISORY_KEY);
+	if (holder) {
+		json_t *one = json_pack("[O]", holder);
+		char *who = describe_blockers(one);
+		rb_error_detail(err, "Held by %s.", who);
+		free(who);
+		json_decref(one);
+	} else {
+		rb_error_detail(err, "The holder could not be read (it needs pg_read_all_stats or the same role).");
+	}
+	rb_error_hint(err, "Wait for that deploy (pgrunbook or prisma migrate deploy) to finish and run this "
+	              "again; pgrunbook never takes the lock by force.");
+	json_decref(holder);
+	return false;
+}
+
+/* Opens a connection for the deploy with its application_name (shown to other sessions as the blocker). */
+static PGconn *
+open_conn(struct deployer *d, const char *app, struct rb_error *err)
+{
+	PGconn *c = db_connect_ctx(d->p, d->env, d->ctx, err);
+	if (c == NULL)
+		return NULL;
+	const char *params[1] = { app };
+	PGresult *res = db_exec(c, "SELECT pg_catalog.set_config('application_name', $1, false)", 1, params, d->ctx);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	PQclear(res);
+	if (!ok) {
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* The work connection's session: lock_timeout, statement_timeout and Prisma's search_path. */
+static bool
+prepare_work(struct deployer *d, struct rb_error *err)
+{
+	char *sql = xasprintf("SET lock_timeout = %" PRId64 "; SET statement_timeout = %" PRId64 "; "
+	                      "SET search_path TO %s", d->p->migrations.lock_timeout_ms,
+	                      d->p->migrations.statement_timeout_ms, d->schema_q);
+	PGresult *res = db_exec(d->work, sql, 0, NULL, d->ctx);
+	free(sql);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	PQclear(res);
+	return ok;
+}
+
+/* Prisma-style logs of a failed script. */
+static char *
+failure_logs(const char *mig, const char *sqlstate, const char *message, int stmt, int nstmts)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	strbuf_addf(&sb, "Migration name: %s\n\n", mig);
+	if (sqlstate && *sqlstate)
+		strbuf_addf(&sb, "Database error code: %s\n\n", sqlstate);
+	strbuf_addf(&sb, "Database error:\n%s\n", message ? message : "(no message)");
+	if (stmt > 0)
+		strbuf_addf(&sb, "\nStatement %d of %d failed (pgrunbook).\n", stmt, nstmts);
+	return strbuf_detach(&sb);
+}
+
+/* Runs sql on the control connection; false (ctl_lost set when the connection broke) otherwise. */
+static bool
+ctl_exec(struct deployer *d, const char *sql, int n, const char *const *params, struct rb_error *err)
+{
+	PGresult *res = db_exec(d->ctl, sql, n, params, NULL);
+	ExecStatusType st = PQresultStatus(res);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok) {
+		db_error_from_result(err, res, RB_EXIT_STEP);
+		if (PQstatus(d->ctl) == CONNECTION_BAD)
+			d->ctl_lost = true;
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* The result of sending one query (a whole script or one statement) on the work connection. */
+struct sent {
+	int       done;          /* statement results that succeeded */
+	bool      failed;
+	bool      lost;          /* the work connection broke */
+	bool      cancelled;     /* we cancelled it (the operator asked) */
+	char      sqlstate[6];
+	char     *message;       /* the server's error text, or libpq's */
+};
+
+static void
+sent_clear(struct sent *s)
+{
+	free(s->message);
+	memset(s, 0, sizeof *s);
+}
+
+/*
+ * Sends sql as one simple query on the work connection and waits for every result, watching for
+ * blockers (progress events) and the cancel flag. stmt_base/nstmts number the statements for the
+ * events (a batch reports each statement as its result arrives).
+ */
+static void
+send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_base, int nstmts, bool batch,
+              struct sent *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!PQsendQuery(d->work, sql)) {
+		out->failed = true;
+		out->lost = PQstatus(d->work) == CONNECTION_BAD;
+		out->message = xstrdup(PQerrorMessage(d->work));
+		return;
+	}
+	int pid = PQbackendPID(d->work);
+	PGcancel *cancel = PQgetCancel(d->work);
+	bool cancel_sent = false;
+	long long started = time_monotonic_ms(), last_check = started, last_stmt = started;
+	d->wait_since = 0;
+	bool was_waiting = false;
+	for (;;) {
+		if (rb_ctx_cancelled(d->ctx) && !cancel_sent && cancel) {
+			char buf[256];
+			PQcancel(cancel, buf, sizeof buf);
+			cancel_sent = true;
+			out->cancelled = true;
+		}
+		if (!PQconsumeInput(d->work)) {
+			out->failed = out->lost = true;
+			free(out->message);
+			out->message = xstrdup(PQerrorMessage(d->work));
+			break;
+		}
+		bool finished = false;
+		while (!PQisBusy(d->work)) {
+			PGresult *r = PQgetResult(d->work);
+			if (r == NULL) {
+				finished = true;
+				break;
+			}
+			ExecStatusType st = PQresultStatus(r);
+			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+				if (st != PGRES_EMPTY_QUERY && !out->failed) {
+					out->done++;
+					long long now = time_monotonic_ms();
+					if (batch) {
+						json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:s, s:I}", "kind", "statement",
+						                         "migration", mig, "statement", stmt_base + out->done,
+						                         "statements", nstmts, "state", "done",
+						                         "ms", (json_int_t)(now - last_stmt));
+						events_emitf(d->ctx->bus, EV_STEP, STAGE, data, NULL);
+						json_decref(data);
+					}
+					last_stmt = now;
+				}
+			} else if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+				/* A migration cannot feed COPY FROM STDIN: end it as a failure. */
+				if (st == PGRES_COPY_IN)
+					PQputCopyEnd(d->work, "pgrunbook: COPY FROM STDIN is not supported in migrations");
+				if (!out->failed) {
+					out->failed = true;
+					out->message = xstrdup("COPY to or from the client is not supported in a migration");
+				}
+			} else if (!out->failed) {
+				out->failed = true;
+				const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+				snprintf(out->sqlstate, sizeof out->sqlstate, "%s", ss ? ss : "");
+				const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+				const char *det = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+				out->message = det ? xasprintf("%s\nDETAIL: %s", m ? m : PQresultErrorMessage(r), det)
+				                   : xstrdup(m ? m : PQresultErrorMessage(r));
+			}
+			PQclear(r);
+		}
+		if (finished)
+			break;
+		if (PQstatus(d->work) == CONNECTION_BAD) {
+			out->failed = out->lost = true;
+			if (out->message == NULL)
+				out->message = xstrdup(PQerrorMessage(d->work));
+			break;
+		}
+		long long now = time_monotonic_ms();
+		/* Look early (a short lock_timeout ends the wait quickly), then every BLOCKER_EVERY_MS. */
+		bool early = now - started < 1000;
+		if (!d->ctl_lost && now - last_check >= (early ? 40 : BLOCKER_EVERY_MS)) {
+			last_check = now;
+			json_t *list = blocker_list(d, pid);
+			if (list && json_array_size(list) > 0) {
+				if (d->wait_since == 0)
+					d->wait_since = now;
+				json_decref(d->blockers);
+				d->blockers = json_incref(list);
+				emit_waiting(d, mig, stmt_base + out->done + 1, list);
+				was_waiting = true;
+			} else if (list && was_waiting) {
+				emit_waiting(d, mig, stmt_base + out->done + 1, list);
+				was_waiting = false;
+				d->wait_since = 0;
+			}
+			json_decref(list);
+			if (d->ctl_lost && !cancel_sent && cancel) {
+				/* The lock holder is gone: stop the script rather than run it unprotected. */
+				char buf[256];
+				PQcancel(cancel, buf, sizeof buf);
+				cancel_sent = true;
+				out->cancelled = true;
+			}
+		}
+		struct pollfd pfd = { .fd = PQsocket(d->work), .events = POLLIN };
+		if (pfd.fd < 0) {
+			out->failed = out->lost = true;
+			break;
+		}
+		poll(&pfd, 1, now - started < 1000 ? 20 : POLL_MS);
+	}
+	if (was_waiting && !d->ctl_lost) {
+		json_t *none = json_array();
+		emit_waiting(d, mig, stmt_base + out->done + 1, none);
+		json_decref(none);
+	}
+	d->wait_since = 0;
+	PQfreeCancel(cancel);
+	if (out->failed && strcmp(out->sqlstate, QUERY_CANCELED) != 0)
+		out->cancelled = false;  /* it failed on its own before our cancel landed */
+}
+
+static void
+emit_statement(struct deployer *d, const char *mig, int stmt, int nstmts, int line, const char *state,
+               long long ms, const struct sent *s)
+{
+	json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "kind", "statement", "migration", mig,
+	                         "statement", stmt, "statements", nstmts, "line", line, "state", state);
+	if (ms >= 0)
+		json_object_set_new(data, "ms", json_integer(ms));
+	if (s && s->failed) {
+		json_object_set_new(data, "sqlstate", json_string(s->sqlstate));
+		if (s->message)
+			json_object_set_new(data, "error", json_string(s->message));
+	}
+	events_emitf(d->ctx->bus, EV_STEP, STAGE, data, NULL);
+	json_decref(data);
+}
+
+/* Emits a lock_timeout step with the blockers; the message says when the next try comes. */
+static void
+emit_lock_timeout(struct deployer *d, const char *mig, int stmt, int nstmts, int line, int attempt,
+                  int attempts, long long retry_in)
+{
+	json_t *bl = d->blockers ? json_incref(d->blockers) : json_array();
+	char *who = describe_blockers(bl);
+	json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:i, s:I, s:o}", "kind", "statement",
+	                         "migration", mig, "statement", stmt, "statements", nstmts, "line", line,
+	                         "state", "lock_timeout", "attempt", attempt, "attempts", attempts,
+	                         "retry_in_ms", (json_int_t)retry_in, "blockers", bl);
+	if (retry_in > 0)
+		events_emitf(d->ctx->bus, EV_STEP, STAGE, data,
+		             "%s statement %d: lock_timeout (%" PRId64 " ms) on try %d of %d; next try in %.1f s; "
+		             "blocked by %s", mig, stmt, d->p->migrations.lock_timeout_ms, attempt, attempts,
+		             (double)retry_in / 1000.0, who);
+	else
+		events_emitf(d->ctx->bus, EV_STEP, STAGE, data,
+		             "%s statement %d: lock_timeout on the last try (%d of %d); blocked by %s", mig, stmt,
+		             attempt, attempts, who);
+	free(who);
+	json_decref(data);
+}
+
+/* Drops an INVALID index left by an earlier failed CREATE INDEX CONCURRENTLY of the same name. */
+static bool
+cleanup_invalid_index(struct deployer *d, const char *mig, const struct lint_stmt *st, struct rb_error *err)
+{
+	if (st->concurrent_index == NULL)
+		return true;
+	const char *schema = st->concurrent_schema ? st->concurrent_schema : d->p->migrations.schema;
+	const char *params[2] = { schema, st->concurrent_index };
+	PGresult *res = db_exec(d->work,
+		"SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+		" ON n.oid OPERATOR(pg_catalog.=) c.relnamespace JOIN pg_catalog.pg_index i"
+		" ON i.indexrelid OPERATOR(pg_catalog.=) c.oid"
+		" WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2"
+		" AND NOT i.indisvalid", 2, params, d->ctx);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	bool invalid = ok && PQntuples(res) == 1;
+	if (!ok)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	PQclear(res);
+	if (!invalid)
+		return ok;
+	char *qs = quote_ident(d->work, schema), *qi = quote_ident(d->work, st->concurrent_index);
+	char *sql = xasprintf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", qs, qi);
+	char *name = xasprintf("%s.%s", qs, qi);
+	free(qs);
+	free(qi);
+	struct sent s;
+	send_and_wait(d, mig, sql, 0, 1, false, &s);
+	free(sql);
+	if (s.failed) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not drop the INVALID index %s left by an earlier try: %s",
+		              name, s.message ? s.message : "?");
+		snprintf(err->sqlstate, sizeof err->sqlstate, "%s", s.sqlstate);
+		free(name);
+		sent_clear(&s);
+		return false;
+	}
+	json_t *data = json_pack("{s:s, s:s, s:s, s:s}", "kind", "cleanup", "migration", mig, "index", name,
+	                         "state", "dropped");
+	events_emitf(d->ctx->bus, EV_STEP, STAGE, data, "%s: dropped the INVALID index %s a failed "
+	             "CREATE INDEX CONCURRENTLY left behind", mig, name);
+	json_decref(data);
+	free(name);
+	sent_clear(&s);
+	return true;
+}
+
+/*
+ * Runs one migration's script. Returns the outcome; *steps receives the statements (statement
+ * mode) or scripts (batch: 0 or 1) that completed; *logs (caller frees) the failure text.
+ */
+static enum outcome
+run_migration(struct deployer *d, const struct mig_local *m, const struct lint_result *lr, int *steps,
+              char **logs, struct rb_error *err)
+{
+	int attempts = d->p->migrations.retries + 1;
+	int n = (int)lr->n_stmts;
+	*steps = 0;
+	*logs = NULL;
+	bool atomic = true;
+	for (size_t k = 0; k < lr->n_stmts; k++)
+		atomic = atomic && !lr->stmts[k].transaction_control;
+
+	if (!lr->needs_statement_mode) {
+		/* One simple-query batch: one implicit transaction, as Prisma's engine runs it. */
+		for (int attempt = 1;; attempt++) {
+			struct sent s;
+			long long t0 = time_monotonic_ms();
+			send_and_wait(d, m->name, m->sql, 0, n, true, &s);
+			int at = s.done + 1 <= n ? s.done + 1 : n;
+			int line = n > 0 ? lr->stmts[at - 1].line : 1;
+			if (!s.failed) {
+				*steps = 1;
+				sent_clear(&s);
+				return OUT_APPLIED;
+			}
+			d->stopped_stmt = at;
+			if (s.lost) {
+				*logs = failure_logs(m->name, s.sqlstate, "the connection was lost while the script ran; "
+				                     "whether it committed is unknown (pgrunbook)", at, n);
+				rb_error_setc(err, RB_EXIT_STEP, "the connection was lost while migration %s ran "
+				              "(statement %d of %d); its outcome is unknown", m->name, at, n);
+				rb_error_detail(err, "%s", s.message ? s.message : "");
+				sent_clear(&s);
+				return OUT_UNKNOWN;
+			}
+			if (strcmp(s.sqlstate, LOCK_NOT_AVAILABLE) == 0 && !s.cancelled && atomic) {
+				long long retry_in = attempt < attempts ? backoff_ms(attempt) : 0;
+				emit_lock_timeout(d, m->name, at, n, line, attempt, attempts, retry_in);
+				if (retry_in > 0 && !d->ctl_lost && nap(d->ctx, retry_in)) {
+					sent_clear(&s);
+					continue;
+				}
+				char *who = describe_blockers(d->blockers ? d->blockers : json_array());
+				rb_error_setc(err, RB_EXIT_STEP, "migration %s: statement %d (line %d) could not get its lock "
+				              "within lock_timeout %" PRId64 " ms after %d tr%s; nothing of it was applied",
+				              m->name, at, line, d->p->migrations.lock_timeout_ms, attempt,
+				              attempt == 1 ? "y" : "ies");
+				rb_error_detail(err, "Blocked by %s.", who);
+				rb_error_hint(err, "Ask the blocking session to finish (or end it: SELECT "
+				              "pg_terminate_backend(pid)), then deploy again. The migration is pending again.");
+				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", LOCK_NOT_AVAILABLE);
+				*logs = failure_logs(m->name, s.sqlstate, s.message, at, n);
+				free(who);
+				d->outcome_name = "lock_timeout";
+				sent_clear(&s);
+				return OUT_ROLLED_BACK;
+			}
+			emit_statement(d, m->name, at, n, line, "failed", time_monotonic_ms() - t0, &s);
+			*logs = failure_logs(m->name, s.sqlstate, s.message, at, n);
+			if (s.cancelled) {
+				rb_error_setc(err, RB_EXIT_STEP, "cancelled while migration %s ran (statement %d of %d)%s",
+				              m->name, at, n, atomic ? "; the script was rolled back" : "");
+				d->outcome_name = "cancelled";
+				sent_clear(&s);
+				return atomic ? OUT_ROLLED_BACK : OUT_FAILED;
+			}
+			rb_error_setc(err, RB_EXIT_STEP, "migration %s failed at statement %d (line %d): %s", m->name, at,
+			              line, s.message ? s.message : "?");
+			snprintf(err->sqlstate, sizeof err->sqlstate, "%s", s.sqlstate);
+			rb_error_detail(err, "%s", atomic ? "The script ran as one transaction; the server rolled all of "
+			                "it back." : "The script manages its own transactions: part of it may remain.");
+			rb_error_hint(err, "The migration is recorded as failed, as Prisma records it. Inspect it with "
+			              "\"pgrunbook migrate recover %s\".", m->name);
+			sent_clear(&s);
+			return OUT_FAILED;
+		}
+	}
+
+	/* Statement mode: each statement on its own, journaled before and after. */
+	for (int k = 0; k < n; k++) {
+		const struct lint_stmt *st = &lr->stmts[k];
+		for (int attempt = 1;; attempt++) {
+			if (!cleanup_invalid_index(d, m->name, st, err)) {
+				*logs = failure_logs(m->name, err->sqlstate, err->message, k + 1, n);
+				d->stopped_stmt = k + 1;
+				return OUT_FAILED;
+			}
+			emit_statement(d, m->name, k + 1, n, st->line, "start", -1, NULL);
+			long long t0 = time_monotonic_ms();
+			struct sent s;
+			send_and_wait(d, m->name, st->text, k, n, false, &s);
+			long long ms = time_monotonic_ms() - t0;
+			if (!s.failed) {
+				emit_statement(d, m->name, k + 1, n, st->line, "done", ms, NULL);
+				(*steps)++;
+				sent_clear(&s);
+				break;
+			}
+			d->stopped_stmt = k + 1;
+			if (s.lost) {
+				*logs = failure_logs(m->name, s.sqlstate, "the connection was lost while this statement "
+				                     "ran; whether it took effect is unknown (pgrunbook)", k + 1, n);
+				rb_error_setc(err, RB_EXIT_STEP, "the connection was lost while migration %s ran statement "
+				              "%d of %d; its outcome is unknown", m->name, k + 1, n);
+				rb_error_detail(err, "%s", s.message ? s.message : "");
+				sent_clear(&s);
+				return OUT_UNKNOWN;
+			}
+			if (strcmp(s.sqlstate, LOCK_NOT_AVAILABLE) == 0 && !s.cancelled) {
+				long long retry_in = attempt < attempts ? backoff_ms(attempt) : 0;
+				emit_lock_timeout(d, m->name, k + 1, n, st->line, attempt, attempts, retry_in);
+				if (retry_in > 0 && !d->ctl_lost && nap(d->ctx, retry_in)) {
+					sent_clear(&s);
+					continue;
+				}
+				char *who = describe_blockers(d->blockers ? d->blockers : json_array());
+				rb_error_setc(err, RB_EXIT_STEP, "migration %s: statement %d (line %d) could not get its lock "
+				              "within lock_timeout %" PRId64 " ms after %d tr%s", m->name, k + 1, st->line,
+				              d->p->migrations.lock_timeout_ms, attempt, attempt == 1 ? "y" : "ies");
+				rb_error_detail(err, "Blocked by %s. Statements 1 to %d of the migration were applied, each "
+				                "on its own.", who, k);
+				rb_error_hint(err, "The migration is recorded as failed. Inspect it with \"pgrunbook migrate "
+				              "recover %s\".", m->name);
+				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", LOCK_NOT_AVAILABLE);
+				free(who);
+				emit_statement(d, m->name, k + 1, n, st->line, "failed", ms, &s);
+				*logs = failure_logs(m->name, s.sqlstate, s.message, k + 1, n);
+				d->outcome_name = "lock_timeout";
+				sent_clear(&s);
+				return OUT_FAILED;
+			}
+			emit_statement(d, m->name, k + 1, n, st->line, "failed", ms, &s);
+			*logs = failure_logs(m->name, s.sqlstate, s.message, k + 1, n);
+			if (s.cancelled) {
+				rb_error_setc(err, RB_EXIT_STEP, "cancelled while migration %s ran statement %d of %d",
+				              m->name, k + 1, n);
+				d->outcome_name = "cancelled";
+			} else {
+				rb_error_setc(err, RB_EXIT_STEP, "migration %s failed at statement %d (line %d): %s", m->name,
+				              k + 1, st->line, s.message ? s.message : "?");
+				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", s.sqlstate);
+			}
+			rb_error_detail(err, "It ran statement by statement (it holds statements that cannot run in a "
+			                "transaction): statements 1 to %d were applied.", k);
+			rb_error_hint(err, "The migration is recorded as failed. Inspect it with \"pgrunbook migrate "
+			              "recover %s\".", m->name);
+			sent_clear(&s);
+			return OUT_FAILED;
+		}
+	}
+	return OUT_APPLIED;
+}
+
+/*
+ * After a lost connection: reconnects both connections with backoff, retakes the lock and re-reads
+ * _prisma_migrations. Never runs anything. Appends what it learned to err's detail.
+ */
+static bool
+reconnect(struct deployer *d)
+{
+	for (int attempt = 1; attempt <= 5; attempt++) {
+		long long delay = backoff_ms(attempt);
+		events_log(d->ctx->bus, LOG_LEVEL_WARN, STAGE, "connection lost; reconnecting in %.1f s (try %d of 5)",
+		           (double)delay / 1000.0, attempt);
+		if (!nap(d->ctx, delay))
+			return false;
+		if (d->ctl)
+			PQfinish(d->ctl);
+		if (d->work)
+			PQfinish(d->work);
+		d->ctl = d->work = NULL;
+		struct rb_error e = {0};
+		d->ctl = open_conn(d, "pgrunbook deploy (lock)", &e);
+		if (d->ctl)
+			d->work = open_conn(d, "pgrunbook deploy", &e);
+		if (d->ctl && d->work && take_lock(d, &e) && prepare_work(d, &e)) {
+			d->ctl_lost = false;
+			rb_error_clear(&e);
+			events_log(d->ctx->bus, LOG_LEVEL_INFO, STAGE, "reconnected and took the migration lock again");
+			return true;
+		}
+		events_log(d->ctx->bus, LOG_LEVEL_WARN, STAGE, "reconnect failed: %s", e.message ? e.message : "?");
+		rb_error_clear(&e);
+	}
+	return false;
+}
+
+/* Records the end of a migration on its row (the control connection). */
+static bool
+record(struct deployer *d, const char *id, enum outcome oc, int steps, const char *logs, struct rb_error *err)
+{
+	char stepbuf[16];
+	snprintf(stepbuf, sizeof stepbuf, "%d", steps);
+	char *sql;
+	const char *params[3] = { id, stepbuf, logs };
+	int nparams = 3;
+	switch (oc) {
+	case OUT_APPLIED:
+		sql = xasprintf("UPDATE %s._prisma_migrations SET finished_at = pg_catalog.now(),"
+		                " applied_steps_count = $2::int WHERE id OPERATOR(pg_catalog.=) $1", d->schema_q);
+		nparams = 2;
+		break;
+	case OUT_ROLLED_BACK:
+		sql = xasprintf("UPDATE %s._prisma_migrations SET logs = $3, applied_steps_count = $2::int,"
+		                " rolled_back_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1", d->schema_q);
+		break;
+	case OUT_FAILED:
+	case OUT_UNKNOWN:
+	default:
+		sql = xasprintf("UPDATE %s._prisma_migrations SET logs = $3, applied_steps_count = $2::int"
+		                " WHERE id OPERATOR(pg_catalog.=) $1", d->schema_q);
+		break;
+	}
+	struct rb_error e = {0};
+	bool ok = ctl_exec(d, sql, nparams, params, &e);
+	free(sql);
+	if (!ok) {
+		if (err->message == NULL) {
+			*err = e;
+			rb_error_prefix(err, "could not record the migration in _prisma_migrations");
+		} else {
+			rb_error_detail(err, "%s%sAlso, its row in _prisma_migrations could not be updated: %s",
+			                err->detail ? err->detail : "", err->detail ? " " : "", e.message);
+			rb_error_clear(&e);
+		}
+	}
+	return ok;
+}
+
+static json_t *
+result_json(struct deployer *d, const char *outcome, const struct rb_error *err)
+{
+	json_t *o = json_pack("{s:s, s:s?, s:I, s:O, s:s}", "environment", d->env, "database", d->pv.database,
+	                      "pending_before", (json_int_t)d->pv.n_pending, "applied", d->applied,
+	                      "outcome", outcome);
+	json_object_set_new(o, "stopped_at", d->stopped_at ? json_string(d->stopped_at) : json_null());
+	json_object_set_new(o, "statement", d->stopped_stmt ? json_integer(d->stopped_stmt) : json_null());
+	json_object_set_new(o, "blockers", d->blockers && json_array_size(d->blockers) ? json_incref(d->blockers)
+	                                                                               : json_null());
+	json_object_set_new(o, "error", err && err->message ? json_string(err->message) : json_null());
+	return o;
+}
+
+/* The dangerous statements of the pending migrations, one per line: "name:line CODE summary: detail". */
+static char *
+dangerous_list(const struct deploy_preview *pv, json_t *arr)
+{
+	struct strbuf sb;
+	strbuf_init(&sb);
+	for (size_t i = 0; i < pv->local.n; i++) {
+		if (pv->status.items[i].state != MIG_PENDING)
+			continue;
+		const struct lint_result *lr = &pv->lint[i];
+		for (size_t k = 0; k < lr->n_stmts; k++) {
+			const struct lint_stmt *st = &lr->stmts[k];
+			if (st->class != LINT_DANGEROUS)
+				continue;
+			const char *code = first_finding_code(st, LINT_DANGEROUS);
+			const struct lint_rule *r = lint_rule_find(code);
+			const char *detail = NULL;
+			for (size_t f = 0; f < st->n_findings; f++)
+				if (st->findings[f].rule == r)
+					detail = st->findings[f].detail;
+			strbuf_addf(&sb, "%s%s:%d %s %s%s%s", sb.len ? "\n" : "", lr->name, st->line, code,
+			            r ? r->summary : "", detail ? ": " : "", detail ? detail : "");
+			json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:s, s:s?}", "migration", lr->name,
+			                                     "line", st->line, "code", code, "summary", r ? r->summary : "",
+			                                     "detail", detail));
+		}
+	}
+	return strbuf_detach(&sb);
+}
+
+/* The backup precondition; true when met (a waiver is checked and journaled here). */
+static bool
+backup_precondition(struct deployer *d, struct rb_error *err)
+{
+	if (d->o->backup_ok)
+		return true;
+	char *phrase = confirm_phrase("waive-backup", d->pv.database);
+	bool ok;
+	if (d->o->waive_backup == NULL) {
+		ok = rb_error_setc(err, RB_EXIT_STEP, "no verified backup of %s in this run; nothing was run",
+		                   d->pv.database);
+		rb_error_detail(err, "Migrate needs a verified backup of its target taken in the same run, or a "
+		                "typed waiver (DESIGN.md \"Preconditions\"). This build cannot take backups yet.");
+		rb_error_hint(err, "To deploy without a backup, type the waiver: --waive-backup \"%s\" (it is "
+		              "journaled).", phrase);
+	} else {
+		ok = confirm_check(d->ctx, "backup", phrase, d->o->waive_backup, err);
+		if (ok) {
+			json_t *data = json_pack("{s:s, s:s?, s:s}", "database", d->pv.database, "who", d->o->who,
+			                         "phrase", phrase);
+			events_emitf(d->ctx->bus, EV_STAGE_WAIVED, "backup", data, "backup waived by %s before migrate: "
+			             "no verified backup of %s", d->o->who ? d->o->who : "the operator", d->pv.database);
+			json_decref(data);
+		} else {
+			rb_error_hint(err, "Type exactly --waive-backup \"%s\".", phrase);
+		}
+	}
+	free(phrase);
+	return ok;
+}
+
+bool
+deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *ctx, json_t **result,
+           struct rb_error *err)
+{
+	struct deployer d = { .p = p, .o = opts, .ctx = ctx, .applied = json_array() };
+	d.env = opts->env ? opts->env : p->target;
+	if (result)
+		*result = NULL;
+	json_t *sdata = json_pack("{s:s, s:s?}", "environment", d.env, "who", opts->who);
+	events_emitf(ctx->bus, EV_STAGE_STARTED, STAGE, sdata, "deploying migrations to %s", d.env);
+	json_decref(sdata);
+	const char *outcome = "failed";
+	bool ok = deploy_preview(p, d.env, ctx, &d.pv, err);
+	if (!ok) {
+		outcome = err->code == RB_EXIT_CONNECT ? "connection_failed" : "refused";
+		goto out;
+	}
+	if (d.pv.blocked) {
+		rb_error_setc(err, RB_EXIT_STEP, "deploy refused: %s; nothing was run", d.pv.blocked);
+		rb_error_hint(err, "\"pgrunbook migrate status\" shows every migration's state.");
+		outcome = "refused";
+		ok = false;
+		goto out;
+	}
+	if (d.pv.n_pending == 0) {
+		outcome = "up_to_date";
+		goto out;
+	}
+	if (!backup_precondition(&d, err)) {
+		outcome = "refused";
+		ok = false;
+		goto out;
+	}
+	if (d.pv.dangerous) {
+		json_t *arr = json_array();
+		char *list = dangerous_list(&d.pv, arr);
+		json_t *need = json_pack("{s:s, s:o}", "phrase", d.pv.phrase, "statements", arr);
+		events_emitf(ctx->bus, EV_CONFIRM_NEEDED, STAGE, need, "dangerous statements need \"%s\"", d.pv.phrase);
+		json_decref(need);
+		if (!confirm_check(ctx, STAGE, d.pv.phrase, opts->confirm, err)) {
+			rb_error_detail(err, "Pending migrations hold dangerous statements:\n%s", list);
+			free(list);
+			outcome = "refused";
+			ok = false;
+			goto out;
+		}
+		free(list);
+	}
+
+	d.ctl = open_conn(&d, "pgrunbook deploy (lock)", err);
+	if (d.ctl)
+		d.work = open_conn(&d, "pgrunbook deploy", err);
+	if (d.ctl == NULL || d.work == NULL) {
+		outcome = "connection_failed";
+		ok = false;
+		goto out;
+	}
+	d.schema_q = quote_ident(d.ctl, p->migrations.schema);
+	if (!take_lock(&d, err)) {
+		outcome = "lock_busy";
+		ok = false;
+		goto out;
+	}
+	/* Somebody may have deployed while we waited: read the state again under the lock. */
+	struct mig_status now;
+	if (!migrations_status(d.ctl, p->migrations.schema, &d.pv.local, ctx, &now, err)) {
+		ok = false;
+		goto out;
+	}
+	if (!migrations_ensure_table(d.ctl, p->migrations.schema, ctx, err) || !prepare_work(&d, err)) {
+		migrations_status_free(&now);
+		ok = false;
+		goto out;
+	}
+	size_t total = now.count[MIG_PENDING], index = 0;
+	for (size_t i = 0; i < now.n && ok; i++) {
+		if (now.items[i].state == MIG_FAILED || now.items[i].state == MIG_MODIFIED) {
+			rb_error_setc(err, RB_EXIT_STEP, "migration %s became %s while this deploy waited; stopping",
+			              now.items[i].name, migrations_state_name(now.items[i].state));
+			ok = false;
+		}
+	}
+	for (size_t i = 0; i < d.pv.local.n && ok; i++) {
+		if (now.items[i].state != MIG_PENDING)
+			continue;
+		const struct mig_local *m = &d.pv.local.items[i];
+		const struct lint_result *lr = &d.pv.lint[i];
+		char id[37];
+		migrations_new_id(id);
+		char *sql = xasprintf("INSERT INTO %s._prisma_migrations (id, checksum, migration_name, started_at,"
+		                      " applied_steps_count) VALUES ($1, $2, $3, pg_catalog.now(), 0)", d.schema_q);
+		const char *params[3] = { id, m->checksum, m->name };
+		ok = ctl_exec(&d, sql, 3, params, err);
+		free(sql);
+		if (!ok) {
+			rb_error_prefix(err, "could not record the start of migration %s", m->name);
+			d.stopped_at = m->name;
+			break;
+		}
+		index++;
+		const char *mode = lr->needs_statement_mode ? "statements" : "batch";
+		json_t *data = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:i, s:s}", "kind", "migration",
+		                         "migration", m->name, "index", (json_int_t)index, "total", (json_int_t)total,
+		                         "id", id, "mode", mode, "statements", (int)lr->n_stmts, "state", "started");
+		events_emitf(ctx->bus, EV_STEP, STAGE, data, "%s: started (%zu of %zu, %s, %zu statement%s)", m->name,
+		             index, total, lr->needs_statement_mode ? "statement by statement" : "one transaction",
+		             lr->n_stmts, lr->n_stmts == 1 ? "" : "s");
+		int steps;
+		char *logs;
+		enum outcome oc = run_migration(&d, m, lr, &steps, &logs, err);
+		if (oc == OUT_UNKNOWN || d.ctl_lost) {
+			/*
+			 * Reconnect, retake the lock, read what is known; never run it again. When only the lock
+			 * connection died, the script was cancelled (or had finished): its outcome is known and
+			 * is recorded below once the lock is back.
+			 */
+			if (d.ctl_lost && oc != OUT_UNKNOWN)
+				rb_error_detail(err, "%s%sThe connection holding the migration lock was lost while it ran.",
+				                err->detail ? err->detail : "", err->detail ? " " : "");
+			if (reconnect(&d)) {
+				struct mig_status after;
+				struct rb_error e2 = {0};
+				if (migrations_status(d.ctl, p->migrations.schema, &d.pv.local, ctx, &after, &e2)) {
+					rb_error_detail(err, "%s%sAfter reconnecting: %s is %s in _prisma_migrations.",
+					                err->detail ? err->detail : "", err->detail ? " " : "", m->name,
+					                migrations_state_name(after.items[i].state));
+					migrations_status_free(&after);
+				}
+				rb_error_clear(&e2);
+			} else {
+				rb_error_detail(err, "%s%sCould not reconnect; the migration's row says it started and did "
+				                "not finish.", err->detail ? err->detail : "", err->detail ? " " : "");
+			}
+		}
+		if (oc == OUT_UNKNOWN) {
+			if (d.ctl && !d.ctl_lost)
+				record(&d, id, oc, steps, logs, err);
+			rb_error_hint(err, "It is left recorded as failed, so neither pgrunbook nor Prisma runs it again "
+			              "on its own. Inspect it with \"pgrunbook migrate recover %s\".", m->name);
+			d.outcome_name = "connection_lost";
+		} else if (d.ctl && !d.ctl_lost) {
+			record(&d, id, oc, steps, logs, err);
+		}
+		const char *state = oc == OUT_APPLIED ? "applied" : oc == OUT_ROLLED_BACK ? "rolled_back" :
+		                    oc == OUT_FAILED ? "failed" : "unknown";
+		json_object_set_new(data, "state", json_string(state));
+		json_object_set_new(data, "steps", json_integer(steps));
+		if (oc == OUT_APPLIED && err->message == NULL) {
+			events_emitf(ctx->bus, EV_STEP, STAGE, data, "%s: applied", m->name);
+			json_array_append_new(d.applied, json_string(m->name));
+		} else {
+			if (oc == OUT_APPLIED)
+				state = "applied, not recorded";
+			events_emitf(ctx->bus, EV_STEP, STAGE, data, "%s: %s", m->name, state);
+			d.stopped_at = m->name;
+			ok = false;
+			if (d.outcome_name == NULL)
+				d.outcome_name = oc == OUT_APPLIED ? "not_recorded" : "failed";
+		}
+		json_decref(data);
+		free(logs);
+	}
+	migrations_status_free(&now);
+	if (ok)
+		outcome = "applied";
+	else if (d.outcome_name)
+		outcome = d.outcome_name;
+	if (d.ctl && !d.ctl_lost)
+		PQclear(db_exec(d.ctl, "SELECT pg_catalog.pg_advisory_unlock(72707369)", 0, NULL, NULL));
+out:
+	if (err->code == 0 && !ok)
+		err->code = RB_EXIT_STEP;
+	json_t *res = result_json(&d, outcome, ok ? NULL : err);
+	events_emitf(ctx->bus, EV_STAGE_RESULT, STAGE, res, "migrate result");
+	size_t napplied = json_array_size(d.applied);
+	if (ok && napplied > 0)
+		events_emitf(ctx->bus, EV_STAGE_DONE, STAGE, NULL, "%zu migration%s applied to %s", napplied,
+		             napplied == 1 ? "" : "s", d.env);
+	else if (ok)
+		events_emitf(ctx->bus, EV_STAGE_DONE, STAGE, NULL, "%s is up to date", d.env);
+	else
+		events_emitf(ctx->bus, EV_STAGE_FAILED, STAGE, NULL, "%s", err->message ? err->message : outcome);
+	if (result)
+		*result = res;
+	else
+		json_decref(res);
+	if (d.ctl)
+		PQfinish(d.ctl);
+	if (d.work)
+		PQfinish(d.work);
+	free(d.schema_q);
+	json_decref(d.applied);
+	json_decref(d.blockers);
+	deploy_preview_free(&d.pv);
+	return ok;
+}
