@@ -217,7 +217,8 @@ deploy_preview_json(const struct deploy_preview *pv)
 enum outcome {
 	OUT_APPLIED,       /* every statement succeeded (and the batch committed) */
 	OUT_FAILED,        /* a statement failed; in batch mode the server rolled the script back */
-	OUT_ROLLED_BACK,   /* an atomic batch gave up (lock timeouts, cancel): nothing of it remains */
+	OUT_ROLLED_BACK,   /* an atomic batch gave up (lock timeouts, cancel): nothing of it remains, and
+	                      the attempt's row is deleted (the migration is pending, for Prisma too) */
 	OUT_UNKNOWN,       /* the connection was lost while it ran: committed or not, nobody knows yet */
 };
 
@@ -636,10 +637,10 @@ emit_lock_timeout(struct deployer *d, const char *mig, int stmt, int nstmts, int
 {
 	json_t *bl = d->blockers ? json_incref(d->blockers) : json_array();
 	char *who = describe_blockers(bl);
-	json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:i, s:I, s:o}", "kind", "statement",
+	json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:i, s:i, s:I, s:o}", "kind", "statement",
 	                         "migration", mig, "statement", stmt, "statements", nstmts, "line", line,
-	                         "state", "lock_timeout", "attempt", attempt, "attempts", attempts,
-	                         "retry_in_ms", (json_int_t)retry_in, "blockers", bl);
+	                         "state", "lock_timeout", "sqlstate", LOCK_NOT_AVAILABLE, "attempt", attempt,
+	                         "attempts", attempts, "retry_in_ms", (json_int_t)retry_in, "blockers", bl);
 	if (retry_in > 0)
 		events_emitf(d->ctx->bus, EV_STEP, STAGE, data,
 		             "%s statement %d: lock_timeout (%" PRId64 " ms) on try %d of %d; next try in %.1f s; "
@@ -753,7 +754,7 @@ run_migration(struct deployer *d, const struct mig_local *m, const struct lint_r
 				              attempt == 1 ? "y" : "ies");
 				rb_error_detail(err, "Blocked by %s.", who);
 				rb_error_hint(err, "Ask the blocking session to finish (or end it: SELECT "
-				              "pg_terminate_backend(pid)), then deploy again. The migration is pending again.");
+				              "pg_terminate_backend(pid)), then deploy again. The migration is still pending.");
 				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", LOCK_NOT_AVAILABLE);
 				*logs = failure_logs(m->name, s.sqlstate, s.message, at, n);
 				free(who);
@@ -907,8 +908,13 @@ record(struct deployer *d, const char *id, enum outcome oc, int steps, const cha
 		nparams = 2;
 		break;
 	case OUT_ROLLED_BACK:
-		sql = xasprintf("UPDATE %s._prisma_migrations SET logs = $3, applied_steps_count = $2::int,"
-		                " rolled_back_at = pg_catalog.now() WHERE id OPERATOR(pg_catalog.=) $1", d->schema_q);
+		/*
+		 * Not marked rolled back: Prisma's status calls a migration with only rolled-back rows
+		 * "up to date". The attempt provably changed nothing and is kept in the journal.
+		 */
+		sql = xasprintf("DELETE FROM %s._prisma_migrations WHERE id OPERATOR(pg_catalog.=) $1"
+		                " AND finished_at IS NULL", d->schema_q);
+		nparams = 1;
 		break;
 	case OUT_FAILED:
 	case OUT_UNKNOWN:
@@ -1151,7 +1157,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 		} else if (d.ctl && !d.ctl_lost) {
 			record(&d, id, oc, steps, logs, err);
 		}
-		const char *state = oc == OUT_APPLIED ? "applied" : oc == OUT_ROLLED_BACK ? "rolled_back" :
+		const char *state = oc == OUT_APPLIED ? "applied" : oc == OUT_ROLLED_BACK ? "not_applied" :
 		                    oc == OUT_FAILED ? "failed" : "unknown";
 		json_object_set_new(data, "state", json_string(state));
 		json_object_set_new(data, "steps", json_integer(steps));

@@ -80,8 +80,10 @@ struct deploy_opts {
  *  - every statement under the plan's lock_timeout and statement_timeout; on a lock timeout
  *    waits 1, 2, 4, 8, 16 s (+ up to 25 % jitter) and tries again, up to migrations.retries
  *    times, emitting the blockers; then stops (RB_EXIT_STEP, the blockers in err->detail). A
- *    batch that gave up on a lock timeout changed nothing: its row is marked rolled back with the
- *    reason in logs, so the migration is pending again (also for Prisma);
+ *    batch that gave up on a lock timeout or was cancelled provably changed nothing (one
+ *    transaction, rolled back): the started row of that attempt is deleted, so the migration is
+ *    pending again for both tools (a rolled-back row would make `prisma migrate status` call the
+ *    database up to date); the attempt stays in the journal;
  *  - a lost connection: reconnects with backoff, retakes the lock, re-reads _prisma_migrations
  *    and reports what is known; a script whose outcome is unknown is never run again.
  *
@@ -93,7 +95,7 @@ struct deploy_opts {
  *   stage_started / stage_done / stage_failed   (message says what happened)
  *   step (journaled):
  *     {"kind": "migration", "migration", "index", "total", "id", "mode": "batch"|"statements",
- *      "statements", "state": "started"|"applied"|"failed"|"rolled_back"|"unknown"}
+ *      "statements", "state": "started"|"applied"|"failed"|"not_applied"|"unknown"}
  *     {"kind": "statement", "migration", "statement" (1-based), "statements", "line",
  *      "state": "start"|"done"|"failed"|"lock_timeout", "ms", "sqlstate", "error",
  *      and for lock_timeout: "attempt", "attempts", "retry_in_ms", "blockers"}

@@ -556,7 +556,7 @@ migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local
 		migrations_new_id(id);
 		char *sql = xasprintf("INSERT INTO %s._prisma_migrations (id, checksum, started_at, finished_at,"
 		                      " migration_name, logs, rolled_back_at, applied_steps_count)"
-		                      " VALUES ($1, $2, pg_catalog.now(), pg_catalog.now(), $3, NULL, NULL, 0)", q);
+		                      " VALUES ($1, $2, pg_catalog.now(), pg_catalog.now(), $3, '', NULL, 0)", q);
 		const char *params[3] = { id, m->checksum, m->name };
 		ok = run_ok(conn, sql, 3, params, ctx, err);
 		free(sql);

@@ -95,8 +95,9 @@ void migrations_new_id(char out[37]);
 /*
  * `resolve --applied`, as Prisma's engine does it: refused (RB_EXIT_STEP) when the migration is
  * not in the folder or already has a finished row; otherwise its failed rows are marked rolled
- * back and a row is recorded with the local checksum, started_at = finished_at = now() and
- * applied_steps_count 0. Creates the table when missing. One transaction.
+ * back and a row is recorded with the local checksum, started_at = finished_at = now(), logs ''
+ * (empty, not NULL: Prisma 6 writes that) and applied_steps_count 0. Creates the table when
+ * missing. One transaction.
  */
 bool migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local *m,
                              const struct rb_ctx *ctx, struct rb_error *err);
