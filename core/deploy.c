@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -61,6 +62,21 @@ quote_ident(PGconn *conn, const char *name)
 	char *copy = xstrdup(q ? q : "\"?\"");
 	PQfreemem(q);
 	return copy;
+}
+
+/* Adds a sentence to err's detail (formatted before the old detail is replaced). */
+static void RB_PRINTF(2, 3)
+detail_append(struct rb_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *more = xvasprintf(fmt, ap);
+	va_end(ap);
+	char *all = err->detail ? xasprintf("%s %s", err->detail, more) : more;
+	if (all != more)
+		free(more);
+	free(err->detail);
+	err->detail = all;
 }
 
 /* A query text safe to show and journal: one line, at most 200 characters, hidden when it names a password. */
@@ -931,8 +947,7 @@ record(struct deployer *d, const char *id, enum outcome oc, int steps, const cha
 			*err = e;
 			rb_error_prefix(err, "could not record the migration in _prisma_migrations");
 		} else {
-			rb_error_detail(err, "%s%sAlso, its row in _prisma_migrations could not be updated: %s",
-			                err->detail ? err->detail : "", err->detail ? " " : "", e.message);
+			detail_append(err, "Also, its row in _prisma_migrations could not be updated: %s", e.message);
 			rb_error_clear(&e);
 		}
 	}
@@ -1131,21 +1146,18 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 			 * is recorded below once the lock is back.
 			 */
 			if (d.ctl_lost && oc != OUT_UNKNOWN)
-				rb_error_detail(err, "%s%sThe connection holding the migration lock was lost while it ran.",
-				                err->detail ? err->detail : "", err->detail ? " " : "");
+				detail_append(err, "The connection holding the migration lock was lost while it ran.");
 			if (reconnect(&d)) {
 				struct mig_status after;
 				struct rb_error e2 = {0};
 				if (migrations_status(d.ctl, p->migrations.schema, &d.pv.local, ctx, &after, &e2)) {
-					rb_error_detail(err, "%s%sAfter reconnecting: %s is %s in _prisma_migrations.",
-					                err->detail ? err->detail : "", err->detail ? " " : "", m->name,
-					                migrations_state_name(after.items[i].state));
+					detail_append(err, "After reconnecting: %s is %s in _prisma_migrations.", m->name,
+					              migrations_state_name(after.items[i].state));
 					migrations_status_free(&after);
 				}
 				rb_error_clear(&e2);
 			} else {
-				rb_error_detail(err, "%s%sCould not reconnect; the migration's row says it started and did "
-				                "not finish.", err->detail ? err->detail : "", err->detail ? " " : "");
+				detail_append(err, "Could not reconnect; the migration's row says it started and did not finish.");
 			}
 		}
 		if (oc == OUT_UNKNOWN) {

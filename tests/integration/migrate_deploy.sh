@@ -216,6 +216,23 @@ t_run 3 "a second deploy does not re-run it" deploy --waive-backup "$WAIVE"
 t_eq "still one row" "$(t_sql "select count(*) from _prisma_migrations where migration_name = '20250110000000_slow'")" 1
 t_sql_do "delete from _prisma_migrations where migration_name = '20250110000000_slow'"
 
+# --- the lock connection is lost mid-script: the script is stopped, not run unprotected ---
+printf 'CREATE TABLE "Unprotected" ("id" INTEGER);\nSELECT pg_sleep(20);\n' >"$M/20250110000000_slow/migration.sql"
+"$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/ctl.out" 2>"$T_TMP/ctl.err" &
+dep=$!
+for _ in $(seq 100); do
+	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
+	sleep 0.1
+done
+t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgrunbook deploy (lock)'"
+wait "$dep"
+t_eq "the lock connection lost: exit 3" "$?" 3
+t_match "says why" "$(cat "$T_TMP/ctl.err")" "The connection holding the migration lock was lost while it ran"
+t_match "and that the script was rolled back" "$(cat "$T_TMP/ctl.err")" "the script was rolled back"
+t_eq "nothing of the script remains" "$(t_sql "select count(*) from pg_class where relname = 'Unprotected'")" 0
+t_eq "no row: still pending" "$(rows 20250110000000_slow)" ""
+t_eq "the lock is free again" "$(t_sql "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369")" 0
+
 # --- a signal during a batch (SIGTERM; a background job ignores SIGINT): cancelled, rolled back ---
 printf 'CREATE TABLE "Cancelled" ("id" INTEGER);\nSELECT pg_sleep(20);\n' >"$M/20250110000000_slow/migration.sql"
 "$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/int.out" 2>"$T_TMP/int.err" &
