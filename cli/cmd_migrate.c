@@ -321,9 +321,7 @@ migrate_deploy(const struct plan *plan, const char *env, bool json, const char *
 	}
 	struct printer pr = { .json = json };
 	events_subscribe(bus, print_event, &pr);
-	json_t *start = json_pack("{s:s, s:s}", "command", "migrate deploy", "environment", env);
-	events_emitf(bus, EV_RUN_STARTED, NULL, start, "migrate deploy to %s", env);
-	json_decref(start);
+	events_log(bus, LOG_LEVEL_INFO, NULL, "pgrunbook migrate deploy to %s, by %s", env, user_name());
 
 	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
 	struct deploy_opts opts = { .env = env, .confirm = confirm, .waive_backup = waive, .who = user_name(),
@@ -386,10 +384,8 @@ migrate_resolve(const struct plan *plan, const char *env, bool json, const char 
 		return code;
 	}
 	const char *as = applied ? "applied" : "rolled_back";
-	json_t *start = json_pack("{s:s, s:s, s:s, s:s}", "command", "migrate resolve", "environment", env,
-	                          "migration", name, "as", as);
-	events_emitf(bus, EV_RUN_STARTED, NULL, start, "migrate resolve %s as %s", name, as);
-	json_decref(start);
+	events_log(bus, LOG_LEVEL_INFO, NULL, "pgrunbook migrate resolve --%s %s in %s, by %s",
+	           applied ? "applied" : "rolled-back", name, env, user_name());
 	struct rb_error err = {0};
 	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
 	PGconn *conn = db_connect_ctx(plan, env, &ctx, &err);

@@ -710,6 +710,38 @@ classify_problem(const struct journal_record *r)
 	}
 }
 
+/* Migration steps: each migration's outcome, lock timeouts, cleanups, resolves and recoveries. */
+static const char *
+classify_migration(const struct journal_record *r)
+{
+	if (r->type != EV_STEP)
+		return NULL;
+	const char *kind = json_string_value(json_object_get(r->data, "kind"));
+	const char *state = json_string_value(json_object_get(r->data, "state"));
+	if (kind == NULL || state == NULL)
+		return NULL;
+	if (strcmp(kind, "migration") == 0) {
+		if (strcmp(state, "applied") == 0)
+			return "applied";
+		if (strcmp(state, "failed") == 0)
+			return "**failed**";
+		if (strcmp(state, "not_applied") == 0)
+			return "not applied (rolled back, nothing changed)";
+		if (strcmp(state, "unknown") == 0)
+			return "**outcome unknown**";
+		return NULL;
+	}
+	if (strcmp(kind, "statement") == 0 && strcmp(state, "lock_timeout") == 0)
+		return "lock timeout";
+	if (strcmp(kind, "cleanup") == 0)
+		return "INVALID index dropped";
+	if (strcmp(kind, "resolve") == 0)
+		return strcmp(state, "done") == 0 ? "resolved" : "**resolve failed**";
+	if (strcmp(kind, "recover") == 0)
+		return strcmp(state, "done") == 0 ? "recovery step" : "**recovery step failed**";
+	return NULL;
+}
+
 static void
 render_checklist(struct strbuf *sb, const struct run_state *st)
 {
@@ -769,6 +801,7 @@ report_markdown(const struct run_state *st)
 	render_header(&sb, st);
 	render_stages(&sb, st);
 	render_results(&sb, st);
+	render_record_table(&sb, st, "Migrations", "Outcome", classify_migration);
 	render_record_table(&sb, st, "Confirmations", "Outcome", classify_confirmation);
 	render_checklist(&sb, st);
 	render_record_table(&sb, st, "Warnings and errors", "Kind", classify_problem);
