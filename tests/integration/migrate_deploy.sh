@@ -117,6 +117,21 @@ t_match "pending, not failed" "$out" "not up to date: 1 pending"
 kill "$blocker" 2>/dev/null
 t_sql_do "select pg_terminate_backend($bpid)"
 wait "$blocker" 2>/dev/null
+# A blocker whose query mentions a password: shown and journaled without its text.
+PGAPPNAME=blocker_secret "$PSQL" -X -q -c "begin; lock table \"User\" in access share mode; select pg_sleep(60) /* alter role app password 'hunter2' */" >/dev/null 2>&1 &
+blocker=$!
+for _ in $(seq 50); do
+	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'blocker_secret' and wait_event = 'PgSleep'")" = 1 ] && break
+	sleep 0.1
+done
+t_run 3 "a blocker with a secret in its query" deploy --waive-backup "$WAIVE" --json
+t_eq "its query is hidden" "$(printf '%s' "$out" | jq -r '.blockers[0] | "\(.application): \(.query)"')" \
+	"blocker_secret: (hidden: the query mentions a password or secret)"
+t_eq "the secret is nowhere in the output or the journals" "$(printf '%s\n%s\n' "$out" "$err" | grep -c hunter2; grep -rl hunter2 "$XDG_STATE_HOME" | wc -l)" "0
+0"
+kill "$blocker" 2>/dev/null
+t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'blocker_secret'"
+wait "$blocker" 2>/dev/null
 t_run 0 "the blocker gone: deploy applies it" deploy --waive-backup "$WAIVE"
 t_eq "one finished row" "$(rows 20250105000000_add_age)" "true,false,1,false"
 
