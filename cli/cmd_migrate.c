@@ -452,7 +452,7 @@ cmd_migrate(int argc, char **argv)
 		return cli_usage_error("migrate", "a subcommand is required: status or lint");
 	const char *sub = argv[1];
 	if (strcmp(sub, "recover") == 0)
-		return cli_usage_error("migrate", "\"migrate recover\" is not part of this build yet");
+		return cmd_migrate_recover(argc, argv);
 	if (strcmp(sub, "status") != 0 && strcmp(sub, "lint") != 0 && strcmp(sub, "deploy") != 0 &&
 	    strcmp(sub, "resolve") != 0)
 		return cli_usage_error("migrate", "unknown subcommand \"%s\"", sub);

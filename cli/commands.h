@@ -12,6 +12,7 @@
 int cmd_check(int argc, char **argv);
 int cmd_preflight(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_migrate_recover(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

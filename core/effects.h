@@ -24,7 +24,9 @@ struct effect {
 	char            *kind;            /* "table", "column", "index", "constraint", "type",
 	                                     "enum value", "sequence", "view", "schema", "extension",
 	                                     "function", "data", "other" */
-	char            *object;          /* "\"public\".\"Order\"", "\"public\".\"User\".\"phone\"" */
+	char            *object;          /* "\"public\".\"Order\"", "\"public\".\"User\".\"phone\"",
+	                                     "\"public\".\"Role\".'ADMIN'" for an enum value; NULL
+	                                     when the statement names nothing checkable */
 	bool             expect_present;  /* the statement creates/adds it (true) or drops it (false) */
 	enum effect_seen seen;
 	bool             invalid_index;   /* an index that exists but is INVALID (indisvalid false) */
@@ -46,8 +48,15 @@ struct effects {
  * gone, new name there), drops (gone). Unqualified names resolve in default_schema (the plan's
  * migrations.schema). Statements that change data or settings give EFFECT_UNKNOWN. A statement
  * that a later statement of the same script undoes or builds on is judged against the end state
- * of the script: e.g. CREATE TABLE t then DROP TABLE t gives "unknown" for both.
- * out is always initialised; free with effects_free().
+ * of the script: e.g. CREATE TABLE t then DROP TABLE t gives "unknown" for both, and so does a
+ * create (or rename to) of a name an earlier statement dropped or renamed away, since what is
+ * found may be the old object; a column added to a table the script created is judged normally.
+ * Unnamed constraints and indexes are looked up under PostgreSQL's default names (t_col_fkey,
+ * t_col_key, t_pkey, t_col_check, t_col_idx, function names for expressions); when that name was
+ * already taken PostgreSQL appends a digit, which is not followed. BEGIN, COMMIT and SET have no
+ * effect; a statement that does not parse gives one unknown effect of kind "other".
+ * out is always initialised; free with effects_free(). False with err set (RB_EXIT_STEP) when a
+ * catalog query fails.
  */
 bool effects_check(PGconn *conn, const char *default_schema, const struct lint_result *lr,
                    const struct rb_ctx *ctx, struct effects *out, struct rb_error *err);

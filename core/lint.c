@@ -11,6 +11,9 @@
 #include "lint.h"
 #include "util.h"
 
+/* Whether this thread has called libpg_query since the last lint_shutdown(). */
+static _Thread_local bool parsed_in_thread;
+
 static const struct lint_rule rules[] = {
 	{"PG101", LINT_DANGEROUS, "drop table",
 	 "DROP TABLE deletes the table and every row in it",
@@ -691,6 +694,7 @@ lint_one(struct checker *c, const char *name, const char *sql, size_t start,
 bool
 lint_script(const char *name, const char *sql, struct lint_result *out, struct rb_error *err)
 {
+	parsed_in_thread = true;
 	PgQuerySplitResult sr;
 	struct created created = {0};
 	size_t len = strlen(sql);
@@ -785,5 +789,8 @@ lint_to_json(const struct lint_result *r)
 void
 lint_shutdown(void)
 {
-	pg_query_exit();
+	/* pg_query_exit() crashes in a thread that never parsed: its memory context does not exist. */
+	if (parsed_in_thread)
+		pg_query_exit();
+	parsed_in_thread = false;
 }

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "ctx.h"
 #include "effects.h"
@@ -26,12 +27,16 @@ bool recover_action_from_name(const char *name, enum recover_action *out);
 struct recover_info {
 	char              *env;
 	char              *database;
+	char              *schema;        /* where _prisma_migrations is (migrations.schema) */
 	char              *name;          /* the migration */
 	enum mig_state     state;         /* normally MIG_FAILED; anything else refuses every action */
 	char              *started_at;    /* of the failed row */
 	char              *logs;          /* Prisma-style logs of the failed row, or NULL */
 	int                applied_steps; /* applied_steps_count of the failed row */
 	struct lint_result lint;          /* its statements */
+	char              *lint_error;    /* the script does not parse: the parser's message (then
+	                                     lint holds the statements before the error), or NULL */
+	int64_t            lock_timeout_ms, statement_timeout_ms;  /* the plan's, for run-sql */
 	struct effects     effects;       /* which of their effects the catalog shows */
 	/* Per action: whether it may run now, and if not why (NULL when allowed). */
 	bool               allowed[RECOVER_ROLLBACK + 1];
@@ -50,11 +55,24 @@ struct recover_info {
 bool recover_inspect(const struct plan *p, const char *env, const char *name, const struct rb_ctx *ctx,
                      struct recover_info *out, struct rb_error *err);
 void recover_info_free(struct recover_info *ri);
-/* {"environment", "database", "migration", "state", "started_at", "logs", "applied_steps",
- *  "statements": [lint...], "effects": {...}, "actions": [{"action", "allowed", "why_not",
- *  "warning", "phrase", "preview"}]} */
+/*
+ * Fills allowed, why_not, warning and phrase of every action from ri's state, lint_error,
+ * effects, name and database (replacing earlier ones; recover_inspect() calls it):
+ *   mark-rolled-back: failed, no effect done, no INVALID index; warns of unknown effects.
+ *   mark-applied:     failed, the script parses, no effect missing, no INVALID index; warns of
+ *                     unknown effects (or that none can be checked).
+ *   run-sql:          failed.
+ *   rollback:         never in this build; why_not says what to do instead.
+ */
+void recover_decide(struct recover_info *ri);
+/* {"environment", "database", "schema", "migration", "state", "started_at", "logs", "applied_steps",
+ *  "lint_error", "statements": [lint...], "effects": {...}, "actions": [{"action", "allowed",
+ *  "why_not", "warning", "phrase", "preview"}]}. Caller decrefs. */
 json_t *recover_info_json(const struct recover_info *ri);
-/* What the action would do, in a few human lines (caller frees); sql_file for RUN_SQL. */
+/*
+ * What the action would do, in a few human lines (caller frees); sql_file for RUN_SQL (NULL: a
+ * file still to be given), whose statements are listed with their lint class.
+ */
 char *recover_preview(const struct recover_info *ri, enum recover_action a, const char *sql_file);
 
 /*
@@ -64,8 +82,14 @@ char *recover_preview(const struct recover_info *ri, enum recover_action a, cons
  * simple-query batch under the plan's lock_timeout and statement_timeout, then re-checks the
  * effects and reports them (it marks nothing by itself). RECOVER_ROLLBACK is refused with a
  * message naming what to run instead. Emits a step event {"kind": "recover", "migration",
- * "action", "state": "done"|"failed"}. *after (may be NULL) receives recover_info_json() of the
- * state afterwards.
+ * "action", "state": "done"|"failed"} (and "running" before a mark or the SQL runs; a failed one
+ * carries "reason"). While it acts it holds Prisma's advisory lock (DEPLOY_ADVISORY_KEY, never
+ * waiting: refused when another session has it) and it decides on a fresh look taken under that
+ * lock. A run-sql file whose statements cannot run in a transaction block (CREATE INDEX
+ * CONCURRENTLY, ...) must hold that one statement only. *after (may be NULL) receives
+ * recover_info_json() of the state afterwards, also when the action failed after connecting
+ * (NULL otherwise). Error codes: RB_EXIT_USAGE (no or unreadable --sql file), RB_EXIT_CONNECT,
+ * RB_EXIT_STEP (refused, confirmation missed, failed).
  */
 bool recover_apply(const struct plan *p, const char *env, const char *name, enum recover_action a,
                    const char *sql_file, const char *confirm, struct rb_ctx *ctx, json_t **after,

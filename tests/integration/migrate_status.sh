@@ -90,8 +90,8 @@ rm -r "$MIGS/20990101000000_typo"
 t_run 1 "--fail-on takes risky or dangerous" "$PGRUNBOOK" migrate lint --plan "$PLAN" --fail-on safe
 
 t_run 1 "an unknown environment is a usage error" "$PGRUNBOOK" migrate status --plan "$PLAN" --env nope
-t_run 1 "deploy is not in this build and says so" "$PGRUNBOOK" migrate deploy --plan "$PLAN"
-t_match "naming what is" "$err" '"migrate deploy" is not part of this build yet'
+t_run 1 "an unknown subcommand is a usage error" "$PGRUNBOOK" migrate frobnicate --plan "$PLAN"
+t_match "naming it" "$err" 'unknown subcommand "frobnicate"'
 sed -i "s/port=$PGPORT/port=1/" "$T_TMP/empty.yaml"
 t_run 2 "an unreachable environment: exit 2" "$PGRUNBOOK" migrate status --plan "$T_TMP/empty.yaml"
 t_done
