@@ -260,15 +260,6 @@ cmd_migrate_recover(int argc, char **argv)
 		}
 		journal_attach(j, bus);
 	}
-	/*
-	 * lint_shutdown() below crashes in libpg_query unless its memory exists; whether the parser
-	 * ran depends on how far we get, so make sure it has.
-	 */
-	struct lint_result warm;
-	struct rb_error werr = {0};
-	lint_script("", "", &warm, &werr);
-	lint_result_free(&warm);
-	rb_error_clear(&werr);
 	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
 	const char *where = env ? env : plan->target;
 	int code;
