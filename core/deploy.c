@@ -14,6 +14,7 @@
 #include "confirm.h"
 #include "db.h"
 #include "deploy.h"
+#include "effects.h"
 #include "events.h"
 #include "util.h"
 
@@ -1155,6 +1156,12 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 					              migrations_state_name(after.items[i].state));
 					migrations_status_free(&after);
 				}
+				struct effects eff = {0};
+				if (oc == OUT_UNKNOWN && effects_check(d.ctl, p->migrations.schema, lr, ctx, &eff, &e2))
+					detail_append(err, "The catalog shows %zu of the %zu checkable effects of its statements "
+					              "as done%s (%zu cannot be checked).", eff.done, eff.done + eff.not_done,
+					              eff.invalid_indexes ? ", with an INVALID index" : "", eff.unknown);
+				effects_free(&eff);
 				rb_error_clear(&e2);
 			} else {
 				detail_append(err, "Could not reconnect; the migration's row says it started and did not finish.");

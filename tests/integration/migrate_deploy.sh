@@ -226,6 +226,7 @@ wait "$dep"
 t_eq "exit 3" "$?" 3
 t_match "the outcome is unknown" "$(cat "$T_TMP/lost.err")" "the connection was lost while migration 20250110000000_slow ran \\(statement 1 of 2\\); its outcome is unknown"
 t_match "it reconnected and read the state" "$(cat "$T_TMP/lost.err")" "After reconnecting: 20250110000000_slow is failed"
+t_match "and what the catalog shows" "$(cat "$T_TMP/lost.err")" "The catalog shows 0 of the 1 checkable effects of its statements as done \\(1 cannot be checked\\)"
 t_match "and points to recover" "$(cat "$T_TMP/lost.err")" "pgrunbook migrate recover 20250110000000_slow"
 t_eq "the row stays failed with the reason" "$(rows 20250110000000_slow)" "false,false,0,true"
 t_match "logs say why" "$(t_sql "select logs from _prisma_migrations where migration_name = '20250110000000_slow'")" "connection was lost"
