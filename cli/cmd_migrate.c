@@ -25,7 +25,7 @@ usage(FILE *f)
 	      "       pgrunbook migrate deploy --plan FILE [--env NAME] [--json] [--confirm \"deploy DB\"]\n"
 	      "                                [--waive-backup \"waive-backup DB\"] [--lock-wait SECONDS]\n"
 	      "       pgrunbook migrate resolve --applied NAME|--rolled-back NAME --plan FILE [--env NAME]\n"
-	      "                                 --confirm \"resolve DB\" [--json]\n"
+	      "                                 --confirm \"resolve DB\" [--lock-wait SECONDS] [--json]\n"
 	      "       pgrunbook migrate recover NAME --plan FILE [--env NAME] [--sql FILE] [--json]\n"
 	      "       pgrunbook migrate recover NAME --plan FILE [--env NAME] --action ACTION\n"
 	      "                                 [--sql FILE] --confirm PHRASE [--json]\n"
@@ -45,7 +45,8 @@ usage(FILE *f)
 	      "without a verified backup in the run it needs --waive-backup \"waive-backup DB\". The\n"
 	      "deploy is journaled as a run.\n\n"
 	      "resolve records a migration as applied (--applied) or a failed one as rolled back\n"
-	      "(--rolled-back), as \"prisma migrate resolve\" does; it needs --confirm \"resolve DB\".\n\n"
+	      "(--rolled-back), as \"prisma migrate resolve\" does, under the migration lock; it needs\n"
+	      "--confirm \"resolve DB\".\n\n"
 	      "recover shows what is known of a failed migration (its logs, its statements, which of\n"
 	      "their effects the catalog shows) and the ways out; with --action it runs one:\n"
 	      "mark-rolled-back, mark-applied (each only after checking the catalog; --confirm\n"
@@ -64,7 +65,7 @@ usage(FILE *f)
 	      "  --waive-backup PHRASE  deploy without a verified backup (\"waive-backup DB\")\n"
 	      "  --applied NAME         resolve: record NAME as applied\n"
 	      "  --rolled-back NAME     resolve: record the failed NAME as rolled back\n"
-	      "  --lock-wait SECONDS    deploy: how long to wait for the migration lock (default 10)\n\n"
+	      "  --lock-wait SECONDS    how long to wait for the migration lock (default 10)\n\n"
 	      "Exit codes: 0 done (status: up to date), 1 usage, 2 connection failure, 3 not up to\n"
 	      "date (status), refused, failed or blocked (deploy, resolve, recover), 4 invalid plan.\n", f);
 }
@@ -363,7 +364,7 @@ migrate_deploy(const struct plan *plan, const char *env, bool json, const char *
 
 static int
 migrate_resolve(const struct plan *plan, const char *env, bool json, const char *applied,
-                const char *rolled_back, const char *confirm)
+                const char *rolled_back, const char *confirm, long long lock_wait_ms)
 {
 	struct mig_set local;
 	int code = load_folder(plan, &local);
@@ -400,6 +401,9 @@ migrate_resolve(const struct plan *plan, const char *env, bool json, const char 
 		phrase = confirm_phrase("resolve", PQdb(conn));
 		ok = confirm_check(&ctx, "migrate", phrase, confirm, &err);
 	}
+	/* Never beside a running deploy (pgrunbook's or Prisma's): resolve under the migration lock. */
+	if (ok)
+		ok = deploy_lock_take(conn, lock_wait_ms > 0 ? lock_wait_ms : lock_wait_ms == 0 ? 1 : 0, &ctx, &err);
 	if (ok)
 		ok = applied ? migrations_mark_applied(conn, plan->migrations.schema, m, &ctx, &err)
 		             : migrations_mark_rolled_back(conn, plan->migrations.schema, name, &ctx, &err);
@@ -521,8 +525,8 @@ cmd_migrate(int argc, char **argv)
 	bool is_deploy = strcmp(sub, "deploy") == 0, is_resolve = strcmp(sub, "resolve") == 0;
 	if (confirm && !is_deploy && !is_resolve)
 		return cli_usage_error("migrate", "--confirm belongs to \"migrate deploy\" and \"migrate resolve\"");
-	if (lock_wait_ms >= 0 && !is_deploy)
-		return cli_usage_error("migrate", "--lock-wait belongs to \"migrate deploy\"");
+	if (lock_wait_ms >= 0 && !is_deploy && !is_resolve)
+		return cli_usage_error("migrate", "--lock-wait belongs to \"migrate deploy\" and \"migrate resolve\"");
 	if (waive && !is_deploy)
 		return cli_usage_error("migrate", "--waive-backup belongs to \"migrate deploy\"");
 	if ((applied || rolled_back) && !is_resolve)
@@ -542,7 +546,7 @@ cmd_migrate(int argc, char **argv)
 	else if (is_deploy)
 		code = migrate_deploy(plan, env ? env : plan->target, json, confirm, waive, lock_wait_ms);
 	else if (is_resolve)
-		code = migrate_resolve(plan, env ? env : plan->target, json, applied, rolled_back, confirm);
+		code = migrate_resolve(plan, env ? env : plan->target, json, applied, rolled_back, confirm, lock_wait_ms);
 	else
 		code = migrate_status(plan, env ? env : plan->target, json);
 	plan_free(plan);

@@ -667,6 +667,23 @@ db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	PGresult *keep = NULL, *r;
 	while ((r = PQgetResult(conn)) != NULL) {
 		ExecStatusType rs = PQresultStatus(r);
+		if (rs == PGRES_COPY_IN) {
+			/* No client data to send: end it, the server answers with an error. */
+			PQputCopyEnd(conn, "pgrunbook does not send data to COPY FROM STDIN");
+			PQclear(r);
+			continue;
+		}
+		if (rs == PGRES_COPY_OUT || rs == PGRES_COPY_BOTH) {
+			/* Read and drop the rows; PQgetResult would otherwise return this result forever. */
+			char *buf;
+			int n;
+			while ((n = PQgetCopyData(conn, &buf, 0)) > 0)
+				PQfreemem(buf);
+			PQclear(r);
+			if (n == -2)
+				break;
+			continue;
+		}
 		bool failed = rs == PGRES_FATAL_ERROR || rs == PGRES_BAD_RESPONSE;
 		bool keep_failed = keep && (PQresultStatus(keep) == PGRES_FATAL_ERROR ||
 		                            PQresultStatus(keep) == PGRES_BAD_RESPONSE);

@@ -117,6 +117,8 @@ shown_query(const char *q)
 	return strbuf_detach(&sb);
 }
 
+static json_t *advisory_holder(PGconn *conn, const struct rb_ctx *ctx);
+
 /* --- preview --- */
 
 static const char *
@@ -157,11 +159,28 @@ deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
 	out->database = xstrdup(PQdb(conn));
 	out->phrase = confirm_phrase("deploy", out->database);
 	ok = migrations_status(conn, p->migrations.schema, &out->local, ctx, &out->status, err);
+	/* Who holds the migration lock now (an unfinished row may be a deploy in progress). */
+	int holder = 0;
+	json_t *h = ok ? advisory_holder(conn, ctx) : NULL;
+	if (h)
+		holder = (int)json_integer_value(json_object_get(h, "pid"));
+	json_decref(h);
 	PQfinish(conn);
 	if (!ok)
 		return false;
 	struct strbuf why;
 	strbuf_init(&why);
+	for (size_t i = 0; i < out->local.n; i++) {
+		if (out->status.items[i].state != MIG_PENDING)
+			continue;
+		for (size_t k = 0; k < out->lint[i].n_stmts; k++) {
+			if (!out->lint[i].stmts[k].client_copy)
+				continue;
+			strbuf_addf(&why, "%smigration %s line %d: COPY FROM STDIN or TO STDOUT needs data from the "
+			            "client, which a migration cannot give (use INSERT, or COPY from a server file)",
+			            why.len ? "; " : "", out->local.items[i].name, out->lint[i].stmts[k].line);
+		}
+	}
 	for (size_t i = 0; i < out->status.n; i++) {
 		const struct mig_status_item *it = &out->status.items[i];
 		if (it->state == MIG_PENDING) {
@@ -174,7 +193,11 @@ deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
 			continue;
 		if (why.len > 0)
 			strbuf_adds(&why, "; ");
-		if (it->state == MIG_FAILED)
+		if (it->state == MIG_FAILED && holder > 0)
+			strbuf_addf(&why, "migration %s is unfinished while another deploy holds the migration lock "
+			            "(pid %d): it is probably running right now; wait for that deploy to end",
+			            it->name, holder);
+		else if (it->state == MIG_FAILED)
 			strbuf_addf(&why, "migration %s failed: inspect it with \"pgrunbook migrate recover %s\", then "
 			            "mark it rolled back or applied", it->name, it->name);
 		else if (it->state == MIG_MODIFIED)
@@ -247,6 +270,7 @@ struct deployer {
 	const char              *env;
 	PGconn                  *ctl;        /* holds the advisory lock, writes rows, watches blockers */
 	PGconn                  *work;       /* runs the scripts */
+	int                      work_pid;   /* its backend, to find it again after a lost connection */
 	char                    *schema_q;   /* the quoted schema of _prisma_migrations */
 	json_t                  *applied;    /* names applied by this deploy */
 	json_t                  *blockers;   /* the latest blockers seen (array), or NULL */
@@ -271,8 +295,10 @@ blocker_list(struct deployer *d, int pid)
 		"   OPERATOR(pg_catalog.*) 1000)::bigint, 0),"
 		" COALESCE((SELECT pg_catalog.string_agg(DISTINCT h.mode, ',') FROM pg_catalog.pg_locks w"
 		"   JOIN pg_catalog.pg_locks h ON h.locktype OPERATOR(pg_catalog.=) w.locktype"
-		"    AND h.database IS NOT DISTINCT FROM w.database AND h.relation IS NOT DISTINCT FROM w.relation"
-		"    AND h.transactionid IS NOT DISTINCT FROM w.transactionid AND h.granted"
+		"    AND (h.database OPERATOR(pg_catalog.=) w.database OR (h.database IS NULL AND w.database IS NULL))"
+		"    AND (h.relation OPERATOR(pg_catalog.=) w.relation OR (h.relation IS NULL AND w.relation IS NULL))"
+		"    AND (h.transactionid OPERATOR(pg_catalog.=) w.transactionid"
+		"         OR (h.transactionid IS NULL AND w.transactionid IS NULL)) AND h.granted"
 		"   WHERE w.pid OPERATOR(pg_catalog.=) $1::int AND NOT w.granted"
 		"    AND h.pid OPERATOR(pg_catalog.=) a.pid), '')"
 		" FROM pg_catalog.pg_stat_activity a"
@@ -340,9 +366,9 @@ emit_waiting(struct deployer *d, const char *mig, int stmt, json_t *blockers)
 
 /* The holder of the advisory lock, or NULL (JSON blocker without waiting_ms meaning). */
 static json_t *
-advisory_holder(struct deployer *d)
+advisory_holder(PGconn *conn, const struct rb_ctx *ctx)
 {
-	PGresult *res = db_exec(d->ctl,
+	PGresult *res = db_exec(conn,
 		"SELECT a.pid, COALESCE(a.application_name, ''), COALESCE(a.usename::text, ''),"
 		" COALESCE(a.state, ''), COALESCE(a.query, ''),"
 		" COALESCE((EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) a.backend_start)"
@@ -350,7 +376,9 @@ advisory_holder(struct deployer *d)
 		" FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
 		" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted"
 		" AND l.classid OPERATOR(pg_catalog.=) 0 AND l.objid OPERATOR(pg_catalog.=) 72707369"
-		" AND l.objsubid OPERATOR(pg_catalog.=) 1 LIMIT 1", 0, NULL, d->ctx);
+		" AND l.objsubid OPERATOR(pg_catalog.=) 1"
+		" AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+		"   WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) LIMIT 1", 0, NULL, ctx);
 	json_t *h = NULL;
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		char *q = shown_query(PQgetvalue(res, 0, 4));
@@ -365,16 +393,16 @@ advisory_holder(struct deployer *d)
 }
 
 /* Polls pg_try_advisory_lock on the control connection until it is granted or the deadline passes. */
-static bool
-take_lock(struct deployer *d, struct rb_error *err)
+bool
+deploy_lock_take(PGconn *conn, int64_t wait_ms, struct rb_ctx *ctx, struct rb_error *err)
 {
-	long long wait = d->o->advisory_wait_ms > 0 ? d->o->advisory_wait_ms : 10000;
+	long long wait = wait_ms > 0 ? wait_ms : 10000;
 	long long start = time_monotonic_ms();
 	json_t *holder = NULL;
 	for (;;) {
-		PGresult *res = db_exec(d->ctl, "SELECT pg_catalog.pg_try_advisory_lock(72707369)", 0, NULL, d->ctx);
+		PGresult *res = db_exec(conn, "SELECT pg_catalog.pg_try_advisory_lock(72707369)", 0, NULL, ctx);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			db_error_from_result(err, res, PQstatus(d->ctl) == CONNECTION_BAD ? RB_EXIT_CONNECT : RB_EXIT_STEP);
+			db_error_from_result(err, res, PQstatus(conn) == CONNECTION_BAD ? RB_EXIT_CONNECT : RB_EXIT_STEP);
 			rb_error_prefix(err, "could not take the migration lock");
 			PQclear(res);
 			json_decref(holder);
@@ -387,16 +415,16 @@ take_lock(struct deployer *d, struct rb_error *err)
 			return true;
 		}
 		json_decref(holder);
-		holder = advisory_holder(d);
+		holder = advisory_holder(conn, ctx);
 		long long waited = time_monotonic_ms() - start;
 		json_t *data = json_pack("{s:s, s:I, s:O?}", "kind", "advisory_lock", "waited_ms", (json_int_t)waited,
 		                         "holder", holder);
-		events_emitf(d->ctx->bus, EV_PROGRESS, STAGE, data, NULL);
+		events_emitf(ctx->bus, EV_PROGRESS, STAGE, data, NULL);
 		json_decref(data);
-		if (waited >= wait || !nap(d->ctx, 500))
+		if (waited >= wait || !nap(ctx, 500))
 			break;
 	}
-	if (rb_ctx_cancelled(d->ctx)) {
+	if (rb_ctx_cancelled(ctx)) {
 		json_decref(holder);
 		return rb_error_setc(err, RB_EXIT_STEP, "cancelled while waiting for the migration lock; nothing was run");
 	}
@@ -490,6 +518,8 @@ struct sent {
 	bool      failed;
 	bool      lost;          /* the work connection broke */
 	bool      cancelled;     /* we cancelled it (the operator asked) */
+	bool      lock_lost;     /* we cancelled it: the lock connection was lost */
+	bool      left_open;     /* it left a transaction open (rolled back by us) */
 	char      sqlstate[6];
 	char     *message;       /* the server's error text, or libpq's */
 };
@@ -503,8 +533,11 @@ sent_clear(struct sent *s)
 
 /*
  * Sends sql as one simple query on the work connection and waits for every result, watching for
- * blockers (progress events) and the cancel flag. stmt_base/nstmts number the statements for the
- * events (a batch reports each statement as its result arrives).
+ * blockers (progress events), the cancel flag and the lock connection (both cancel the query;
+ * the cancel is sent again every second until the query ends, since one sent before the server
+ * read the query is lost). stmt_base/nstmts number the statements for the events (a batch reports
+ * each statement as its result arrives). A transaction the query leaves open is rolled back and
+ * reported as a failure.
  */
 static void
 send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_base, int nstmts, bool batch,
@@ -519,16 +552,20 @@ send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_bas
 	}
 	int pid = PQbackendPID(d->work);
 	PGcancel *cancel = PQgetCancel(d->work);
-	bool cancel_sent = false;
-	long long started = time_monotonic_ms(), last_check = started, last_stmt = started;
+	long long started = time_monotonic_ms(), last_check = started, last_stmt = started, last_cancel = 0;
 	d->wait_since = 0;
 	bool was_waiting = false;
 	for (;;) {
-		if (rb_ctx_cancelled(d->ctx) && !cancel_sent && cancel) {
+		long long now = time_monotonic_ms();
+		bool by_operator = rb_ctx_cancelled(d->ctx);
+		if ((by_operator || d->ctl_lost) && cancel && (last_cancel == 0 || now - last_cancel >= 1000)) {
 			char buf[256];
 			PQcancel(cancel, buf, sizeof buf);
-			cancel_sent = true;
-			out->cancelled = true;
+			last_cancel = now;
+			if (by_operator)
+				out->cancelled = true;
+			else
+				out->lock_lost = true;
 		}
 		if (!PQconsumeInput(d->work)) {
 			out->failed = out->lost = true;
@@ -547,21 +584,26 @@ send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_bas
 			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
 				if (st != PGRES_EMPTY_QUERY && !out->failed) {
 					out->done++;
-					long long now = time_monotonic_ms();
+					long long t = time_monotonic_ms();
 					if (batch) {
 						json_t *data = json_pack("{s:s, s:s, s:i, s:i, s:s, s:I}", "kind", "statement",
 						                         "migration", mig, "statement", stmt_base + out->done,
 						                         "statements", nstmts, "state", "done",
-						                         "ms", (json_int_t)(now - last_stmt));
+						                         "ms", (json_int_t)(t - last_stmt));
 						events_emitf(d->ctx->bus, EV_STEP, STAGE, data, NULL);
 						json_decref(data);
 					}
-					last_stmt = now;
+					last_stmt = t;
 				}
 			} else if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-				/* A migration cannot feed COPY FROM STDIN: end it as a failure. */
-				if (st == PGRES_COPY_IN)
+				/* Lint refuses client COPY; should one get here, end it rather than spin. */
+				if (st == PGRES_COPY_IN) {
 					PQputCopyEnd(d->work, "pgrunbook: COPY FROM STDIN is not supported in migrations");
+				} else {
+					char *buf;
+					while (PQgetCopyData(d->work, &buf, 0) > 0)
+						PQfreemem(buf);
+				}
 				if (!out->failed) {
 					out->failed = true;
 					out->message = xstrdup("COPY to or from the client is not supported in a migration");
@@ -585,7 +627,6 @@ send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_bas
 				out->message = xstrdup(PQerrorMessage(d->work));
 			break;
 		}
-		long long now = time_monotonic_ms();
 		/* Look early (a short lock_timeout ends the wait quickly), then every BLOCKER_EVERY_MS. */
 		bool early = now - started < 1000;
 		if (!d->ctl_lost && now - last_check >= (early ? 40 : BLOCKER_EVERY_MS)) {
@@ -604,20 +645,13 @@ send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_bas
 				d->wait_since = 0;
 			}
 			json_decref(list);
-			if (d->ctl_lost && !cancel_sent && cancel) {
-				/* The lock holder is gone: stop the script rather than run it unprotected. */
-				char buf[256];
-				PQcancel(cancel, buf, sizeof buf);
-				cancel_sent = true;
-				out->cancelled = true;
-			}
 		}
 		struct pollfd pfd = { .fd = PQsocket(d->work), .events = POLLIN };
 		if (pfd.fd < 0) {
 			out->failed = out->lost = true;
 			break;
 		}
-		poll(&pfd, 1, now - started < 1000 ? 20 : POLL_MS);
+		poll(&pfd, 1, early ? 20 : POLL_MS);
 	}
 	if (was_waiting && !d->ctl_lost) {
 		json_t *none = json_array();
@@ -626,8 +660,24 @@ send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_bas
 	}
 	d->wait_since = 0;
 	PQfreeCancel(cancel);
-	if (out->failed && strcmp(out->sqlstate, QUERY_CANCELED) != 0)
-		out->cancelled = false;  /* it failed on its own before our cancel landed */
+	if (!out->lost && PQtransactionStatus(d->work) != PQTRANS_IDLE) {
+		/*
+		 * BEGIN without COMMIT: what ran since would be lost when the connection closes, while
+		 * its row (written on the lock connection) said applied. Roll it back and say so.
+		 */
+		PQclear(PQexec(d->work, "ROLLBACK"));
+		if (!out->failed) {
+			out->failed = true;
+			out->message = xstrdup("the script left a transaction open (BEGIN without COMMIT); pgrunbook "
+			                       "rolled that transaction back");
+		}
+		out->left_open = true;
+	}
+	if (out->failed && strcmp(out->sqlstate, QUERY_CANCELED) != 0) {
+		/* It failed on its own before our cancel landed. */
+		out->cancelled = false;
+		out->lock_lost = false;
+	}
 }
 
 static void
@@ -718,9 +768,50 @@ cleanup_invalid_index(struct deployer *d, const char *mig, const struct lint_stm
 	return true;
 }
 
+/* Whether the lock connection still answers (it is checked between statements). */
+static bool
+ctl_alive(struct deployer *d)
+{
+	if (d->ctl_lost || d->ctl == NULL)
+		return false;
+	PGresult *res = db_exec(d->ctl, "SELECT 1", 0, NULL, NULL);
+	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	if (!ok)
+		d->ctl_lost = true;
+	return ok;
+}
+
+/*
+ * Stops a migration before its statement k+1 (0-based k) because the operator cancelled or the
+ * lock connection is gone. Nothing ran yet: provably nothing applied; otherwise it is failed.
+ */
+static enum outcome
+stop_before(struct deployer *d, const struct mig_local *m, int k, int n, char **logs, struct rb_error *err)
+{
+	bool lock = d->ctl_lost;
+	d->stopped_stmt = k + 1;
+	d->outcome_name = lock ? "lock_lost" : "cancelled";
+	if (lock)
+		rb_error_setc(err, RB_EXIT_STEP, "the connection holding the migration lock was lost; migration %s "
+		              "stopped before statement %d of %d", m->name, k + 1, n);
+	else
+		rb_error_setc(err, RB_EXIT_STEP, "cancelled: migration %s stopped before statement %d of %d", m->name,
+		              k + 1, n);
+	if (k == 0) {
+		rb_error_detail(err, "None of its statements ran.");
+		return OUT_ROLLED_BACK;
+	}
+	rb_error_detail(err, "Statements 1 to %d were applied, each on its own.", k);
+	*logs = failure_logs(m->name, "", lock ? "stopped: the connection holding the migration lock was lost "
+	                     "(pgrunbook)" : "stopped: cancelled by the operator (pgrunbook)", k + 1, n);
+	return OUT_FAILED;
+}
+
 /*
  * Runs one migration's script. Returns the outcome; *steps receives the statements (statement
- * mode) or scripts (batch: 0 or 1) that completed; *logs (caller frees) the failure text.
+ * mode) or scripts (batch: 0 or 1) that completed; *logs (caller frees) the failure text. Sets
+ * err (message and detail; deploy_run adds the hint once it knows what was recorded).
  */
 static enum outcome
 run_migration(struct deployer *d, const struct mig_local *m, const struct lint_result *lr, int *steps,
@@ -733,183 +824,201 @@ run_migration(struct deployer *d, const struct mig_local *m, const struct lint_r
 	bool atomic = true;
 	for (size_t k = 0; k < lr->n_stmts; k++)
 		atomic = atomic && !lr->stmts[k].transaction_control;
+	const char *remains = atomic ? "The script ran as one transaction; the server rolled all of it back."
+	                             : "The script manages its own transactions: part of it may remain.";
 
-	if (!lr->needs_statement_mode) {
-		/* One simple-query batch: one implicit transaction, as Prisma's engine runs it. */
+	for (int k = 0; k < (lr->needs_statement_mode ? n : 1); k++) {
+		const struct lint_stmt *st = lr->needs_statement_mode ? &lr->stmts[k] : NULL;
 		for (int attempt = 1;; attempt++) {
-			struct sent s;
+			if (st && (rb_ctx_cancelled(d->ctx) || !ctl_alive(d)))
+				return stop_before(d, m, k, n, logs, err);
+			if (st && !cleanup_invalid_index(d, m->name, st, err)) {
+				*logs = failure_logs(m->name, err->sqlstate, err->message, k + 1, n);
+				d->stopped_stmt = k + 1;
+				return OUT_FAILED;
+			}
+			if (st)
+				emit_statement(d, m->name, k + 1, n, st->line, "start", -1, NULL);
 			long long t0 = time_monotonic_ms();
-			send_and_wait(d, m->name, m->sql, 0, n, true, &s);
-			int at = s.done + 1 <= n ? s.done + 1 : n;
-			int line = n > 0 ? lr->stmts[at - 1].line : 1;
+			struct sent s;
+			if (st)
+				send_and_wait(d, m->name, st->text, k, n, false, &s);
+			else
+				send_and_wait(d, m->name, m->sql, 0, n, true, &s);
+			long long ms = time_monotonic_ms() - t0;
+			/* The statement the outcome is about (1-based) and its line. */
+			int at = st ? k + 1 : (s.done + 1 <= n ? s.done + 1 : n);
+			int line = st ? st->line : n > 0 ? lr->stmts[at - 1].line : 1;
 			if (!s.failed) {
-				*steps = 1;
+				if (st)
+					emit_statement(d, m->name, at, n, line, "done", ms, NULL);
+				(*steps)++;
 				sent_clear(&s);
-				return OUT_APPLIED;
+				break;
 			}
 			d->stopped_stmt = at;
 			if (s.lost) {
-				*logs = failure_logs(m->name, s.sqlstate, "the connection was lost while the script ran; "
-				                     "whether it committed is unknown (pgrunbook)", at, n);
-				rb_error_setc(err, RB_EXIT_STEP, "the connection was lost while migration %s ran "
-				              "(statement %d of %d); its outcome is unknown", m->name, at, n);
+				*logs = failure_logs(m->name, s.sqlstate, st ? "the connection was lost while this statement "
+				                     "ran; whether it took effect is unknown (pgrunbook)" : "the connection was "
+				                     "lost while the script ran; whether it committed is unknown (pgrunbook)",
+				                     at, n);
+				rb_error_setc(err, RB_EXIT_STEP, "the connection was lost while migration %s ran (statement %d "
+				              "of %d); its outcome is unknown", m->name, at, n);
 				rb_error_detail(err, "%s", s.message ? s.message : "");
+				d->outcome_name = "connection_lost";
 				sent_clear(&s);
 				return OUT_UNKNOWN;
 			}
-			if (strcmp(s.sqlstate, LOCK_NOT_AVAILABLE) == 0 && !s.cancelled && atomic) {
+			bool whole = !st && atomic;  /* a failure leaves nothing of this attempt behind */
+			if (strcmp(s.sqlstate, LOCK_NOT_AVAILABLE) == 0 && (whole || st)) {
 				long long retry_in = attempt < attempts ? backoff_ms(attempt) : 0;
 				emit_lock_timeout(d, m->name, at, n, line, attempt, attempts, retry_in);
 				if (retry_in > 0 && !d->ctl_lost && nap(d->ctx, retry_in)) {
 					sent_clear(&s);
 					continue;
 				}
-				char *who = describe_blockers(d->blockers ? d->blockers : json_array());
-				rb_error_setc(err, RB_EXIT_STEP, "migration %s: statement %d (line %d) could not get its lock "
-				              "within lock_timeout %" PRId64 " ms after %d tr%s; nothing of it was applied",
-				              m->name, at, line, d->p->migrations.lock_timeout_ms, attempt,
-				              attempt == 1 ? "y" : "ies");
-				rb_error_detail(err, "Blocked by %s.", who);
-				rb_error_hint(err, "Ask the blocking session to finish (or end it: SELECT "
-				              "pg_terminate_backend(pid)), then deploy again. The migration is still pending.");
-				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", LOCK_NOT_AVAILABLE);
 				*logs = failure_logs(m->name, s.sqlstate, s.message, at, n);
-				free(who);
-				d->outcome_name = "lock_timeout";
-				sent_clear(&s);
-				return OUT_ROLLED_BACK;
-			}
-			emit_statement(d, m->name, at, n, line, "failed", time_monotonic_ms() - t0, &s);
-			*logs = failure_logs(m->name, s.sqlstate, s.message, at, n);
-			if (s.cancelled) {
-				rb_error_setc(err, RB_EXIT_STEP, "cancelled while migration %s ran (statement %d of %d)%s",
-				              m->name, at, n, atomic ? "; the script was rolled back" : "");
-				d->outcome_name = "cancelled";
-				sent_clear(&s);
-				return atomic ? OUT_ROLLED_BACK : OUT_FAILED;
-			}
-			rb_error_setc(err, RB_EXIT_STEP, "migration %s failed at statement %d (line %d): %s", m->name, at,
-			              line, s.message ? s.message : "?");
-			snprintf(err->sqlstate, sizeof err->sqlstate, "%s", s.sqlstate);
-			rb_error_detail(err, "%s", atomic ? "The script ran as one transaction; the server rolled all of "
-			                "it back." : "The script manages its own transactions: part of it may remain.");
-			rb_error_hint(err, "The migration is recorded as failed, as Prisma records it. Inspect it with "
-			              "\"pgrunbook migrate recover %s\".", m->name);
-			sent_clear(&s);
-			return OUT_FAILED;
-		}
-	}
-
-	/* Statement mode: each statement on its own, journaled before and after. */
-	for (int k = 0; k < n; k++) {
-		const struct lint_stmt *st = &lr->stmts[k];
-		for (int attempt = 1;; attempt++) {
-			if (!cleanup_invalid_index(d, m->name, st, err)) {
-				*logs = failure_logs(m->name, err->sqlstate, err->message, k + 1, n);
-				d->stopped_stmt = k + 1;
-				return OUT_FAILED;
-			}
-			emit_statement(d, m->name, k + 1, n, st->line, "start", -1, NULL);
-			long long t0 = time_monotonic_ms();
-			struct sent s;
-			send_and_wait(d, m->name, st->text, k, n, false, &s);
-			long long ms = time_monotonic_ms() - t0;
-			if (!s.failed) {
-				emit_statement(d, m->name, k + 1, n, st->line, "done", ms, NULL);
-				(*steps)++;
-				sent_clear(&s);
-				break;
-			}
-			d->stopped_stmt = k + 1;
-			if (s.lost) {
-				*logs = failure_logs(m->name, s.sqlstate, "the connection was lost while this statement "
-				                     "ran; whether it took effect is unknown (pgrunbook)", k + 1, n);
-				rb_error_setc(err, RB_EXIT_STEP, "the connection was lost while migration %s ran statement "
-				              "%d of %d; its outcome is unknown", m->name, k + 1, n);
-				rb_error_detail(err, "%s", s.message ? s.message : "");
-				sent_clear(&s);
-				return OUT_UNKNOWN;
-			}
-			if (strcmp(s.sqlstate, LOCK_NOT_AVAILABLE) == 0 && !s.cancelled) {
-				long long retry_in = attempt < attempts ? backoff_ms(attempt) : 0;
-				emit_lock_timeout(d, m->name, k + 1, n, st->line, attempt, attempts, retry_in);
-				if (retry_in > 0 && !d->ctl_lost && nap(d->ctx, retry_in)) {
-					sent_clear(&s);
-					continue;
-				}
-				char *who = describe_blockers(d->blockers ? d->blockers : json_array());
-				rb_error_setc(err, RB_EXIT_STEP, "migration %s: statement %d (line %d) could not get its lock "
-				              "within lock_timeout %" PRId64 " ms after %d tr%s", m->name, k + 1, st->line,
-				              d->p->migrations.lock_timeout_ms, attempt, attempt == 1 ? "y" : "ies");
-				rb_error_detail(err, "Blocked by %s. Statements 1 to %d of the migration were applied, each "
-				                "on its own.", who, k);
-				rb_error_hint(err, "The migration is recorded as failed. Inspect it with \"pgrunbook migrate "
-				              "recover %s\".", m->name);
 				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", LOCK_NOT_AVAILABLE);
-				free(who);
-				emit_statement(d, m->name, k + 1, n, st->line, "failed", ms, &s);
-				*logs = failure_logs(m->name, s.sqlstate, s.message, k + 1, n);
-				d->outcome_name = "lock_timeout";
 				sent_clear(&s);
+				if (retry_in > 0) {
+					/* Stopped while waiting to try again. */
+					d->outcome_name = d->ctl_lost ? "lock_lost" : "cancelled";
+					rb_error_setc(err, RB_EXIT_STEP, "%s while migration %s waited to retry statement %d",
+					              d->ctl_lost ? "the connection holding the migration lock was lost"
+					                          : "cancelled", m->name, at);
+				} else {
+					char *who = describe_blockers(d->blockers);
+					rb_error_setc(err, RB_EXIT_STEP, "migration %s: statement %d (line %d) could not get its "
+					              "lock within lock_timeout %" PRId64 " ms after %d tr%s%s", m->name, at, line,
+					              d->p->migrations.lock_timeout_ms, attempt, attempt == 1 ? "y" : "ies",
+					              whole ? "; nothing of it was applied" : "");
+					rb_error_detail(err, "Blocked by %s.", who);
+					free(who);
+					d->outcome_name = "lock_timeout";
+				}
+				if (whole) {
+					rb_error_hint(err, "Ask the blocking session to finish (or end it: SELECT "
+					              "pg_terminate_backend(pid)), then deploy again. The migration is still "
+					              "pending.");
+					return OUT_ROLLED_BACK;
+				}
+				emit_statement(d, m->name, at, n, line, "failed", ms, NULL);
+				if (k == 0)
+					return stop_before(d, m, 0, n, logs, err) == OUT_ROLLED_BACK ? OUT_ROLLED_BACK : OUT_FAILED;
+				detail_append(err, "Statements 1 to %d of the migration were applied, each on its own.", k);
 				return OUT_FAILED;
 			}
-			emit_statement(d, m->name, k + 1, n, st->line, "failed", ms, &s);
-			*logs = failure_logs(m->name, s.sqlstate, s.message, k + 1, n);
-			if (s.cancelled) {
-				rb_error_setc(err, RB_EXIT_STEP, "cancelled while migration %s ran statement %d of %d",
-				              m->name, k + 1, n);
-				d->outcome_name = "cancelled";
+			emit_statement(d, m->name, at, n, line, "failed", ms, &s);
+			*logs = failure_logs(m->name, s.sqlstate, s.message, at, n);
+			if (s.cancelled || s.lock_lost) {
+				d->outcome_name = s.cancelled ? "cancelled" : "lock_lost";
+				rb_error_setc(err, RB_EXIT_STEP, "%s while migration %s ran (statement %d of %d)%s",
+				              s.cancelled ? "cancelled" : "the connection holding the migration lock was lost",
+				              m->name, at, n, whole ? "; the script was stopped and rolled back" : "");
 			} else {
 				rb_error_setc(err, RB_EXIT_STEP, "migration %s failed at statement %d (line %d): %s", m->name,
-				              k + 1, st->line, s.message ? s.message : "?");
+				              at, line, s.message ? s.message : "?");
 				snprintf(err->sqlstate, sizeof err->sqlstate, "%s", s.sqlstate);
 			}
-			rb_error_detail(err, "It ran statement by statement (it holds statements that cannot run in a "
-			                "transaction): statements 1 to %d were applied.", k);
-			rb_error_hint(err, "The migration is recorded as failed. Inspect it with \"pgrunbook migrate "
-			              "recover %s\".", m->name);
+			if (st)
+				rb_error_detail(err, "It ran statement by statement (it holds statements that cannot run in a "
+				                "transaction): statements 1 to %d were applied.", k);
+			else
+				rb_error_detail(err, "%s", remains);
+			bool nothing = whole && (s.cancelled || s.lock_lost);
+			if (st && k == 0 && (s.cancelled || s.lock_lost))
+				nothing = true;  /* the only statement that ran was cancelled: it did nothing */
 			sent_clear(&s);
-			return OUT_FAILED;
+			return nothing ? OUT_ROLLED_BACK : OUT_FAILED;
 		}
 	}
 	return OUT_APPLIED;
 }
 
 /*
- * After a lost connection: reconnects both connections with backoff, retakes the lock and re-reads
- * _prisma_migrations. Never runs anything. Appends what it learned to err's detail.
+ * After a lost connection: with backoff, reopens whichever connection broke (a live lock
+ * connection keeps its lock), retakes the lock when it was lost, and makes sure the old work
+ * session is gone (terminated and waited for) before anyone looks at what it did. Never runs any
+ * migration SQL. False (both connections closed) when it cannot get there.
  */
 static bool
 reconnect(struct deployer *d)
 {
+	int old_pid = d->work_pid;
 	for (int attempt = 1; attempt <= 5; attempt++) {
 		long long delay = backoff_ms(attempt);
 		events_log(d->ctx->bus, LOG_LEVEL_WARN, STAGE, "connection lost; reconnecting in %.1f s (try %d of 5)",
 		           (double)delay / 1000.0, attempt);
 		if (!nap(d->ctx, delay))
-			return false;
-		if (d->ctl)
-			PQfinish(d->ctl);
-		if (d->work)
-			PQfinish(d->work);
-		d->ctl = d->work = NULL;
+			break;
 		struct rb_error e = {0};
-		d->ctl = open_conn(d, "pgrunbook deploy (lock)", &e);
-		if (d->ctl)
-			d->work = open_conn(d, "pgrunbook deploy", &e);
-		if (d->ctl && d->work && take_lock(d, &e) && prepare_work(d, &e)) {
+		if (d->ctl_lost || d->ctl == NULL || PQstatus(d->ctl) == CONNECTION_BAD || !ctl_alive(d)) {
+			if (d->ctl)
+				PQfinish(d->ctl);
+			d->ctl = open_conn(d, "pgrunbook deploy (lock)", &e);
+			if (d->ctl == NULL) {
+				events_log(d->ctx->bus, LOG_LEVEL_WARN, STAGE, "reconnect failed: %s", e.message ? e.message : "?");
+				rb_error_clear(&e);
+				continue;
+			}
 			d->ctl_lost = false;
-			rb_error_clear(&e);
-			events_log(d->ctx->bus, LOG_LEVEL_INFO, STAGE, "reconnected and took the migration lock again");
-			return true;
+			if (!deploy_lock_take(d->ctl, d->o->advisory_wait_ms, d->ctx, &e)) {
+				/* Somebody else deploys now: stop here, never beside them. */
+				events_log(d->ctx->bus, LOG_LEVEL_ERROR, STAGE, "could not take the migration lock again: %s",
+				           e.message ? e.message : "?");
+				rb_error_clear(&e);
+				break;
+			}
 		}
-		events_log(d->ctx->bus, LOG_LEVEL_WARN, STAGE, "reconnect failed: %s", e.message ? e.message : "?");
-		rb_error_clear(&e);
+		bool work_bad = d->work == NULL || PQstatus(d->work) == CONNECTION_BAD;
+		if (work_bad && old_pid > 0) {
+			/* The old session may still run the script (a network cut): end it and wait for it. */
+			char pidbuf[16];
+			snprintf(pidbuf, sizeof pidbuf, "%d", old_pid);
+			const char *params[1] = { pidbuf };
+			bool gone = false;
+			for (int i = 0; i < 100 && !gone; i++) {
+				PGresult *res = db_exec(d->ctl, "SELECT pg_catalog.pg_terminate_backend(a.pid)"
+				                        " FROM pg_catalog.pg_stat_activity a"
+				                        " WHERE a.pid OPERATOR(pg_catalog.=) $1::int", 1, params, d->ctx);
+				gone = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0;
+				PQclear(res);
+				if (!gone && !nap(d->ctx, 100))
+					break;
+			}
+			if (!gone) {
+				events_log(d->ctx->bus, LOG_LEVEL_ERROR, STAGE, "the deploy's old session (pid %d) does not "
+				           "end; not looking at its work", old_pid);
+				break;
+			}
+			old_pid = 0;
+		}
+		if (work_bad) {
+			if (d->work)
+				PQfinish(d->work);
+			d->work = open_conn(d, "pgrunbook deploy", &e);
+			if (d->work == NULL || !prepare_work(d, &e)) {
+				events_log(d->ctx->bus, LOG_LEVEL_WARN, STAGE, "reconnect failed: %s", e.message ? e.message : "?");
+				rb_error_clear(&e);
+				continue;
+			}
+			d->work_pid = PQbackendPID(d->work);
+		}
+		events_log(d->ctx->bus, LOG_LEVEL_INFO, STAGE, "reconnected; the migration lock is held");
+		return true;
 	}
+	if (d->ctl)
+		PQfinish(d->ctl);
+	if (d->work)
+		PQfinish(d->work);
+	d->ctl = d->work = NULL;
 	return false;
 }
 
-/* Records the end of a migration on its row (the control connection). */
+/*
+ * Records the end of a migration on its row (the lock connection): only a row still unfinished
+ * and not rolled back is touched (someone resolving it meanwhile is reported, not overwritten).
+ */
 static bool
 record(struct deployer *d, const char *id, enum outcome oc, int steps, const char *logs, struct rb_error *err)
 {
@@ -921,7 +1030,8 @@ record(struct deployer *d, const char *id, enum outcome oc, int steps, const cha
 	switch (oc) {
 	case OUT_APPLIED:
 		sql = xasprintf("UPDATE %s._prisma_migrations SET finished_at = pg_catalog.now(),"
-		                " applied_steps_count = $2::int WHERE id OPERATOR(pg_catalog.=) $1", d->schema_q);
+		                " applied_steps_count = $2::int WHERE id OPERATOR(pg_catalog.=) $1"
+		                " AND finished_at IS NULL AND rolled_back_at IS NULL", d->schema_q);
 		nparams = 2;
 		break;
 	case OUT_ROLLED_BACK:
@@ -930,25 +1040,35 @@ record(struct deployer *d, const char *id, enum outcome oc, int steps, const cha
 		 * "up to date". The attempt provably changed nothing and is kept in the journal.
 		 */
 		sql = xasprintf("DELETE FROM %s._prisma_migrations WHERE id OPERATOR(pg_catalog.=) $1"
-		                " AND finished_at IS NULL", d->schema_q);
+		                " AND finished_at IS NULL AND rolled_back_at IS NULL", d->schema_q);
 		nparams = 1;
 		break;
 	case OUT_FAILED:
 	case OUT_UNKNOWN:
 	default:
 		sql = xasprintf("UPDATE %s._prisma_migrations SET logs = $3, applied_steps_count = $2::int"
-		                " WHERE id OPERATOR(pg_catalog.=) $1", d->schema_q);
+		                " WHERE id OPERATOR(pg_catalog.=) $1 AND finished_at IS NULL"
+		                " AND rolled_back_at IS NULL", d->schema_q);
 		break;
 	}
-	struct rb_error e = {0};
-	bool ok = ctl_exec(d, sql, nparams, params, &e);
+	PGresult *res = db_exec(d->ctl, sql, nparams, params, NULL);
 	free(sql);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(res), "1") == 0;
+	struct rb_error e = {0};
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		db_error_from_result(&e, res, RB_EXIT_STEP);
+		if (PQstatus(d->ctl) == CONNECTION_BAD)
+			d->ctl_lost = true;
+	} else if (!ok) {
+		rb_error_setc(&e, RB_EXIT_STEP, "its row was finished or rolled back by someone else while it ran");
+	}
+	PQclear(res);
 	if (!ok) {
 		if (err->message == NULL) {
 			*err = e;
 			rb_error_prefix(err, "could not record the migration in _prisma_migrations");
 		} else {
-			detail_append(err, "Also, its row in _prisma_migrations could not be updated: %s", e.message);
+			detail_append(err, "Also, its row in _prisma_migrations could not be updated: %s.", e.message);
 			rb_error_clear(&e);
 		}
 	}
@@ -1082,13 +1202,15 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 	d.ctl = open_conn(&d, "pgrunbook deploy (lock)", err);
 	if (d.ctl)
 		d.work = open_conn(&d, "pgrunbook deploy", err);
+	if (d.work)
+		d.work_pid = PQbackendPID(d.work);
 	if (d.ctl == NULL || d.work == NULL) {
 		outcome = "connection_failed";
 		ok = false;
 		goto out;
 	}
 	d.schema_q = quote_ident(d.ctl, p->migrations.schema);
-	if (!take_lock(&d, err)) {
+	if (!deploy_lock_take(d.ctl, opts->advisory_wait_ms, ctx, err)) {
 		outcome = "lock_busy";
 		ok = false;
 		goto out;
@@ -1106,9 +1228,10 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 	}
 	size_t total = now.count[MIG_PENDING], index = 0;
 	for (size_t i = 0; i < now.n && ok; i++) {
-		if (now.items[i].state == MIG_FAILED || now.items[i].state == MIG_MODIFIED) {
-			rb_error_setc(err, RB_EXIT_STEP, "migration %s became %s while this deploy waited; stopping",
-			              now.items[i].name, migrations_state_name(now.items[i].state));
+		enum mig_state s = now.items[i].state;
+		if (s == MIG_FAILED || s == MIG_MODIFIED || s == MIG_MISSING_LOCALLY) {
+			rb_error_setc(err, RB_EXIT_STEP, "migration %s became %s while this deploy waited for the lock; "
+			              "nothing was run", now.items[i].name, migrations_state_name(s));
 			ok = false;
 		}
 	}
@@ -1117,6 +1240,12 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 			continue;
 		const struct mig_local *m = &d.pv.local.items[i];
 		const struct lint_result *lr = &d.pv.lint[i];
+		if (rb_ctx_cancelled(ctx)) {
+			rb_error_setc(err, RB_EXIT_STEP, "cancelled before migration %s; it did not start", m->name);
+			d.outcome_name = "cancelled";
+			ok = false;
+			break;
+		}
 		char id[37];
 		migrations_new_id(id);
 		char *sql = xasprintf("INSERT INTO %s._prisma_migrations (id, checksum, migration_name, started_at,"
@@ -1125,7 +1254,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 		ok = ctl_exec(&d, sql, 3, params, err);
 		free(sql);
 		if (!ok) {
-			rb_error_prefix(err, "could not record the start of migration %s", m->name);
+			rb_error_prefix(err, "could not record the start of migration %s; it did not start", m->name);
 			d.stopped_at = m->name;
 			break;
 		}
@@ -1140,15 +1269,20 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 		int steps;
 		char *logs;
 		enum outcome oc = run_migration(&d, m, lr, &steps, &logs, err);
+		bool reachable = true;
 		if (oc == OUT_UNKNOWN || d.ctl_lost) {
 			/*
 			 * Reconnect, retake the lock, read what is known; never run it again. When only the lock
-			 * connection died, the script was cancelled (or had finished): its outcome is known and
-			 * is recorded below once the lock is back.
+			 * connection died, the script was stopped (or had finished): its outcome is known and
+			 * is recorded once the lock is back.
 			 */
-			if (d.ctl_lost && oc != OUT_UNKNOWN)
+			if (d.ctl_lost && oc != OUT_UNKNOWN && err->message == NULL)
+				rb_error_setc(err, RB_EXIT_STEP, "the connection holding the migration lock was lost while "
+				              "migration %s ran", m->name);
+			else if (d.ctl_lost && oc != OUT_UNKNOWN && strstr(err->message, "holding the migration lock") == NULL)
 				detail_append(err, "The connection holding the migration lock was lost while it ran.");
-			if (reconnect(&d)) {
+			reachable = reconnect(&d);
+			if (reachable) {
 				struct mig_status after;
 				struct rb_error e2 = {0};
 				if (migrations_status(d.ctl, p->migrations.schema, &d.pv.local, ctx, &after, &e2)) {
@@ -1156,6 +1290,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 					              migrations_state_name(after.items[i].state));
 					migrations_status_free(&after);
 				}
+				rb_error_clear(&e2);
 				struct effects eff = {0};
 				if (oc == OUT_UNKNOWN && effects_check(d.ctl, p->migrations.schema, lr, ctx, &eff, &e2))
 					detail_append(err, "The catalog shows %zu of the %zu checkable effects of its statements "
@@ -1164,28 +1299,42 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 				effects_free(&eff);
 				rb_error_clear(&e2);
 			} else {
-				detail_append(err, "Could not reconnect; the migration's row says it started and did not finish.");
+				detail_append(err, "Could not reconnect and take the migration lock again; the migration's row "
+				              "says it started and did not finish.");
 			}
 		}
-		if (oc == OUT_UNKNOWN) {
-			if (d.ctl && !d.ctl_lost)
-				record(&d, id, oc, steps, logs, err);
-			rb_error_hint(err, "It is left recorded as failed, so neither pgrunbook nor Prisma runs it again "
-			              "on its own. Inspect it with \"pgrunbook migrate recover %s\".", m->name);
-			d.outcome_name = "connection_lost";
-		} else if (d.ctl && !d.ctl_lost) {
-			record(&d, id, oc, steps, logs, err);
-		}
+		bool recorded = reachable && d.ctl && record(&d, id, oc, steps, logs, err);
 		const char *state = oc == OUT_APPLIED ? "applied" : oc == OUT_ROLLED_BACK ? "not_applied" :
 		                    oc == OUT_FAILED ? "failed" : "unknown";
 		json_object_set_new(data, "state", json_string(state));
 		json_object_set_new(data, "steps", json_integer(steps));
-		if (oc == OUT_APPLIED && err->message == NULL) {
+		json_object_set_new(data, "recorded", json_boolean(recorded));
+		if (oc == OUT_APPLIED && recorded && !d.ctl_lost) {
 			events_emitf(ctx->bus, EV_STEP, STAGE, data, "%s: applied", m->name);
 			json_array_append_new(d.applied, json_string(m->name));
 		} else {
-			if (oc == OUT_APPLIED)
+			if (oc == OUT_APPLIED) {
 				state = "applied, not recorded";
+				if (err->message == NULL)
+					rb_error_setc(err, RB_EXIT_STEP, "migration %s ran to the end but could not be recorded as "
+					              "finished", m->name);
+				rb_error_hint(err, "Its row says started and not finished, so both tools see it as failed. "
+				              "Check it with \"pgrunbook migrate recover %s\" and mark it applied.", m->name);
+			} else if (oc == OUT_UNKNOWN) {
+				rb_error_hint(err, "It is left recorded as failed, so neither pgrunbook nor Prisma runs it again "
+				              "on its own. Inspect it with \"pgrunbook migrate recover %s\".", m->name);
+			} else if (oc == OUT_FAILED) {
+				rb_error_hint(err, "%s Inspect it with \"pgrunbook migrate recover %s\".", recorded ?
+				              "The migration is recorded as failed, as Prisma records it." :
+				              "Its row could not be updated: it says started and not finished, so both tools "
+				              "see it as failed.", m->name);
+			} else if (!recorded && err->hint == NULL) {
+				rb_error_hint(err, "Nothing of it was applied, but its row could not be removed: it says started "
+				              "and not finished. Check with \"pgrunbook migrate recover %s\".", m->name);
+			} else if (!recorded) {
+				detail_append(err, "Nothing of it was applied, but its row could not be removed: it says "
+				              "started and not finished.");
+			}
 			events_emitf(ctx->bus, EV_STEP, STAGE, data, "%s: %s", m->name, state);
 			d.stopped_at = m->name;
 			ok = false;

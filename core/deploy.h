@@ -114,6 +114,14 @@ struct deploy_opts {
 bool deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *ctx,
                 json_t **result, struct rb_error *err);
 
+/*
+ * Polls pg_try_advisory_lock(DEPLOY_ADVISORY_KEY) on conn every 500 ms for up to wait_ms (0: 10 s),
+ * emitting progress {"kind": "advisory_lock", "waited_ms", "holder"} on ctx->bus. False with err
+ * naming the holder (pid, application, user, state, query) when it stays taken, or when cancelled.
+ * The lock is the session's until pg_advisory_unlock or the connection ends.
+ */
+bool deploy_lock_take(PGconn *conn, int64_t wait_ms, struct rb_ctx *ctx, struct rb_error *err);
+
 /* A deploy event's step kinds, for front ends. */
 #define DEPLOY_STAGE "migrate"
 

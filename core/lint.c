@@ -537,6 +537,9 @@ check_stmt(struct checker *c, json_t *node)
 		check_drop(c, b);
 	} else if (node_as(node, "TransactionStmt") != NULL) {
 		c->st->transaction_control = true;
+	} else if ((b = node_as(node, "CopyStmt")) != NULL) {
+		if (str_of(b, "filename") == NULL && !bool_of(b, "is_program"))
+			c->st->client_copy = true;
 	} else if ((b = node_as(node, "TruncateStmt")) != NULL) {
 		json_t *rel;
 		size_t i;

@@ -113,6 +113,8 @@ struct lint_stmt {
 	                                         ALTER SYSTEM, CREATE/DROP DATABASE, ...) */
 	bool                 transaction_control; /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...: the
 	                                         script manages its own transactions */
+	bool                 client_copy;     /* COPY FROM STDIN / TO STDOUT: needs client data a
+	                                         migration cannot give */
 	char                *concurrent_index;/* CREATE INDEX CONCURRENTLY: the index's name as
 	                                         written (NULL when it has none) */
 	char                *concurrent_schema;/* and the schema of its table, NULL when unqualified */
@@ -153,7 +155,11 @@ void lint_result_free(struct lint_result *r);
  */
 json_t *lint_to_json(const struct lint_result *r);
 
-/* Frees libpg_query's per-thread memory; call once when done linting (keeps leak checkers quiet). */
+/*
+ * Frees libpg_query's per-thread memory; call once when done linting (keeps leak checkers quiet).
+ * Only in a thread that lives on (the main thread): libpg_query frees a thread's memory itself
+ * when the thread ends, and calling this first in such a thread frees it twice.
+ */
 void lint_shutdown(void);
 
 #endif

@@ -397,6 +397,7 @@ lock_take(PGconn *conn, const struct rb_ctx *ctx, struct rb_error *err)
 	res = db_exec(conn, "SELECT l.pid, a.application_name FROM pg_catalog.pg_locks l"
 	              " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
 	              " WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted"
+	              " AND l.classid OPERATOR(pg_catalog.=) 0 AND l.objsubid OPERATOR(pg_catalog.=) 1"
 	              " AND l.objid OPERATOR(pg_catalog.=) " STR(DEPLOY_ADVISORY_KEY)
 	              " AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
 	              "  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())", 0, NULL, ctx);
@@ -436,8 +437,11 @@ static bool
 run_sql(PGconn *conn, const struct recover_info *ri, const char *sql, const struct rb_ctx *ctx,
         struct rb_error *err)
 {
-	char *set = xasprintf("SET lock_timeout = %lld; SET statement_timeout = %lld",
-	                      (long long)ri->lock_timeout_ms, (long long)ri->statement_timeout_ms);
+	/* As deploy runs migrations: unqualified names resolve in the migrations schema. */
+	char *qs = PQescapeIdentifier(conn, ri->schema, strlen(ri->schema));
+	char *set = xasprintf("SET lock_timeout = %lld; SET statement_timeout = %lld; SET search_path TO %s",
+	                      (long long)ri->lock_timeout_ms, (long long)ri->statement_timeout_ms, qs ? qs : "public");
+	PQfreemem(qs);
 	bool ok = run_command(conn, set, ctx, err);
 	free(set);
 	if (ok) {
@@ -456,7 +460,7 @@ run_sql(PGconn *conn, const struct recover_info *ri, const char *sql, const stru
 			ok = false;
 		}
 	}
-	PGresult *res = db_exec(conn, "RESET lock_timeout; RESET statement_timeout", 0, NULL, NULL);
+	PGresult *res = db_exec(conn, "RESET lock_timeout; RESET statement_timeout; RESET search_path", 0, NULL, NULL);
 	PQclear(res);
 	return ok;
 }

@@ -246,8 +246,8 @@ done
 t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgrunbook deploy (lock)'"
 wait "$dep"
 t_eq "the lock connection lost: exit 3" "$?" 3
-t_match "says why" "$(cat "$T_TMP/ctl.err")" "The connection holding the migration lock was lost while it ran"
-t_match "and that the script was rolled back" "$(cat "$T_TMP/ctl.err")" "the script was rolled back"
+t_match "says why, and that the script was stopped and rolled back" "$(cat "$T_TMP/ctl.err")" \
+	"the connection holding the migration lock was lost while migration 20250110000000_slow ran \\(statement 2 of 2\\); the script was stopped and rolled back"
 t_eq "nothing of the script remains" "$(t_sql "select count(*) from pg_class where relname = 'Unprotected'")" 0
 t_eq "no row: still pending" "$(rows 20250110000000_slow)" ""
 t_eq "the lock is free again" "$(t_sql "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369")" 0
@@ -263,11 +263,81 @@ done
 kill -TERM "$dep"
 wait "$dep"
 t_eq "SIGTERM: exit 3" "$?" 3
-t_match "says it was cancelled and rolled back" "$(cat "$T_TMP/int.err")" "cancelled while migration 20250110000000_slow ran .*the script was rolled back"
+t_match "says it was cancelled and rolled back" "$(cat "$T_TMP/int.err")" "cancelled while migration 20250110000000_slow ran .*the script was stopped and rolled back"
 t_eq "the attempt's row is gone: pending again" "$(rows 20250110000000_slow)" ""
 t_run 3 "status: pending" "$PGRUNBOOK" migrate status --plan "$W/plan.yaml"
 t_match "pending" "$out" "pending +20250110000000_slow"
 t_eq "nothing of the script remains" "$(t_sql "select count(*) from pg_class where relname = 'Cancelled'")" 0
+
+# --- resolve waits for the migration lock like a deploy (never beside a running deploy) ---
+mig 20250112000000_leaves_open 'BEGIN;
+CREATE TABLE "LeftOpen" ("id" INTEGER);'
+t_run 3 "a script that leaves a transaction open: failed, not applied" deploy --waive-backup "$WAIVE"
+t_match "says so" "$err" "left a transaction open \\(BEGIN without COMMIT\\); pgrunbook rolled that transaction back"
+t_eq "its table does not exist" "$(t_sql "select count(*) from pg_class where relname = 'LeftOpen'")" 0
+t_eq "the row is failed, not finished" "$(rows 20250112000000_leaves_open)" "false,false,0,true"
+PGAPPNAME=other_deployer "$PSQL" -X -q -c 'select pg_advisory_lock(72707369); select pg_sleep(60)' >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 50); do
+	[ "$(t_sql "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369 and granted")" = 1 ] && break
+	sleep 0.1
+done
+t_run 3 "resolve while the migration lock is held: refused" "$PGRUNBOOK" migrate resolve --rolled-back 20250112000000_leaves_open \
+	--plan "$W/plan.yaml" --confirm "resolve $T_DB" --lock-wait 0.5
+t_match "names the holder" "$err" "application \"other_deployer\""
+t_eq "the row is unchanged" "$(rows 20250112000000_leaves_open)" "false,false,0,true"
+kill "$holder" 2>/dev/null
+t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'other_deployer'"
+wait "$holder" 2>/dev/null
+t_run 0 "the lock free: resolve --rolled-back" "$PGRUNBOOK" migrate resolve --rolled-back 20250112000000_leaves_open \
+	--plan "$W/plan.yaml" --confirm "resolve $T_DB"
+rm -rf "$M/20250112000000_leaves_open"
+
+# --- client COPY cannot run in a migration: refused before anything runs ---
+mig 20250113000000_copy 'COPY "User" ("email") FROM STDIN;'
+t_run 3 "COPY FROM STDIN: refused" deploy --waive-backup "$WAIVE"
+t_match "says why" "$err" "migration 20250113000000_copy line 1: COPY FROM STDIN or TO STDOUT needs data from the client"
+t_eq "no row" "$(rows 20250113000000_copy)" ""
+rm -rf "$M/20250113000000_copy"
+
+# --- a cancel between migrations: the one running ends, the next never starts ---
+mig 20250114000000_shrugs 'DO $$ BEGIN PERFORM pg_sleep(5); EXCEPTION WHEN query_canceled THEN NULL; END $$;'
+mig 20250115000000_second 'CREATE TABLE "Second" ("id" INTEGER);'
+"$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/between.out" 2>"$T_TMP/between.err" &
+dep=$!
+for _ in $(seq 100); do
+	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
+	sleep 0.1
+done
+kill -TERM "$dep"
+wait "$dep"
+t_eq "exit 3" "$?" 3
+t_match "says the next did not start" "$(cat "$T_TMP/between.err")" "cancelled before migration 20250115000000_second; it did not start"
+t_eq "the first, which swallowed the cancel, is applied" "$(rows 20250114000000_shrugs)" "true,false,1,false"
+t_eq "the second has no row" "$(rows 20250115000000_second)" ""
+t_eq "and no table" "$(t_sql "select count(*) from pg_class where relname = 'Second'")" 0
+t_run 0 "deploy again applies the second" deploy --waive-backup "$WAIVE"
+
+# --- statement mode: the lock connection lost between statements stops before the next one ---
+mig 20250116000000_two_steps 'DO $$ BEGIN PERFORM pg_sleep(5); EXCEPTION WHEN query_canceled THEN NULL; END $$;
+CREATE INDEX CONCURRENTLY "User_note_idx" ON "User"("note");'
+"$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/sm.out" 2>"$T_TMP/sm.err" &
+dep=$!
+for _ in $(seq 100); do
+	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
+	sleep 0.1
+done
+t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgrunbook deploy (lock)'"
+wait "$dep"
+t_eq "exit 3" "$?" 3
+t_match "stopped before the second statement" "$(cat "$T_TMP/sm.err")" \
+	"the connection holding the migration lock was lost; migration 20250116000000_two_steps stopped before statement 2 of 2"
+t_eq "the index was not built without the lock" "$(t_sql "select count(*) from pg_class where relname = 'User_note_idx'")" 0
+t_eq "the row is failed with the one step that ran" "$(rows 20250116000000_two_steps)" "false,false,1,true"
+t_match "its logs say why" "$(t_sql "select logs from _prisma_migrations where migration_name = '20250116000000_two_steps'")" \
+	"connection holding the migration lock was lost"
+t_sql_do "delete from _prisma_migrations where migration_name = '20250116000000_two_steps'"
+rm -rf "$M/20250116000000_two_steps"
 
 # --- syntax errors stop before any connection ---
 rm -rf "$M/20250110000000_slow"
