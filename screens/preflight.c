@@ -91,7 +91,7 @@ fill(void *ud, long row, struct tui_table_row *r)
 		tui_table_row_role(r, COL_ENV, TUI_ROLE_PROD);
 
 	json_t *e = NULL;
-	if (wz->worker && (e = env_in(wz->pf_partial, name)) == NULL) {
+	if (wizard_running(wz, PLAN_STAGE_PREFLIGHT) && (e = env_in(wz->pf_partial, name)) == NULL) {
 		const char *line = wz->pf_lines[row];
 		bool checking = line == NULL && (row == 0 || wz->pf_lines[row - 1] != NULL);
 		if (line) {
@@ -211,7 +211,7 @@ rebuild(struct pf_screen *ps, int width)
 {
 	struct wizard *wz = ps->wz;
 	tui_textview_set_text(ps->tv, "");
-	if (wz->worker) {
+	if (wizard_running(wz, PLAN_STAGE_PREFLIGHT)) {
 		for (size_t i = 0; i < wz->plan->nenvs; i++) {
 			if (wz->pf_lines[i] == NULL)
 				continue;
@@ -275,7 +275,7 @@ pf_draw(struct screen *s)
 	             tui_attr(TUI_ROLE_HEADER), true);
 	char *status;
 	enum tui_role role = TUI_ROLE_NORMAL;
-	if (wz->worker) {
+	if (wizard_running(wz, PLAN_STAGE_PREFLIGHT)) {
 		status = xstrdup("running...  (q asks before quitting)");
 		role = TUI_ROLE_WARN;
 	} else if (st->status == STAGE_DONE) {
@@ -297,7 +297,8 @@ pf_draw(struct screen *s)
 	int y = 2 + th;
 	if (y >= h)
 		return;
-	tui_text_put(s->win, y, 1, wz->worker ? "As each environment is checked:" : "Blockers and warnings:", 0,
+	tui_text_put(s->win, y, 1, wizard_running(wz, PLAN_STAGE_PREFLIGHT) ? "As each environment is checked:"
+	             : "Blockers and warnings:", 0,
 	             w - 1, tui_attr(TUI_ROLE_HEADER), true);
 	if (ps->seen_gen != wz->pf_gen || ps->seen_width != w - 2)
 		rebuild(ps, w - 2);

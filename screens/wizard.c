@@ -1,4 +1,4 @@
-/* wizard.c: the wizard's model (stages, checklist, preflight worker) and its frame (chrome). */
+/* wizard.c: the wizard's model (stages, checklist, the stage worker) and its frame (chrome). */
 #include "config.h"
 
 #include <pwd.h>
@@ -94,8 +94,12 @@ wizard_on_event(const struct rb_event *ev, void *userdata)
 	struct wizard *w = userdata;
 	if (w->app == NULL)
 		return;
-	/* Progress is for the screens (preflight fills a row per environment), not the log. */
-	if (ev->type == EV_PROGRESS && (ev->stage == NULL || strcmp(ev->stage, "preflight") != 0))
+	/*
+	 * Progress is for the screens (preflight fills a row per environment, migrate shows the
+	 * running statement and who blocks it), not the log.
+	 */
+	if (ev->type == EV_PROGRESS && (ev->stage == NULL || (strcmp(ev->stage, "preflight") != 0 &&
+	                                                      strcmp(ev->stage, "migrate") != 0)))
 		return;
 	struct wiz_item *it = xcalloc(1, sizeof *it);
 	it->kind = WIZ_ITEM_EVENT;
@@ -108,7 +112,31 @@ wizard_on_event(const struct rb_event *ev, void *userdata)
 	tui_queue_post(tui_app_queue(w->app), it);
 }
 
-/* The log pane's line and level for an event or journal record. Caller frees the text. */
+/* The log line of a step record; NULL for a statement starting or done (the migrate screen shows those). */
+static char *
+step_text(const char *st, const char *message, json_t *data, enum tui_log_level *out)
+{
+	const char *kind = json_string_value(json_object_get(data, "kind"));
+	const char *state = json_string_value(json_object_get(data, "state"));
+	const char *mig = json_string_value(json_object_get(data, "migration"));
+	bool statement = kind && strcmp(kind, "statement") == 0;
+	if (statement && state && (strcmp(state, "start") == 0 || strcmp(state, "done") == 0))
+		return NULL;
+	if (state && (strcmp(state, "failed") == 0 || strcmp(state, "unknown") == 0))
+		*out = TUI_LOG_ERROR;
+	else if (state && (strcmp(state, "lock_timeout") == 0 || strcmp(state, "not_applied") == 0))
+		*out = TUI_LOG_WARN;
+	else if (state && strcmp(state, "applied") == 0)
+		*out = TUI_LOG_OK;
+	if (message && *message)
+		return xasprintf("%s: %s", st, message);
+	if (statement)
+		return xasprintf("%s: %s statement %lld: %s", st, mig ? mig : "?",
+		                 (long long)json_integer_value(json_object_get(data, "statement")), state ? state : "?");
+	return xasprintf("%s: %s %s: %s", st, kind ? kind : "step", mig ? mig : "", state ? state : "?");
+}
+
+/* The log pane's line and level for an event or journal record (NULL: none). Caller frees the text. */
 static char *
 log_text(enum rb_event_type type, const char *stage, const char *message, enum rb_log_level level,
          json_t *data, enum tui_log_level *out)
@@ -149,6 +177,8 @@ log_text(enum rb_event_type type, const char *stage, const char *message, enum r
 	case EV_OVER_BUDGET:
 		*out = TUI_LOG_WARN;
 		return xasprintf("%s: %s", st, m);
+	case EV_STEP:
+		return step_text(st, message, data, out);
 	default:
 		return xasprintf("%s: %s", st, m);
 	}
@@ -248,7 +278,8 @@ restore(struct wizard *w, const struct run_state *st)
 			enum tui_log_level lvl;
 			char *text = log_text(r->type, r->stage, r->message, r->level, r->data, &lvl);
 			time_t when = parse_rfc3339(r->ts, NULL);
-			tui_log_add_at(w->log, lvl, when < 0 ? time(NULL) : when, text);
+			if (text)
+				tui_log_add_at(w->log, lvl, when < 0 ? time(NULL) : when, text);
 			free(text);
 		}
 	}
@@ -280,7 +311,7 @@ wizard_init(struct wizard *w, const struct plan *plan, struct journal *j, struct
 		}
 		w->entries[w->nentries++] = (struct wiz_entry){
 			.kind = WIZ_ENTRY_STAGE, .stage = (enum plan_stage)s, .name = plan_stage_name((enum plan_stage)s),
-			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_REPORT };
+			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_MIGRATE || s == PLAN_STAGE_REPORT };
 	}
 	if (st)
 		restore(w, st);
@@ -306,6 +337,7 @@ wizard_release(struct wizard *w)
 	json_decref(w->preflight);
 	json_decref(w->pf_partial);
 	rb_error_clear(&w->worker_err);
+	wizard_migrate_release(w);
 	tui_log_free(w->log);
 	w->log = NULL;
 }
@@ -379,6 +411,56 @@ wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *w
 	json_decref(d);
 }
 
+/* --- the worker (one at a time) --- */
+
+bool
+wizard_worker_start(struct wizard *w, enum plan_stage stage, tui_worker_fn fn, void *arg, wiz_collect_fn collect)
+{
+	if (w->worker) {
+		tui_log_add(w->log, TUI_LOG_WARN, "%s: cannot start while %s runs", plan_stage_name(stage),
+		            plan_stage_name(w->worker_stage));
+		return false;
+	}
+	struct wiz_item *done = xcalloc(1, sizeof *done);
+	done->kind = WIZ_ITEM_WORKER_DONE;
+	w->worker = tui_worker_start(tui_app_queue(w->app), fn, arg, done);
+	if (w->worker == NULL) {
+		wizard_item_free(done);
+		tui_log_add(w->log, TUI_LOG_ERROR, "%s: could not start a worker thread", plan_stage_name(stage));
+		return false;
+	}
+	w->worker_stage = stage;
+	w->worker_collect = collect;
+	return true;
+}
+
+bool
+wizard_running(const struct wizard *w, enum plan_stage stage)
+{
+	return w->worker != NULL && w->worker_stage == stage;
+}
+
+/* Joins the worker (waiting for it unless it has finished) and hands its result to its collect. */
+static void
+worker_collect(struct wizard *w, bool stopped)
+{
+	void *r = tui_worker_join(w->worker);
+	wiz_collect_fn collect = w->worker_collect;
+	w->worker = NULL;
+	w->worker_collect = NULL;
+	if (collect)
+		collect(w, r, stopped);
+}
+
+void
+wizard_stop_worker(struct wizard *w)
+{
+	if (w->worker == NULL)
+		return;
+	tui_worker_cancel(w->worker);
+	worker_collect(w, true);
+}
+
 /* --- the preflight worker --- */
 
 struct pf_result {
@@ -399,10 +481,10 @@ pf_main(void *arg, atomic_int *cancel)
 }
 
 static void
-pf_collect(struct wizard *w)
+pf_collect(struct wizard *w, void *result, bool stopped)
 {
-	struct pf_result *r = tui_worker_join(w->worker);
-	w->worker = NULL;
+	(void)stopped;
+	struct pf_result *r = result;
 	w->pf_gen++;
 	rb_error_clear(&w->worker_err);
 	if (r) {
@@ -421,16 +503,10 @@ pf_collect(struct wizard *w)
 bool
 wizard_preflight_start(struct wizard *w)
 {
-	if (w->worker)
+	if (wizard_running(w, PLAN_STAGE_PREFLIGHT))
 		return true;
-	struct wiz_item *done = xcalloc(1, sizeof *done);
-	done->kind = WIZ_ITEM_PREFLIGHT_DONE;
-	w->worker = tui_worker_start(tui_app_queue(w->app), pf_main, w, done);
-	if (w->worker == NULL) {
-		wizard_item_free(done);
-		tui_log_add(w->log, TUI_LOG_ERROR, "preflight: could not start a worker thread");
+	if (!wizard_worker_start(w, PLAN_STAGE_PREFLIGHT, pf_main, w, pf_collect))
 		return false;
-	}
 	struct wiz_stage *ws = &w->stages[PLAN_STAGE_PREFLIGHT];
 	w->pf_ran = true;
 	w->pf_gen++;
@@ -442,15 +518,6 @@ wizard_preflight_start(struct wizard *w)
 	ws->interrupted = false;
 	ws->running_since = time_monotonic_ms();
 	return true;
-}
-
-void
-wizard_stop_worker(struct wizard *w)
-{
-	if (w->worker == NULL)
-		return;
-	tui_worker_cancel(w->worker);
-	pf_collect(w);
 }
 
 /* --- navigation --- */
@@ -465,6 +532,8 @@ wizard_entry_ops(const struct wizard *w, int i)
 		return &wiz_preflight_screen;
 	if (e->stage == PLAN_STAGE_REPORT)
 		return &wiz_report_screen;
+	if (e->stage == PLAN_STAGE_MIGRATE)
+		return &wiz_migrate_screen;
 	return &wiz_unavailable_screen;
 }
 
@@ -698,7 +767,7 @@ key_enabled(enum command cmd, void *ud)
 	case CMD_NEXT_STAGE:
 		return wz->current + 1 < wz->nentries;
 	case CMD_SEARCH:
-		return e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_PREFLIGHT;
+		return e->kind == WIZ_ENTRY_STAGE && (e->stage == PLAN_STAGE_PREFLIGHT || e->stage == PLAN_STAGE_MIGRATE);
 	case CMD_CONFIRM:   /* the only dangerous step of this build: waiving the backup */
 		return e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP;
 	case CMD_ROLLBACK:
@@ -764,6 +833,8 @@ apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 	long long now = time_monotonic_ms();
 	if (s == PLAN_STAGE_PREFLIGHT)
 		track_preflight(wz, it);
+	else if (s == PLAN_STAGE_MIGRATE)
+		wizard_migrate_track(wz, it);
 	switch (it->type) {
 	case EV_STAGE_STARTED:
 		ws->status = STAGE_RUNNING;
@@ -799,9 +870,13 @@ frame_event(struct tui_app *app, void *p)
 {
 	struct wizard *wz = tui_app_userdata(app);
 	struct wiz_item *it = p;
-	if (it->kind == WIZ_ITEM_PREFLIGHT_DONE) {
-		if (wz->worker)
-			pf_collect(wz);
+	if (it->kind == WIZ_ITEM_WORKER_DONE) {
+		/*
+		 * The completion of the running worker. After wizard_stop_worker a stopped worker's
+		 * completion can still arrive: a worker that has not finished is not this item's.
+		 */
+		if (wz->worker && tui_worker_finished(wz->worker))
+			worker_collect(wz, false);
 		return;
 	}
 	apply_stage_event(wz, it);
@@ -809,7 +884,8 @@ frame_event(struct tui_app *app, void *p)
 		return;
 	enum tui_log_level lvl;
 	char *text = log_text(it->type, it->stage, it->message, it->level, it->data, &lvl);
-	tui_log_add_at(wz->log, lvl, it->when, text);
+	if (text)
+		tui_log_add_at(wz->log, lvl, it->when, text);
 	free(text);
 }
 

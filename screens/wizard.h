@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "core/error.h"
 #include "core/events.h"
 #include "core/journal.h"
 #include "core/plan.h"
@@ -20,7 +21,7 @@ struct wiz_entry {
 	enum wiz_entry_kind kind;
 	enum plan_stage     stage;       /* for WIZ_ENTRY_STAGE */
 	const char         *name;        /* "preflight", "checklist", ... */
-	bool                available;   /* this build can run it (preflight, report, checklist) */
+	bool                available;   /* this build can run it (preflight, migrate, report, checklist) */
 };
 
 struct wiz_stage {
@@ -38,7 +39,7 @@ struct wiz_tick {
 };
 
 /* Queue items: copies of bus events (made in the emitting thread) and worker completions. */
-enum wiz_item_kind { WIZ_ITEM_EVENT, WIZ_ITEM_PREFLIGHT_DONE };
+enum wiz_item_kind { WIZ_ITEM_EVENT, WIZ_ITEM_WORKER_DONE };
 
 struct wiz_item {
 	enum wiz_item_kind kind;
@@ -48,6 +49,38 @@ struct wiz_item {
 	enum rb_log_level  level;
 	json_t            *data;
 	time_t             when;
+};
+
+struct wizard;
+struct deploy_preview;
+
+/*
+ * Runs on the UI thread once the worker is joined, with what its function returned (the collect
+ * function owns it). stopped: the wizard is ending (wizard_stop_worker): start nothing new.
+ */
+typedef void (*wiz_collect_fn)(struct wizard *w, void *result, bool stopped);
+
+/*
+ * The migrate stage as its screen shows it. Kept in the wizard (not the screen) so that a deploy
+ * is followed while another stage is open. Written on the UI thread only (screens/migrate.c).
+ */
+struct wiz_migrate {
+	struct deploy_preview *pv;        /* the latest preview, or NULL */
+	char                  *pv_error;  /* why the latest preview failed, or NULL */
+	bool                   pv_ran;    /* a preview was started in this session */
+	bool                   deploying; /* the worker runs deploy_run (not a preview) */
+	bool                   deployed;  /* a deploy ended in this session: run_ok, result, run_err */
+	bool                   run_ok;
+	json_t                *result;    /* the last deploy's stage_result, or NULL */
+	struct rb_error        run_err;   /* the last deploy's error (message empty when none) */
+	/* The running (or last) deploy, from its events; reset by its stage_started. */
+	json_t                *states;    /* {migration: its last "migration" step state} */
+	json_t                *cur_mig;   /* the last "migration" step's data, or NULL */
+	json_t                *cur_stmt;  /* the last "statement" step's data, or NULL */
+	json_t                *lock_step; /* the last "lock_timeout" statement step, or NULL */
+	json_t                *waiting;   /* the last "waiting" progress with blockers, or NULL */
+	json_t                *advisory;  /* the last "advisory_lock" progress with a holder, or NULL */
+	unsigned               gen;       /* changes whenever anything here changes */
 };
 
 /*
@@ -77,8 +110,13 @@ struct wizard {
 	unsigned              pf_gen;     /* changes whenever anything preflight shows changes */
 	bool                  pf_ran;     /* preflight was started in this session */
 
-	struct tui_worker    *worker;     /* the running preflight, or NULL */
+	/* One worker at a time: a stage cannot start while another one's worker runs. */
+	struct tui_worker    *worker;     /* the running worker, or NULL */
+	enum plan_stage       worker_stage;   /* the stage it works for */
+	wiz_collect_fn        worker_collect; /* called once it is joined */
 	struct rb_error       worker_err; /* the last preflight error (message empty when none) */
+
+	struct wiz_migrate    mig;
 
 	int                   signo;      /* the signal that stopped the wizard, 0 if none */
 	WINDOW               *header, *sidebar, *logwin, *keybar;
@@ -91,6 +129,7 @@ extern const struct tui_frame_ops wizard_frame;
 extern const struct screen_ops wiz_preflight_screen;
 extern const struct screen_ops wiz_checklist_screen;
 extern const struct screen_ops wiz_unavailable_screen;
+extern const struct screen_ops wiz_migrate_screen;
 extern const struct screen_ops wiz_report_screen;
 
 /*
@@ -121,10 +160,27 @@ int wizard_checklist_index(const struct wizard *w);
 size_t wizard_ticked_count(const struct wizard *w);
 /* Ticks or unticks item i and journals it (checklist_tick with item, index, ticked, user, at). */
 void wizard_tick(struct wizard *w, size_t i, bool ticked);
-/* Starts preflight on a worker unless one runs; false (and a log line) when it cannot start. */
+/*
+ * Starts fn(arg, cancel) as the wizard's worker for stage; collect(w, result, stopped) runs on the
+ * UI thread once it is joined (when its completion reaches the queue, or in wizard_stop_worker).
+ * False (and a log line) when a worker runs already or no thread can be created; arg stays the
+ * caller's then.
+ */
+bool wizard_worker_start(struct wizard *w, enum plan_stage stage, tui_worker_fn fn, void *arg,
+                         wiz_collect_fn collect);
+/* True while the worker runs for stage. */
+bool wizard_running(const struct wizard *w, enum plan_stage stage);
+/*
+ * Starts preflight on a worker unless it runs already (true); false (and a log line) when it
+ * cannot start, also while another stage's worker runs.
+ */
 bool wizard_preflight_start(struct wizard *w);
-/* Cancels the worker, if any, and waits for it. */
+/* Cancels the worker, if any, and waits for it; its collect runs with stopped = true. */
 void wizard_stop_worker(struct wizard *w);
+/* Follows a migrate event (a queue item of stage "migrate") into w->mig. In screens/migrate.c. */
+void wizard_migrate_track(struct wizard *w, const struct wiz_item *it);
+/* Frees what w->mig holds. In screens/migrate.c. */
+void wizard_migrate_release(struct wizard *w);
 /* Journals where the wizard stands (for resume) with a reason ("closed", "interrupted ..."). */
 void wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *why);
 /* True when every enabled stage is done. */
