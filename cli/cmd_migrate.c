@@ -307,12 +307,6 @@ close_run(struct journal *j, struct events *bus, int code, const char *what)
 	return code;
 }
 
-static const char *
-user_name(void)
-{
-	const char *u = getenv("USER");
-	return u && *u ? u : getlogin() ? getlogin() : "unknown";
-}
 
 static int
 migrate_deploy(const struct plan *plan, const char *env, bool json, const char *confirm, const char *waive,
@@ -327,10 +321,10 @@ migrate_deploy(const struct plan *plan, const char *env, bool json, const char *
 	}
 	struct printer pr = { .json = json };
 	events_subscribe(bus, print_event, &pr);
-	events_log(bus, LOG_LEVEL_INFO, NULL, "pgrunbook migrate deploy to %s, by %s", env, user_name());
+	events_log(bus, LOG_LEVEL_INFO, NULL, "pgrunbook migrate deploy to %s, by %s", env, util_user_name());
 
 	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
-	struct deploy_opts opts = { .env = env, .confirm = confirm, .waive_backup = waive, .who = user_name(),
+	struct deploy_opts opts = { .env = env, .confirm = confirm, .waive_backup = waive, .who = util_user_name(),
 	                            .advisory_wait_ms = lock_wait_ms > 0 ? lock_wait_ms : lock_wait_ms == 0 ? 1 : 0 };
 	struct rb_error err = {0};
 	json_t *result = NULL;
@@ -391,7 +385,7 @@ migrate_resolve(const struct plan *plan, const char *env, bool json, const char 
 	}
 	const char *as = applied ? "applied" : "rolled_back";
 	events_log(bus, LOG_LEVEL_INFO, NULL, "pgrunbook migrate resolve --%s %s in %s, by %s",
-	           applied ? "applied" : "rolled-back", name, env, user_name());
+	           applied ? "applied" : "rolled-back", name, env, util_user_name());
 	struct rb_error err = {0};
 	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
 	PGconn *conn = db_connect_ctx(plan, env, &ctx, &err);

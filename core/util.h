@@ -52,6 +52,12 @@ void strlist_push_owned(struct strlist *l, char *s);        /* takes s */
 bool strlist_contains(const struct strlist *l, const char *s);
 void strlist_free(struct strlist *l);                        /* frees items, leaves l empty */
 
+/*
+ * Who runs pgrunbook, for the journal: $USER when set, else the name of the effective uid, else
+ * "unknown". The returned string is static or from the environment; do not free it.
+ */
+const char *util_user_name(void);
+
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void hex_encode(const unsigned char *in, size_t len, char *out);
 /* SHA-256 of data as 64 lowercase hex digits plus NUL into out[65]. */

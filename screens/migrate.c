@@ -35,15 +35,6 @@ static const struct tui_table_column columns[NCOLS] = {
 	[COL_MODE]  = { "runs as", 0, 0, 10, false },
 };
 
-static const char *
-user_name(void)
-{
-	const char *u = getenv("USER");
-	if (u && *u)
-		return u;
-	struct passwd *pw = getpwuid(geteuid());
-	return pw ? pw->pw_name : "unknown";
-}
 
 static enum tui_role
 class_role(enum lint_class c)
@@ -228,7 +219,7 @@ deploy_start(struct wizard *w, const char *confirm)
 	job->wz = w;
 	job->deploy = true;
 	job->confirm = confirm ? xstrdup(confirm) : NULL;
-	job->who = xstrdup(user_name());
+	job->who = xstrdup(util_user_name());
 	if (!wizard_worker_start(w, PLAN_STAGE_MIGRATE, mg_main, job, mg_collect)) {
 		work_free(job);
 		return;

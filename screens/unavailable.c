@@ -131,10 +131,10 @@ waiver_done(void *ud, enum tui_confirm_result r)
 		struct rb_error err = {0};
 		/* The prompt compared already; core compares again and journals the confirmation. */
 		if (confirm_check(&ctx, "backup", wv->phrase, wv->phrase, &err)) {
-			const char *user = getenv("USER");
-			json_t *d = json_pack("{s:s, s:s}", "phrase", wv->phrase, "user", user && *user ? user : "?");
+			const char *user = util_user_name();
+			json_t *d = json_pack("{s:s, s:s}", "phrase", wv->phrase, "user", user);
 			events_emitf(wz->bus, EV_STAGE_WAIVED, "backup", d, "backup waived by %s: no verified backup in this run",
-			             user && *user ? user : "?");
+			             user);
 			json_decref(d);
 		}
 		rb_error_clear(&err);

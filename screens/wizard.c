@@ -64,15 +64,6 @@ span_ms(const char *from, const char *to)
 	return ((long long)b - a) * 1000 + (ms2 - ms1);
 }
 
-static const char *
-current_user(void)
-{
-	const char *u = getenv("USER");
-	if (u && *u)
-		return u;
-	struct passwd *pw = getpwuid(geteuid());
-	return pw ? pw->pw_name : "unknown";
-}
 
 /* --- queue items --- */
 
@@ -349,7 +340,7 @@ wizard_tick(struct wizard *w, size_t i, bool ticked)
 		return;
 	char at[32];
 	time_now_rfc3339(at);
-	const char *user = current_user();
+	const char *user = util_user_name();
 	const char *item = w->plan->checklist_before.items[i];
 	json_t *d = json_pack("{s:s, s:I, s:b, s:s, s:s}", "item", item, "index", (json_int_t)i,
 	                      "ticked", ticked, "user", user, "at", at);

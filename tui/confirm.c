@@ -125,6 +125,28 @@ put_field(WINDOW *w, int y, int x, int width, const char *label, const char *val
 	tui_text_put(w, y, x + lw, value, 0, width - lw, tui_attr(role), true);
 }
 
+/* One line of the dialog's fields: a label (on a field's first line only) and wrapped text. */
+struct field_line {
+	const char   *label;
+	char         *text;
+	enum tui_role role;
+};
+
+/* Wraps value to the value column and appends its lines (the label on the first). */
+static void
+add_field(struct field_line **lines, size_t *n, int width, const char *label, const char *value,
+          enum tui_role role)
+{
+	struct strlist wrapped = {0};
+	tui_text_wrap(value ? value : "", width > 14 ? width - 14 : 1, &wrapped);
+	if (wrapped.len == 0)
+		strlist_push(&wrapped, "");
+	*lines = xrealloc(*lines, (*n + wrapped.len) * sizeof **lines);
+	for (size_t i = 0; i < wrapped.len; i++)
+		(*lines)[(*n)++] = (struct field_line){ i == 0 ? label : "", xstrdup(wrapped.items[i]), role };
+	strlist_free(&wrapped);
+}
+
 static void
 confirm_draw(struct screen *s)
 {
@@ -133,7 +155,16 @@ confirm_draw(struct screen *s)
 	getmaxyx(s->win, wh, ww);
 	int width = ww - 4 < 76 ? ww - 4 : 76;
 	int inner = width - 4;
-	int h = 11 + (int)c->details.len;
+	/* Every field wraps, so a long warning is read whole, never cut at the box's edge. */
+	struct field_line *lines = NULL;
+	size_t nlines = 0, nfixed;
+	add_field(&lines, &nlines, inner, "Action:", c->action, TUI_ROLE_NORMAL);
+	add_field(&lines, &nlines, inner, "Environment:", c->environment, c->prod ? TUI_ROLE_PROD : TUI_ROLE_NORMAL);
+	add_field(&lines, &nlines, inner, "Target:", c->target, TUI_ROLE_NORMAL);
+	nfixed = nlines;
+	for (size_t i = 0; i < c->details.len; i++)
+		add_field(&lines, &nlines, inner, "", c->details.items[i], TUI_ROLE_NORMAL);
+	int h = 8 + (int)nlines;
 	if (h > wh)
 		h = wh;
 	struct tui_rect r = tui_dialog_center(s->win, h, width);
@@ -141,24 +172,23 @@ confirm_draw(struct screen *s)
 	tui_dialog_frame(s->win, r, title, c->prod ? TUI_ROLE_DANGER : TUI_ROLE_WARN);
 	free(title);
 	int x = r.x + 2, y = r.y + 1, last = r.y + r.h - 2;
-	if (y <= last)
-		put_field(s->win, y++, x, inner, "Action:", c->action, TUI_ROLE_NORMAL);
-	if (y <= last)
-		put_field(s->win, y++, x, inner, "Environment:", c->environment,
-		          c->prod ? TUI_ROLE_PROD : TUI_ROLE_NORMAL);
-	if (y <= last)
-		put_field(s->win, y++, x, inner, "Target:", c->target, TUI_ROLE_NORMAL);
 	/* The phrase, the input and the miss line always keep their rows: details give way. */
 	int details_last = last - 6;
-	for (size_t i = 0; i < c->details.len && y <= details_last; i++) {
-		if (y == details_last && i + 1 < c->details.len) {
-			char *more = xasprintf("(%zu more lines)", c->details.len - i);
+	for (size_t i = 0; i < nlines; i++) {
+		bool detail = i >= nfixed;
+		if (y > (detail ? details_last : last))
+			break;
+		if (detail && y == details_last && i + 1 < nlines) {
+			char *more = xasprintf("(%zu more lines)", nlines - i);
 			put_field(s->win, y++, x, inner, "", more, TUI_ROLE_MUTED);
 			free(more);
 			break;
 		}
-		put_field(s->win, y++, x, inner, "", c->details.items[i], TUI_ROLE_NORMAL);
+		put_field(s->win, y++, x, inner, lines[i].label, lines[i].text, lines[i].role);
 	}
+	for (size_t i = 0; i < nlines; i++)
+		free(lines[i].text);
+	free(lines);
 	y++;
 	if (y <= last) {
 		tui_text_put(s->win, y, x, "To go ahead, type exactly:", 0, inner, tui_attr(TUI_ROLE_NORMAL), true);

@@ -205,6 +205,8 @@ t_match "backup offers the waiver" "$screen" 'Migrate and sync need a verified b
 keys F4
 expect "F4 opens the typed confirmation" 'Confirm: Waive the backup'
 t_match "it shows the phrase core computed" "$screen" 'waive-backup shop_prod'
+t_match "a long warning wraps instead of being cut at the box's edge" "$screen" 'restore\.'
+t_match "so does the action" "$screen" 'waived\)'
 t_match "it shows the target environment" "$screen" 'Environment: +prod'
 t_match "and the target's host/db (the socket path)" "$screen" 'Target: +/.*/sock:[0-9]+/'  # cut at the box edge
 keys Enter
