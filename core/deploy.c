@@ -170,12 +170,14 @@ deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
 		return false;
 	struct strbuf why;
 	strbuf_init(&why);
+	bool only_unfinished = true;  /* every reason to block is an unfinished (failed) row */
 	for (size_t i = 0; i < out->local.n; i++) {
 		if (out->status.items[i].state != MIG_PENDING)
 			continue;
 		for (size_t k = 0; k < out->lint[i].n_stmts; k++) {
 			if (!out->lint[i].stmts[k].client_copy)
 				continue;
+			only_unfinished = false;
 			strbuf_addf(&why, "%smigration %s line %d: COPY FROM STDIN or TO STDOUT needs data from the "
 			            "client, which a migration cannot give (use INSERT, or COPY from a server file)",
 			            why.len ? "; " : "", out->local.items[i].name, out->lint[i].stmts[k].line);
@@ -191,6 +193,8 @@ deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
 		}
 		if (it->state == MIG_APPLIED)
 			continue;
+		if (it->state != MIG_FAILED)
+			only_unfinished = false;
 		if (why.len > 0)
 			strbuf_adds(&why, "; ");
 		if (it->state == MIG_FAILED && holder > 0)
@@ -208,6 +212,8 @@ deploy_preview(const struct plan *p, const char *env, const struct rb_ctx *ctx,
 			            "the release's migrations folder?", it->name);
 	}
 	out->blocked = why.len > 0 ? strbuf_detach(&why) : (strbuf_release(&why), NULL);
+	out->lock_holder = holder;
+	out->in_progress = out->blocked && only_unfinished && holder > 0;
 	return true;
 }
 
@@ -249,6 +255,8 @@ deploy_preview_json(const struct deploy_preview *pv)
 	                      "pending", (json_int_t)pv->n_pending, "dangerous", pv->dangerous,
 	                      "migrations", list);
 	json_object_set_new(o, "blocked", pv->blocked ? json_string(pv->blocked) : json_null());
+	json_object_set_new(o, "lock_holder", pv->lock_holder ? json_integer(pv->lock_holder) : json_null());
+	json_object_set_new(o, "in_progress", json_boolean(pv->in_progress));
 	return o;
 }
 
@@ -1150,6 +1158,29 @@ backup_precondition(struct deployer *d, struct rb_error *err)
 	return ok;
 }
 
+/*
+ * What must hold before anything of the pending migrations runs: the backup (or its typed waiver)
+ * and, for dangerous statements, the typed "deploy <db>". Both journaled.
+ */
+static bool
+preconditions(struct deployer *d, struct rb_error *err)
+{
+	if (!backup_precondition(d, err))
+		return false;
+	if (!d->pv.dangerous)
+		return true;
+	json_t *arr = json_array();
+	char *list = dangerous_list(&d->pv, arr);
+	json_t *need = json_pack("{s:s, s:o}", "phrase", d->pv.phrase, "statements", arr);
+	events_emitf(d->ctx->bus, EV_CONFIRM_NEEDED, STAGE, need, "dangerous statements need \"%s\"", d->pv.phrase);
+	json_decref(need);
+	bool ok = confirm_check(d->ctx, STAGE, d->pv.phrase, d->o->confirm, err);
+	if (!ok)
+		rb_error_detail(err, "Pending migrations hold dangerous statements:\n%s", list);
+	free(list);
+	return ok;
+}
+
 bool
 deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *ctx, json_t **result,
            struct rb_error *err)
@@ -1167,36 +1198,28 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 		outcome = err->code == RB_EXIT_CONNECT ? "connection_failed" : "refused";
 		goto out;
 	}
-	if (d.pv.blocked) {
+	/*
+	 * An unfinished row while another session holds the migration lock is most likely that
+	 * deploy at work: wait for the lock, as Prisma would, and judge again under it.
+	 */
+	bool judge_later = d.pv.blocked && d.pv.in_progress;
+	if (d.pv.blocked && !judge_later) {
 		rb_error_setc(err, RB_EXIT_STEP, "deploy refused: %s; nothing was run", d.pv.blocked);
 		rb_error_hint(err, "\"pgrunbook migrate status\" shows every migration's state.");
 		outcome = "refused";
 		ok = false;
 		goto out;
 	}
-	if (d.pv.n_pending == 0) {
+	if (judge_later) {
+		events_log(ctx->bus, LOG_LEVEL_INFO, STAGE, "another deploy is at work (pid %d holds the migration "
+		           "lock); waiting for it before looking again", d.pv.lock_holder);
+	} else if (d.pv.n_pending == 0) {
 		outcome = "up_to_date";
 		goto out;
-	}
-	if (!backup_precondition(&d, err)) {
+	} else if (!preconditions(&d, err)) {
 		outcome = "refused";
 		ok = false;
 		goto out;
-	}
-	if (d.pv.dangerous) {
-		json_t *arr = json_array();
-		char *list = dangerous_list(&d.pv, arr);
-		json_t *need = json_pack("{s:s, s:o}", "phrase", d.pv.phrase, "statements", arr);
-		events_emitf(ctx->bus, EV_CONFIRM_NEEDED, STAGE, need, "dangerous statements need \"%s\"", d.pv.phrase);
-		json_decref(need);
-		if (!confirm_check(ctx, STAGE, d.pv.phrase, opts->confirm, err)) {
-			rb_error_detail(err, "Pending migrations hold dangerous statements:\n%s", list);
-			free(list);
-			outcome = "refused";
-			ok = false;
-			goto out;
-		}
-		free(list);
 	}
 
 	d.ctl = open_conn(&d, "pgrunbook deploy (lock)", err);
@@ -1221,6 +1244,34 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 		ok = false;
 		goto out;
 	}
+	if (judge_later) {
+		/* The preview's verdict came from a deploy in progress: decide again from what is there now. */
+		migrations_status_free(&d.pv.status);
+		d.pv.status = now;
+		memset(&now, 0, sizeof now);
+		if (!migrations_status(d.ctl, p->migrations.schema, &d.pv.local, ctx, &now, err)) {
+			ok = false;
+			goto out;
+		}
+		d.pv.n_pending = now.count[MIG_PENDING];
+		d.pv.dangerous = false;
+		for (size_t i = 0; i < d.pv.local.n; i++)
+			if (now.items[i].state == MIG_PENDING && d.pv.lint[i].class == LINT_DANGEROUS)
+				d.pv.dangerous = true;
+		bool stuck = now.count[MIG_FAILED] || now.count[MIG_MODIFIED] || now.count[MIG_MISSING_LOCALLY];
+		if (!stuck && d.pv.n_pending == 0) {
+			migrations_status_free(&now);
+			outcome = "up_to_date";
+			PQclear(db_exec(d.ctl, "SELECT pg_catalog.pg_advisory_unlock(72707369)", 0, NULL, NULL));
+			goto out;
+		}
+		if (!stuck && !preconditions(&d, err)) {
+			migrations_status_free(&now);
+			outcome = "refused";
+			ok = false;
+			goto out;
+		}
+	}
 	if (!migrations_ensure_table(d.ctl, p->migrations.schema, ctx, err) || !prepare_work(&d, err)) {
 		migrations_status_free(&now);
 		ok = false;
@@ -1230,9 +1281,16 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 	for (size_t i = 0; i < now.n && ok; i++) {
 		enum mig_state s = now.items[i].state;
 		if (s == MIG_FAILED || s == MIG_MODIFIED || s == MIG_MISSING_LOCALLY) {
-			rb_error_setc(err, RB_EXIT_STEP, "migration %s became %s while this deploy waited for the lock; "
-			              "nothing was run", now.items[i].name, migrations_state_name(s));
+			if (judge_later)
+				rb_error_setc(err, RB_EXIT_STEP, "deploy refused: migration %s is %s now that the other deploy "
+				              "has ended; nothing was run", now.items[i].name, migrations_state_name(s));
+			else
+				rb_error_setc(err, RB_EXIT_STEP, "migration %s became %s while this deploy waited for the "
+				              "lock; nothing was run", now.items[i].name, migrations_state_name(s));
+			rb_error_hint(err, "\"pgrunbook migrate status\" shows every migration's state; \"pgrunbook migrate "
+			              "recover %s\" inspects a failed one.", now.items[i].name);
 			ok = false;
+			break;
 		}
 	}
 	for (size_t i = 0; i < d.pv.local.n && ok; i++) {

@@ -31,6 +31,10 @@ struct deploy_preview {
 	bool               dangerous;  /* a pending migration holds a dangerous statement */
 	char              *blocked;    /* why a deploy would refuse to start (a failed, modified or
 	                                  missing-locally migration), or NULL */
+	int                lock_holder;/* pid holding the migration lock now, 0 when free */
+	bool               in_progress;/* blocked only by unfinished rows while another session
+	                                  holds the lock: most likely that deploy at work (deploy_run
+	                                  waits for the lock and judges again) */
 };
 
 /*

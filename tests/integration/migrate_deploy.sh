@@ -339,6 +339,29 @@ t_match "its logs say why" "$(t_sql "select logs from _prisma_migrations where m
 t_sql_do "delete from _prisma_migrations where migration_name = '20250116000000_two_steps'"
 rm -rf "$M/20250116000000_two_steps"
 
+# --- another deploy at work (lock held, its row unfinished): wait for it, then judge again ---
+mig 20250117000000_by_other 'CREATE TABLE "ByOther" ("id" INTEGER);'
+sum=$(sha256sum <"$M/20250117000000_by_other/migration.sql" | cut -d' ' -f1)
+PGAPPNAME=other_deployer "$PSQL" -X -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL &
+select pg_advisory_lock(72707369);
+insert into _prisma_migrations (id, checksum, migration_name) values ('00000000-0000-4000-8000-000000000001', '$sum', '20250117000000_by_other');
+select pg_sleep(2);
+create table "ByOther" ("id" integer);
+update _prisma_migrations set finished_at = now(), applied_steps_count = 1 where migration_name = '20250117000000_by_other';
+SQL
+other=$!
+for _ in $(seq 50); do
+	[ "$(t_sql "select count(*) from _prisma_migrations where migration_name = '20250117000000_by_other'")" = 1 ] && break
+	sleep 0.1
+done
+t_run 0 "a deploy in progress elsewhere: wait for its lock, then nothing is left to do" deploy --waive-backup "$WAIVE"
+t_match "says it waits for the other deploy" "$out" 'waiting for the migration lock, held by pid [0-9]+ \(application "other_deployer"\)'
+t_eq "and journals why" "$(journal_has '.type == "log" and (.message | test("another deploy is at work")) ')" 1
+t_match "then finds it up to date" "$out" "prod is up to date: nothing to deploy"
+wait "$other"
+t_eq "one finished row, written by the other deploy" "$(rows 20250117000000_by_other)" "true,false,1,false"
+t_run 0 "status: up to date" "$PGRUNBOOK" migrate status --plan "$W/plan.yaml"
+
 # --- syntax errors stop before any connection ---
 rm -rf "$M/20250110000000_slow"
 mig 20250111000000_typo 'ALTER TABLE "User" ADD COLUMN "x" INTEGR NOT NULL DEFAULT;'
