@@ -212,6 +212,13 @@ preview_start(struct wizard *w)
 	w->mig.gen++;
 }
 
+void
+wizard_migrate_refresh(struct wizard *w)
+{
+	if (w->worker == NULL)
+		preview_start(w);
+}
+
 static void
 deploy_start(struct wizard *w, const char *confirm)
 {
@@ -432,6 +439,29 @@ fill(void *ud, long row, struct tui_table_row *r)
 	}
 }
 
+/* True when migration row of the preview is failed (in the database, or in this session's deploy). */
+static bool
+row_failed(const struct wiz_migrate *m, long row)
+{
+	const struct deploy_preview *pv = m->pv;
+	if (pv == NULL || row < 0 || (size_t)row >= pv->status.n)
+		return false;
+	const char *live = jstr(m->states, pv->status.items[row].name);
+	if (live)
+		return strcmp(live, "failed") == 0;
+	return pv->status.items[row].state == MIG_FAILED;
+}
+
+/* The first failed migration of the preview, or NULL. */
+static const char *
+first_failed(const struct deploy_preview *pv)
+{
+	for (size_t i = 0; pv && i < pv->status.n; i++)
+		if (pv->status.items[i].state == MIG_FAILED)
+			return pv->status.items[i].name;
+	return NULL;
+}
+
 /* The row of a migration by name, -1 when it is not in the preview. */
 static long
 row_of(const struct deploy_preview *pv, const char *name)
@@ -497,9 +527,12 @@ build_sql(struct mg_screen *ms, long row, int width)
 
 	/* Under the SQL: what each finding means and what to do instead. */
 	lines_add(&notes, "", TUI_ROLE_NORMAL);
-	if (si->state == MIG_FAILED && si->logs) {
-		lines_wrap(&notes, "Failed in the database:", tw, 0, TUI_ROLE_DANGER);
-		lines_wrap(&notes, si->logs, tw, 2, TUI_ROLE_MUTED);
+	if (si->state == MIG_FAILED) {
+		lines_wrap(&notes, "Failed in the database. v opens recovery: its logs, which of its effects the "
+		           "catalog shows, and the ways out (mark rolled back, mark applied, a compensating SQL "
+		           "file).", tw, 0, TUI_ROLE_DANGER);
+		if (si->logs)
+			lines_wrap(&notes, si->logs, tw, 2, TUI_ROLE_MUTED);
 	}
 	if (lr->needs_statement_mode)
 		lines_wrap(&notes, "Runs as statements: a statement here cannot run inside a transaction "
@@ -810,7 +843,9 @@ status_text(const struct wizard *wz, enum tui_role *role)
 		return xstrdup("Not read yet. F5 reads the migrations and their state.");
 	if (pv->blocked) {
 		*role = TUI_ROLE_DANGER;
-		return xasprintf("BLOCKED: %s", pv->blocked);
+		const char *failed = first_failed(pv);
+		return xasprintf("BLOCKED: %s%s%s%s", pv->blocked, failed ? ". v on " : "", failed ? failed : "",
+		                 failed ? " opens recovery." : "");
 	}
 	if (pv->n_pending == 0) {
 		*role = TUI_ROLE_OK;
@@ -965,10 +1000,6 @@ backup_missing(const struct wizard *wz, const char *db)
 	enum run_stage_status st = wz->stages[PLAN_STAGE_BACKUP].status;
 	if (st == STAGE_DONE || st == STAGE_WAIVED)
 		return NULL;
-	if (!plan_stage_enabled(wz->plan, PLAN_STAGE_BACKUP))
-		return xasprintf("Deploying needs a verified backup of this run, or the backup waived, and this "
-		                 "plan has no backup stage. Add a backup: section to the plan (see "
-		                 "pgrunbook-plan(5)) and start a new run; nothing ran.");
 	bool runnable = false;
 	for (int i = 0; i < wz->nentries; i++)
 		if (wz->entries[i].kind == WIZ_ENTRY_STAGE && wz->entries[i].stage == PLAN_STAGE_BACKUP)
@@ -977,6 +1008,113 @@ backup_missing(const struct wizard *wz, const char *db)
 	                 "Go to the backup stage (F6 or [) and %sF4 (or c) to waive it with the typed phrase "
 	                 "\"waive-backup %s\"; then come back (F7 or ]) and press F2 again. Nothing ran.",
 	                 journal_stage_status_name(st), runnable ? "run it with F2, or press " : "press ", db);
+}
+
+static void deploy_go(struct wizard *wz);
+
+/*
+ * The backup waiver for a plan without a backup stage, as on the backup screen
+ * (screens/unavailable.c): the phrase "waive-backup <database>", compared by the prompt and again
+ * by core, journaled as the backup stage waived; then the deploy goes on.
+ */
+struct mg_waiver {
+	struct wizard *wz;
+	char          *phrase;
+};
+
+static void
+waiver_miss_cb(void *ud, const char *typed, int misses)
+{
+	(void)misses;
+	struct mg_waiver *wv = ud;
+	struct rb_ctx ctx = { .bus = wv->wz->bus };
+	struct rb_error err = { 0 };
+	confirm_check(&ctx, "backup", wv->phrase, typed, &err);   /* a miss: journaled, nothing runs */
+	rb_error_clear(&err);
+}
+
+static void
+waiver_done_cb(void *ud, enum tui_confirm_result r)
+{
+	struct mg_waiver *wv = ud;
+	struct wizard *wz = wv->wz;
+	bool go = false;
+	if (r == TUI_CONFIRM_OK) {
+		struct rb_ctx ctx = { .bus = wz->bus };
+		struct rb_error err = { 0 };
+		if (confirm_check(&ctx, "backup", wv->phrase, wv->phrase, &err)) {
+			const char *user = util_user_name();
+			json_t *d = json_pack("{s:s, s:s}", "phrase", wv->phrase, "user", user);
+			events_emitf(wz->bus, EV_STAGE_WAIVED, "backup", d, "backup waived by %s: no verified backup in this run",
+			             user);
+			json_decref(d);
+			go = true;
+		}
+		rb_error_clear(&err);
+	} else if (r == TUI_CONFIRM_REFUSED) {
+		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing ran");
+	} else {
+		events_log(wz->bus, LOG_LEVEL_INFO, "backup", "backup waiver cancelled; nothing ran");
+	}
+	free(wv->phrase);
+	free(wv);
+	if (go)
+		deploy_go(wz);
+}
+
+static void
+waiver_open(struct wizard *wz, const char *db)
+{
+	struct mg_waiver *wv = xcalloc(1, sizeof *wv);
+	wv->wz = wz;
+	wv->phrase = confirm_phrase("waive-backup", db);
+	json_t *t = wizard_target_result(wz);
+	const char *where = t ? json_string_value(json_object_get(t, "where")) : NULL;
+	const char *const details[] = {
+		"This plan has no backup stage: deploying needs a verified backup of this run, or the backup waived.",
+		"If the deploy goes wrong, there is no backup of this run to restore.",
+		"After the waiver the deploy goes on (with its own question or phrase).",
+		NULL,
+	};
+	struct tui_confirm_opts o = {
+		.title = "Waive the backup",
+		.action = "deploy without a verified backup (journaled as waived)",
+		.environment = wz->plan->target,
+		.prod = true,
+		.target = where ? where : db,
+		.details = details,
+		.phrase = wv->phrase,
+		.miss = waiver_miss_cb,
+		.done = waiver_done_cb,
+		.ud = wv,
+	};
+	if (tui_confirm(wz->app, &o) == NULL) {
+		free(wv->phrase);
+		free(wv);
+	}
+}
+
+/* Opens the recover view for the highlighted migration when it is failed, or says why not. */
+static void
+recover_open(struct screen *s)
+{
+	struct mg_screen *ms = s->priv;
+	struct wiz_migrate *m = &ms->wz->mig;
+	long row = tui_table_cursor(ms->table);
+	if (m->pv == NULL || row < 0 || (size_t)row >= m->pv->status.n) {
+		tui_message(s->app, "Recover", "The state of the migrations is not read yet. F5 reads it.", TUI_ROLE_WARN,
+		            NULL, NULL);
+		return;
+	}
+	const char *name = m->pv->status.items[row].name;
+	if (!row_failed(m, row)) {
+		char *t = xasprintf("Recovery is for a failed migration; %s is %s.", name,
+		                    migrations_state_name(m->pv->status.items[row].state));
+		tui_message(s->app, "Recover", t, TUI_ROLE_NORMAL, NULL, NULL);
+		free(t);
+		return;
+	}
+	tui_push(s->app, &wiz_recover_screen, (void *)name);
 }
 
 static void
@@ -998,9 +1136,13 @@ deploy_ask(struct screen *s)
 		return;
 	}
 	if (pv->blocked) {
+		const char *failed = first_failed(pv);
+		char *how = failed ? xasprintf(" For the failed migration %s: select it and press v to open "
+		                               "recovery (its effects in the catalog and the ways out).", failed) : xstrdup("");
 		char *t = xasprintf("%s.\n\nNothing ran. Deploy starts only when no migration is failed, modified or "
 		                    "missing locally: resolve it first (pgrunbook migrate status shows it), then F5 "
-		                    "reads the state again.", pv->blocked);
+		                    "reads the state again.%s", pv->blocked, how);
+		free(how);
 		tui_message(s->app, "Deploy refused", t, TUI_ROLE_DANGER, NULL, NULL);
 		free(t);
 		return;
@@ -1010,9 +1152,27 @@ deploy_ask(struct screen *s)
 		return;
 	}
 	char *missing = backup_missing(wz, pv->database);
+	if (missing && !plan_stage_enabled(wz->plan, PLAN_STAGE_BACKUP)) {
+		free(missing);
+		waiver_open(wz, pv->database);   /* no backup stage to go to: the waiver, here */
+		return;
+	}
 	if (missing) {
 		tui_message(s->app, "Deploy refused: no backup", missing, TUI_ROLE_DANGER, NULL, NULL);
 		free(missing);
+		return;
+	}
+	deploy_go(wz);
+}
+
+/* The deploy after its preconditions: the question, or the dangerous statements and the phrase. */
+static void
+deploy_go(struct wizard *wz)
+{
+	const struct deploy_preview *pv = wz->mig.pv;
+	if (wz->worker || pv == NULL || pv->n_pending == 0 || pv->blocked) {
+		tui_message(wz->app, "Deploy", "The state changed meanwhile: nothing ran. F2 again.", TUI_ROLE_WARN,
+		            NULL, NULL);
 		return;
 	}
 	json_t *t = wizard_target_result(wz);
@@ -1020,7 +1180,7 @@ deploy_ask(struct screen *s)
 	if (!pv->dangerous) {
 		char *q = xasprintf("Apply %zu pending migration%s to %s (%s)? No statement is dangerous.",
 		                    pv->n_pending, pv->n_pending == 1 ? "" : "s", wz->plan->target, pv->database);
-		tui_ask(s->app, "Deploy", q, ask_done_cb, wz);
+		tui_ask(wz->app, "Deploy", q, ask_done_cb, wz);
 		free(q);
 		return;
 	}
@@ -1068,7 +1228,7 @@ deploy_ask(struct screen *s)
 		.done = confirm_done_cb,
 		.ud = c,
 	};
-	if (tui_confirm(s->app, &o) == NULL) {
+	if (tui_confirm(wz->app, &o) == NULL) {
 		free(c->phrase);
 		free(c);
 	}
@@ -1087,6 +1247,9 @@ mg_key(struct screen *s, enum command cmd, int raw)
 	switch (cmd) {
 	case CMD_RUN_STAGE:
 		deploy_ask(s);
+		return KEY_RESULT_HANDLED;
+	case CMD_RECOVER:
+		recover_open(s);
 		return KEY_RESULT_HANDLED;
 	case CMD_REFRESH:
 		if (wz->worker == NULL)

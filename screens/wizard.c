@@ -329,6 +329,7 @@ wizard_release(struct wizard *w)
 	json_decref(w->pf_partial);
 	rb_error_clear(&w->worker_err);
 	wizard_migrate_release(w);
+	wizard_recover_release(w);
 	tui_log_free(w->log);
 	w->log = NULL;
 }
@@ -750,17 +751,20 @@ key_enabled(enum command cmd, void *ud)
 {
 	struct wizard *wz = ud;
 	const struct wiz_entry *e = &wz->entries[wz->current];
+	const struct screen *top = tui_top(wz->app);
+	bool recovering = top && top->ops == &wiz_recover_screen;   /* F4 chooses a way out there */
 	switch (cmd) {
 	case CMD_RUN_STAGE:
-		return e->available && e->kind == WIZ_ENTRY_STAGE && wz->worker == NULL;
+		return e->available && e->kind == WIZ_ENTRY_STAGE && wz->worker == NULL && !recovering;
 	case CMD_PREV_STAGE:
-		return wz->current > 0;
+		return wz->current > 0 && !recovering;
 	case CMD_NEXT_STAGE:
-		return wz->current + 1 < wz->nentries;
+		return wz->current + 1 < wz->nentries && !recovering;
 	case CMD_SEARCH:
-		return e->kind == WIZ_ENTRY_STAGE && (e->stage == PLAN_STAGE_PREFLIGHT || e->stage == PLAN_STAGE_MIGRATE);
-	case CMD_CONFIRM:   /* the only dangerous step of this build: waiving the backup */
-		return e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP;
+		return e->kind == WIZ_ENTRY_STAGE && (e->stage == PLAN_STAGE_PREFLIGHT || e->stage == PLAN_STAGE_MIGRATE) &&
+		       !recovering;
+	case CMD_CONFIRM:   /* waiving the backup, or a way out of a failed migration */
+		return (e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP) || recovering;
 	case CMD_ROLLBACK:
 		return false;   /* no rollback in this build */
 	default:

@@ -84,6 +84,26 @@ struct wiz_migrate {
 };
 
 /*
+ * The recover view of one failed migration (screens/recover.c). Kept in the wizard, not the
+ * screen, so that a worker's result finds it whatever the stack holds. UI thread only.
+ */
+struct wiz_recover {
+	char                  *name;      /* the migration the view is open for, or NULL when closed */
+	bool                   busy;      /* a recover worker runs */
+	bool                   acting;    /* ... and it runs an action (not a look) */
+	void                  *queued;    /* a recover job waiting for another stage's worker to end
+	                                     (screens/recover.c owns it), or NULL */
+	json_t                *info;      /* recover_info_json() of the latest look, or an action's
+	                                     state afterwards; NULL before the first look */
+	char                  *error;     /* why the latest look failed, or NULL */
+	bool                   acted;     /* an action ended while the view was open: */
+	int                    act;       /* its enum recover_action */
+	bool                   act_ok;
+	struct rb_error        act_err;   /* its error (message empty when it succeeded) */
+	unsigned               gen;       /* changes whenever anything here changes */
+};
+
+/*
  * The wizard: the plan, the run and what the screens show. Owned by cli/cmd_wizard.c; the frame
  * and the screens reach it through tui_app_userdata(). Everything here is touched on the UI
  * thread only, except `bus` (emitting is thread-safe) and `cancel`, which the worker reads.
@@ -117,6 +137,7 @@ struct wizard {
 	struct rb_error       worker_err; /* the last preflight error (message empty when none) */
 
 	struct wiz_migrate    mig;
+	struct wiz_recover    rec;
 
 	int                   signo;      /* the signal that stopped the wizard, 0 if none */
 	WINDOW               *header, *sidebar, *logwin, *keybar;
@@ -131,6 +152,11 @@ extern const struct screen_ops wiz_checklist_screen;
 extern const struct screen_ops wiz_unavailable_screen;
 extern const struct screen_ops wiz_migrate_screen;
 extern const struct screen_ops wiz_report_screen;
+/*
+ * Pushed over the migrate screen for a failed migration; the push argument is its name (copied).
+ * It looks at the migration on the wizard's worker and offers the ways out of core/recover.h.
+ */
+extern const struct screen_ops wiz_recover_screen;
 
 /*
  * Sets up w for the plan and run (entries, pending stages, unticked checklist, the log). When st
@@ -181,6 +207,13 @@ void wizard_stop_worker(struct wizard *w);
 void wizard_migrate_track(struct wizard *w, const struct wiz_item *it);
 /* Frees what w->mig holds. In screens/migrate.c. */
 void wizard_migrate_release(struct wizard *w);
+/*
+ * Reads the migrations and their state again on the worker (the migrate table refreshes); does
+ * nothing while a worker runs. In screens/migrate.c.
+ */
+void wizard_migrate_refresh(struct wizard *w);
+/* Frees what w->rec holds (a queued job too) and clears it. In screens/recover.c. */
+void wizard_recover_release(struct wizard *w);
 /* Journals where the wizard stands (for resume) with a reason ("closed", "interrupted ..."). */
 void wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *why);
 /* True when every enabled stage is done. */

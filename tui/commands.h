@@ -38,6 +38,7 @@
 	_(SEARCH_PREV, "N",            NULL,       "Find the previous match of the last search (wraps)") \
 	_(SELECT,      "Enter",        NULL,       "Open the highlighted item") \
 	_(TOGGLE,      "Space",        NULL,       "Tick or untick the highlighted checklist item") \
+	_(RECOVER,     "v",            NULL,       "Recover the highlighted failed migration (what is known, the ways out)") \
 	_(FOCUS_NEXT,  "Tab",          NULL,       "Move the focus to the next pane") \
 	_(CANCEL,      "Esc C-c",      NULL,       "Close the dialog or answer no; cancel what is running")
 
