@@ -1027,10 +1027,7 @@ waiver_miss_cb(void *ud, const char *typed, int misses)
 {
 	(void)misses;
 	struct mg_waiver *wv = ud;
-	struct rb_ctx ctx = { .bus = wv->wz->bus };
-	struct rb_error err = { 0 };
-	confirm_check(&ctx, "backup", wv->phrase, typed, &err);   /* a miss: journaled, nothing runs */
-	rb_error_clear(&err);
+	wizard_waiver_miss(wv->wz, wv->phrase, typed);
 }
 
 static void
@@ -1040,17 +1037,7 @@ waiver_done_cb(void *ud, enum tui_confirm_result r)
 	struct wizard *wz = wv->wz;
 	bool go = false;
 	if (r == TUI_CONFIRM_OK) {
-		struct rb_ctx ctx = { .bus = wz->bus };
-		struct rb_error err = { 0 };
-		if (confirm_check(&ctx, "backup", wv->phrase, wv->phrase, &err)) {
-			const char *user = util_user_name();
-			json_t *d = json_pack("{s:s, s:s}", "phrase", wv->phrase, "user", user);
-			events_emitf(wz->bus, EV_STAGE_WAIVED, "backup", d, "backup waived by %s: no verified backup in this run",
-			             user);
-			json_decref(d);
-			go = true;
-		}
-		rb_error_clear(&err);
+		go = wizard_waive_backup(wz, wv->phrase);
 	} else if (r == TUI_CONFIRM_REFUSED) {
 		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing ran");
 	} else {

@@ -115,10 +115,7 @@ waiver_miss(void *ud, const char *typed, int misses)
 {
 	(void)misses;
 	struct waiver *wv = ud;
-	struct rb_ctx ctx = { .bus = wv->wz->bus };
-	struct rb_error err = {0};
-	confirm_check(&ctx, "backup", wv->phrase, typed, &err);  /* a miss: journaled, nothing runs */
-	rb_error_clear(&err);
+	wizard_waiver_miss(wv->wz, wv->phrase, typed);
 }
 
 static void
@@ -127,17 +124,7 @@ waiver_done(void *ud, enum tui_confirm_result r)
 	struct waiver *wv = ud;
 	struct wizard *wz = wv->wz;
 	if (r == TUI_CONFIRM_OK) {
-		struct rb_ctx ctx = { .bus = wz->bus };
-		struct rb_error err = {0};
-		/* The prompt compared already; core compares again and journals the confirmation. */
-		if (confirm_check(&ctx, "backup", wv->phrase, wv->phrase, &err)) {
-			const char *user = util_user_name();
-			json_t *d = json_pack("{s:s, s:s}", "phrase", wv->phrase, "user", user);
-			events_emitf(wz->bus, EV_STAGE_WAIVED, "backup", d, "backup waived by %s: no verified backup in this run",
-			             user);
-			json_decref(d);
-		}
-		rb_error_clear(&err);
+		wizard_waive_backup(wz, wv->phrase);
 	} else if (r == TUI_CONFIRM_REFUSED) {
 		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing changed");
 	} else {

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/confirm.h"
 #include "core/ctx.h"
 #include "core/preflight.h"
 #include "core/util.h"
@@ -972,3 +973,30 @@ const struct tui_frame_ops wizard_frame = {
 	.signal = frame_signal,
 	.leave = frame_leave,
 };
+
+void
+wizard_waiver_miss(struct wizard *w, const char *phrase, const char *typed)
+{
+	struct rb_ctx ctx = { .bus = w->bus };
+	struct rb_error err = {0};
+	confirm_check(&ctx, "backup", phrase, typed, &err);  /* a miss: journaled, nothing runs */
+	rb_error_clear(&err);
+}
+
+bool
+wizard_waive_backup(struct wizard *w, const char *phrase)
+{
+	struct rb_ctx ctx = { .bus = w->bus };
+	struct rb_error err = {0};
+	/* The prompt compared already; core compares again and journals the confirmation. */
+	bool ok = confirm_check(&ctx, "backup", phrase, phrase, &err);
+	if (ok) {
+		const char *user = util_user_name();
+		json_t *d = json_pack("{s:s, s:s}", "phrase", phrase, "user", user);
+		events_emitf(w->bus, EV_STAGE_WAIVED, "backup", d, "backup waived by %s: no verified backup in this run",
+		             user);
+		json_decref(d);
+	}
+	rb_error_clear(&err);
+	return ok;
+}
