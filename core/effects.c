@@ -13,7 +13,6 @@
 #include "effects.h"
 #include "util.h"
 
-#define NAME_MAX_BYTES 63   /* NAMEDATALEN - 1 */
 
 /* What kind of catalog object an effect is about. */
 enum obj {
@@ -53,6 +52,9 @@ struct cand {
 	char       *typ_pg, *typ_schema, *typ_text;  /* ASP_TYPE: the type, two ways to resolve it */
 	int         typmod;
 	bool        typmod_known;
+	bool        typmod_unknown;   /* ASP_TYPE: modifiers given that are not worked out here */
+	char        typtype[2];       /* OBJ_TYPE: the pg_type.typtype it creates ("e", "d", "c"), "" any */
+	char       *ambiguous;        /* set: when present, something else may carry the name (why) */
 	char       *unknown_why;  /* set: seen unknown without a lookup */
 	char       *object;
 	/* After the end-state pass: a later statement changes it again (its line), or 0. */
@@ -173,6 +175,7 @@ cand_free(struct cand *k)
 	free(k->typ_schema);
 	free(k->typ_text);
 	free(k->unknown_why);
+	free(k->ambiguous);
 	free(k->object);
 }
 
@@ -200,188 +203,6 @@ qualified(struct collector *c, json_t *list, const char **schema, const char **n
 	*name = sval(json_array_get(list, n - 1));
 	*schema = n >= 2 ? sval(json_array_get(list, n - 2)) : c->default_schema;
 	return *name != NULL && *schema != NULL;
-}
-
-/* ---- PostgreSQL's default object names (src/backend/commands/indexcmds.c, catalog/pg_constraint.c) ---- */
-
-/* Bytes of s to keep so that at most max bytes remain and no UTF-8 character is split. */
-static size_t
-mbcliplen(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
-}
-
-/* makeObjectName(): name1_name2_label, truncating the longer of name1 and name2 to fit 63 bytes. */
-static char *
-object_name(const char *name1, const char *name2, const char *label)
-{
-	size_t n1 = strlen(name1), n2 = name2 ? strlen(name2) : 0;
-	size_t overhead = (name2 ? 1 : 0) + (label ? strlen(label) + 1 : 0);
-	size_t avail = NAME_MAX_BYTES - overhead;
-	while (n1 + n2 > avail) {
-		if (n1 > n2)
-			n1--;
-		else
-			n2--;
-	}
-	n1 = mbcliplen(name1, strlen(name1), n1);
-	if (name2)
-		n2 = mbcliplen(name2, strlen(name2), n2);
-	struct strbuf sb = {0};
-	strbuf_add(&sb, name1, n1);
-	if (name2) {
-		strbuf_addc(&sb, '_');
-		strbuf_add(&sb, name2, n2);
-	}
-	if (label)
-		strbuf_addf(&sb, "_%s", label);
-	return strbuf_detach(&sb);
-}
-
-/* ChooseIndexNameAddition() / ChooseForeignKeyConstraintNameAddition(): names joined by "_". */
-static char *
-name_addition(const struct strlist *names)
-{
-	struct strbuf sb = {0};
-	for (size_t i = 0; i < names->len; i++) {
-		if (sb.len > 0)
-			strbuf_addc(&sb, '_');
-		strbuf_adds(&sb, names->items[i]);
-		if (sb.len >= NAME_MAX_BYTES + 1)
-			break;
-	}
-	return strbuf_detach(&sb);
-}
-
-/* Column names of String nodes. */
-static void
-string_list(json_t *list, struct strlist *out)
-{
-	json_t *v;
-	size_t i;
-	json_array_foreach(list, i, v) {
-		const char *s = sval(v);
-		if (s)
-			strlist_push(out, s);
-	}
-}
-
-/* FigureIndexColname() for the common cases: a column, a function call, else "expr". */
-static const char *
-index_elem_name(json_t *elem)
-{
-	const char *name = str_of(elem, "name");
-	if (name)
-		return name;
-	if (str_of(elem, "indexcolname"))
-		return str_of(elem, "indexcolname");
-	json_t *expr = json_object_get(elem, "expr");
-	json_t *b;
-	if ((b = node_as(expr, "FuncCall")) != NULL) {
-		json_t *fn = json_object_get(b, "funcname");
-		const char *f = sval(json_array_get(fn, json_array_size(fn) - 1));
-		if (f)
-			return f;
-	} else if ((b = node_as(expr, "ColumnRef")) != NULL) {
-		json_t *fields = json_object_get(b, "fields");
-		const char *f = sval(json_array_get(fields, json_array_size(fields) - 1));
-		if (f)
-			return f;
-	}
-	return "expr";
-}
-
-/* ChooseIndexColumnNames(): each element's name, made unique within the index with a digit. */
-static void
-index_column_names(json_t *params, struct strlist *out)
-{
-	json_t *v;
-	size_t i;
-	json_array_foreach(params, i, v) {
-		json_t *elem = node_as(v, "IndexElem");
-		if (elem == NULL)
-			continue;
-		const char *orig = index_elem_name(elem);
-		char *cur = xstrdup(orig);
-		for (int n = 1; strlist_contains(out, cur); n++) {
-			char digits[16];
-			snprintf(digits, sizeof digits, "%d", n);
-			size_t keep = mbcliplen(orig, strlen(orig), NAME_MAX_BYTES - strlen(digits));
-			free(cur);
-			cur = xasprintf("%.*s%s", (int)keep, orig, digits);
-		}
-		strlist_push_owned(out, cur);
-	}
-}
-
-/* Distinct column names referenced in an expression (ColumnRef's last field). */
-static void
-column_refs(json_t *expr, struct strlist *out)
-{
-	const char *key;
-	json_t *val;
-	size_t i;
-	if (json_is_array(expr)) {
-		json_array_foreach(expr, i, val)
-			column_refs(val, out);
-		return;
-	}
-	if (!json_is_object(expr))
-		return;
-	json_object_foreach(expr, key, val) {
-		if (strcmp(key, "ColumnRef") == 0) {
-			json_t *fields = json_object_get(val, "fields");
-			const char *f = sval(json_array_get(fields, json_array_size(fields) - 1));
-			if (f && !strlist_contains(out, f))
-				strlist_push(out, f);
-			continue;
-		}
-		column_refs(val, out);
-	}
-}
-
-/*
- * The name PostgreSQL gives an unnamed constraint on table (col: the column of a column
- * constraint, or NULL for a table constraint), or NULL when it cannot be worked out here.
- */
-static char *
-default_constraint_name(const char *table, const char *col, json_t *con)
-{
-	const char *contype = str_of(con, "contype");
-	struct strlist cols = {0};
-	char *name = NULL;
-	if (contype == NULL)
-		return NULL;
-	if (strcmp(contype, "CONSTR_PRIMARY") == 0) {
-		name = object_name(table, NULL, "pkey");
-	} else if (strcmp(contype, "CONSTR_UNIQUE") == 0 || strcmp(contype, "CONSTR_FOREIGN") == 0) {
-		bool fk = contype[7] == 'F';
-		if (col)
-			strlist_push(&cols, col);
-		else
-			string_list(json_object_get(con, fk ? "fk_attrs" : "keys"), &cols);
-		if (cols.len > 0) {
-			char *add = name_addition(&cols);
-			name = object_name(table, add, fk ? "fkey" : "key");
-			free(add);
-		}
-	} else if (strcmp(contype, "CONSTR_CHECK") == 0) {
-		if (col) {
-			strlist_push(&cols, col);
-		} else {
-			column_refs(json_object_get(con, "raw_expr"), &cols);
-			if (cols.len != 1)
-				strlist_free(&cols);
-		}
-		name = object_name(table, cols.len == 1 ? cols.items[0] : NULL, "check");
-	}
-	strlist_free(&cols);
-	return name;
 }
 
 /* ---- types ---- */
@@ -436,20 +257,32 @@ cand_set_type(struct collector *c, struct cand *k, json_t *tn)
 	k->typmod_known = true;
 	bool builtin = schema == NULL || strcmp(schema, "pg_catalog") == 0;
 	int m0 = nm > 0 ? const_int(json_array_get(mods, 0)) : -1;
-	int m1 = nm > 1 ? const_int(json_array_get(mods, 1)) : -1;
 	if (nm == 0) {
 		k->typmod = -1;
 	} else if (builtin && m0 >= 0 && (strcmp(name, "varchar") == 0 || strcmp(name, "bpchar") == 0)) {
 		k->typmod = m0 + 4;   /* VARHDRSZ */
 	} else if (builtin && m0 >= 0 && (strcmp(name, "numeric") == 0 || strcmp(name, "decimal") == 0)) {
-		k->typmod = ((m0 << 16) | (nm > 1 && m1 >= 0 ? m1 : 0)) + 4;
+		/*
+		 * The scale: libpg_query's JSON leaves 0 out and writes a negative one (PostgreSQL 15
+		 * allows numeric(5,-2)) the same way, so an absent value cannot be read: unknown then.
+		 */
+		json_t *sc = nm > 1 ? node_as(json_array_get(mods, 1), "A_Const") : NULL;
+		json_t *sv = sc ? json_object_get(sc, "ival") : NULL;
+		int scale = nm > 1 ? const_int(json_array_get(mods, 1)) : 0;
+		if (nm > 1 && (sv == NULL || json_object_get(sv, "ival") == NULL || scale < 0)) {
+			k->typmod_known = false;
+			k->typmod_unknown = true;
+		} else {
+			k->typmod = ((m0 << 16) | scale) + 4;
+		}
 	} else if (builtin && m0 >= 0 && nm == 1 &&
 	           (strcmp(name, "timestamp") == 0 || strcmp(name, "timestamptz") == 0 ||
 	            strcmp(name, "time") == 0 || strcmp(name, "timetz") == 0 ||
 	            strcmp(name, "bit") == 0 || strcmp(name, "varbit") == 0)) {
 		k->typmod = m0;
 	} else {
-		k->typmod_known = false;  /* compare the type only */
+		k->typmod_known = false;
+		k->typmod_unknown = true;  /* the type may match while its modifier does not: say unknown */
 	}
 	struct strbuf sb = {0};
 	strbuf_adds(&sb, name);
@@ -488,11 +321,18 @@ add_constraint(struct collector *c, const char *schema, const char *table, const
 	const char *given = str_of(con, "conname");
 	if (given == NULL)
 		given = str_of(con, "indexname");  /* ADD ... USING INDEX keeps the index's name */
-	char *name = given ? xstrdup(given) : default_constraint_name(table, col, con);
+	/*
+	 * An unnamed constraint's name cannot be predicted reliably (PostgreSQL appends a digit when
+	 * the default name is taken, and names CHECKs after the columns of their expression), and a
+	 * wrong guess would let a mark be allowed wrongly: such a constraint is unknown.
+	 */
+	(void)col;
+	char *name = given ? xstrdup(given) : NULL;
 	if (name == NULL) {
 		char *t = display(schema, table, NULL);
 		add_unknown(c, "constraint", schema, table,
-		            xasprintf("an unnamed constraint on %s: its name cannot be worked out here", t));
+		            xasprintf("an unnamed constraint on %s: its name cannot be predicted reliably, so it "
+		                      "cannot be checked", t));
 		free(t);
 		return;
 	}
@@ -570,20 +410,16 @@ collect_index(struct collector *c, json_t *is)
 	const char *schema = rv ? rv_schema(c, rv) : c->default_schema;
 	const char *table = rv ? str_of(rv, "relname") : NULL;
 	const char *idx = str_of(is, "idxname");
+	/*
+	 * An unnamed index's name cannot be predicted reliably (idx or key, INCLUDE columns,
+	 * expressions, a digit when the default name is taken): it is unknown rather than guessed.
+	 */
 	char *name = idx ? xstrdup(idx) : NULL;
-	if (name == NULL && table) {
-		struct strlist cols = {0};
-		index_column_names(json_object_get(is, "indexParams"), &cols);
-		char *add = name_addition(&cols);
-		bool primary = json_is_true(json_object_get(is, "primary"));
-		bool unique = json_is_true(json_object_get(is, "unique"));
-		name = object_name(table, primary ? NULL : add,
-		                   primary ? "pkey" : unique ? "key" : "idx");
-		free(add);
-		strlist_free(&cols);
-	}
 	if (name == NULL) {
-		add_unknown(c, "index", schema, NULL, xstrdup("the index name cannot be worked out here"));
+		char *t = display(schema, table, NULL);
+		add_unknown(c, "index", schema, table, xasprintf("an unnamed index on %s: its name cannot be predicted "
+		                                                 "reliably, so it cannot be checked", t));
+		free(t);
 		return;
 	}
 	add_rel(c, "index", "iI", schema, name, true);
@@ -633,6 +469,8 @@ collect_drop(struct collector *c, json_t *ds)
 			json_t *owa = node_as(obj, "ObjectWithArgs");
 			if (owa && qualified(c, json_object_get(owa, "objname"), &schema, &name)) {
 				struct cand *k = cand_new(c, "function", OBJ_FUNCTION, ASP_PRESENCE, schema, name, NULL);
+				k->ambiguous = xstrdup("functions are told apart by their argument types, which are not "
+				                       "compared here");
 				k->want = false;
 				if (!json_is_true(json_object_get(owa, "args_unspecified")))
 					k->nargs = (int)json_array_size(json_object_get(owa, "objargs"));
@@ -729,15 +567,17 @@ collect_stmt(struct collector *c, json_t *node)
 	} else if ((b = node_as(node, "RenameStmt")) != NULL) {
 		collect_rename(c, b);
 	} else if ((b = node_as(node, "CreateEnumStmt")) != NULL) {
+		/* typtype tells an enum from a table's row type of the same name. */
 		if (qualified(c, json_object_get(b, "typeName"), &schema, &name))
-			cand_new(c, "type", OBJ_TYPE, ASP_PRESENCE, schema, name, NULL);
+			strcpy(cand_new(c, "type", OBJ_TYPE, ASP_PRESENCE, schema, name, NULL)->typtype, "e");
 	} else if ((b = node_as(node, "CompositeTypeStmt")) != NULL) {
 		json_t *rv = json_object_get(b, "typevar");
 		if (rv && str_of(rv, "relname"))
-			cand_new(c, "type", OBJ_TYPE, ASP_PRESENCE, rv_schema(c, rv), str_of(rv, "relname"), NULL);
+			strcpy(cand_new(c, "type", OBJ_TYPE, ASP_PRESENCE, rv_schema(c, rv), str_of(rv, "relname"),
+			                NULL)->typtype, "C");  /* composite of a CREATE TYPE: relkind c */
 	} else if ((b = node_as(node, "CreateDomainStmt")) != NULL) {
 		if (qualified(c, json_object_get(b, "domainname"), &schema, &name))
-			cand_new(c, "type", OBJ_TYPE, ASP_PRESENCE, schema, name, NULL);
+			strcpy(cand_new(c, "type", OBJ_TYPE, ASP_PRESENCE, schema, name, NULL)->typtype, "d");
 	} else if ((b = node_as(node, "AlterEnumStmt")) != NULL) {
 		if (!qualified(c, json_object_get(b, "typeName"), &schema, &name) || str_of(b, "newVal") == NULL)
 			return;
@@ -757,8 +597,12 @@ collect_stmt(struct collector *c, json_t *node)
 			add_rel(c, "sequence", "S", rv_schema(c, rv), str_of(rv, "relname"), true);
 	} else if ((b = node_as(node, "ViewStmt")) != NULL) {
 		json_t *rv = json_object_get(b, "view");
-		if (rv && str_of(rv, "relname"))
+		if (rv && str_of(rv, "relname")) {
 			add_rel(c, "view", "v", rv_schema(c, rv), str_of(rv, "relname"), true);
+			if (json_is_true(json_object_get(b, "replace")))
+				c->items[c->n - 1].ambiguous = xstrdup("CREATE OR REPLACE: the view existing does not show "
+				                                       "whether this definition replaced the old one");
+		}
 	} else if ((b = node_as(node, "CreateSchemaStmt")) != NULL) {
 		if (str_of(b, "schemaname"))
 			cand_new(c, "schema", OBJ_SCHEMA, ASP_PRESENCE, NULL, str_of(b, "schemaname"), NULL);
@@ -771,6 +615,10 @@ collect_stmt(struct collector *c, json_t *node)
 		if (!qualified(c, json_object_get(b, "funcname"), &schema, &name))
 			return;
 		struct cand *k = cand_new(c, "function", OBJ_FUNCTION, ASP_PRESENCE, schema, name, NULL);
+		k->ambiguous = xstrdup(json_is_true(json_object_get(b, "replace")) ?
+		                       "CREATE OR REPLACE: a function existing does not show whether this definition "
+		                       "replaced the old one" :
+		                       "functions are told apart by their argument types, which are not compared here");
 		json_t *p;
 		size_t i;
 		k->nargs = 0;
@@ -1085,10 +933,16 @@ probe(PGconn *conn, const struct cand *k, const char *name, const char *sub, con
 		break;
 	}
 	case OBJ_TYPE: {
-		const char *p[2] = { k->schema, name };
+		/* typtype "C": a composite type of its own (not a table's row type). */
+		const char *p[3] = { k->schema, name, k->typtype };
 		res = query(conn, "SELECT 1 FROM pg_catalog.pg_type t" Q_NS_JOIN "t.typnamespace"
-		            " WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND t.typname OPERATOR(pg_catalog.=) $2",
-		            2, p, ctx, err);
+		            " LEFT JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) t.typrelid"
+		            " WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND t.typname OPERATOR(pg_catalog.=) $2"
+		            " AND ($3 OPERATOR(pg_catalog.=) ''"
+		            "  OR ($3 OPERATOR(pg_catalog.=) 'C' AND t.typtype OPERATOR(pg_catalog.=) 'c'"
+		            "      AND r.relkind OPERATOR(pg_catalog.=) 'c')"
+		            "  OR t.typtype::pg_catalog.text OPERATOR(pg_catalog.=) $3)",
+		            3, p, ctx, err);
 		if (res && PQntuples(res) > 0)
 			pr = PROBE_PRESENT;
 		break;
@@ -1241,6 +1095,11 @@ judge(PGconn *conn, const struct cand *k, const struct rb_ctx *ctx, struct effec
 		return true;
 	}
 	bool present = pr == PROBE_PRESENT;
+	if (present && k->ambiguous && k->asp == ASP_PRESENCE) {
+		e->what = xasprintf("%s %s exists, but that does not settle it: %s", word, k->object, k->ambiguous);
+		found_free(&f);
+		return true;
+	}
 	switch (k->asp) {
 	case ASP_PRESENCE:
 		e->seen = present == k->want ? EFFECT_DONE : EFFECT_NOT_DONE;
@@ -1260,6 +1119,9 @@ judge(PGconn *conn, const struct cand *k, const struct rb_ctx *ctx, struct effec
 		} else if (!f.type_known) {
 			e->what = xasprintf("column %s is %s; the type %s does not resolve here", k->object, f.type_now,
 			                    k->typ_text ? k->typ_text : "?");
+		} else if (f.type_ok && k->typmod_unknown) {
+			e->what = xasprintf("column %s is %s; whether its type modifier matches %s cannot be checked here",
+			                    k->object, f.type_now, k->typ_text ? k->typ_text : "?");
 		} else {
 			e->seen = f.type_ok ? EFFECT_DONE : EFFECT_NOT_DONE;
 			if (f.type_ok)
