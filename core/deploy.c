@@ -1272,6 +1272,26 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 			goto out;
 		}
 	}
+	if (opts->expect_pending) {
+		struct strlist seen = {0};
+		for (size_t i = 0; i < d.pv.local.n; i++)
+			if (now.items[i].state == MIG_PENDING)
+				strlist_push(&seen, now.items[i].name);
+		bool same = seen.len == opts->expect_pending->len;
+		for (size_t i = 0; same && i < seen.len; i++)
+			same = strcmp(seen.items[i], opts->expect_pending->items[i]) == 0;
+		if (!same) {
+			rb_error_setc(err, RB_EXIT_STEP, "the pending migrations changed since they were shown "
+			              "(%zu then, %zu now); nothing was run", opts->expect_pending->len, seen.len);
+			rb_error_hint(err, "Look at them again and confirm what is pending now.");
+			strlist_free(&seen);
+			migrations_status_free(&now);
+			outcome = "refused";
+			ok = false;
+			goto out;
+		}
+		strlist_free(&seen);
+	}
 	if (!migrations_ensure_table(d.ctl, p->migrations.schema, ctx, err) || !prepare_work(&d, err)) {
 		migrations_status_free(&now);
 		ok = false;

@@ -63,6 +63,12 @@ struct deploy_opts {
 	bool        backup_ok;
 	const char *waive_backup;
 	int64_t     advisory_wait_ms;  /* how long to poll for the advisory lock; 0: 10 s */
+	/*
+	 * When not NULL: the pending migrations the person was shown when they confirmed. If the
+	 * pending set found under the lock differs (a migration added, or applied by someone else),
+	 * nothing runs and the deploy says so: a confirmation covers what was reviewed, nothing more.
+	 */
+	const struct strlist *expect_pending;
 	const char *who;             /* who runs it ($USER), for the journal; may be NULL */
 };
 

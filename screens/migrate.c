@@ -86,6 +86,7 @@ struct mg_work {
 	bool                   deploy;
 	char                  *confirm;  /* the typed phrase, or NULL */
 	char                  *who;
+	struct strlist         expect;   /* the pending migrations the person saw and confirmed */
 	/* Filled by the worker. */
 	bool                   ok;
 	struct rb_error        err;
@@ -100,6 +101,7 @@ work_free(struct mg_work *job)
 		return;
 	free(job->confirm);
 	free(job->who);
+	strlist_free(&job->expect);
 	rb_error_clear(&job->err);
 	if (job->pv) {
 		deploy_preview_free(job->pv);
@@ -119,6 +121,7 @@ mg_main(void *arg, atomic_int *cancel)
 			.confirm = job->confirm,
 			.backup_ok = true,   /* the screen checked: backup done or waived in this run */
 			.who = job->who,
+			.expect_pending = &job->expect,
 		};
 		job->ok = deploy_run(job->wz->plan, &opts, &ctx, &job->result, &job->err);
 	} else {
@@ -227,6 +230,11 @@ deploy_start(struct wizard *w, const char *confirm)
 	job->deploy = true;
 	job->confirm = confirm ? xstrdup(confirm) : NULL;
 	job->who = xstrdup(util_user_name());
+	/* What was shown when the person confirmed: the deploy refuses if more (or less) is pending. */
+	const struct deploy_preview *pv = w->mig.pv;
+	for (size_t i = 0; pv && i < pv->local.n && i < pv->status.n; i++)
+		if (pv->status.items[i].state == MIG_PENDING)
+			strlist_push(&job->expect, pv->status.items[i].name);
 	if (!wizard_worker_start(w, PLAN_STAGE_MIGRATE, mg_main, job, mg_collect)) {
 		work_free(job);
 		return;

@@ -223,6 +223,22 @@ kill "$blocker" 2>/dev/null
 t_sql_do "select pg_terminate_backend($apid)"
 blocker=""
 
+# A migration added while the prompt is open: the confirmation covered what was shown, so nothing runs.
+keys F2
+expect "the prompt for the two pending ones" 'apply 2 pending migrations, 1 dangerous statement'
+L=20990101000004_late
+mkdir -p "$M/$L"
+printf 'CREATE TABLE "Late" ("id" INTEGER);\n' >"$M/$L/migration.sql"
+type_text "deploy $T_DB"
+keys Enter
+expect "the deploy refuses: more is pending than was shown" 'the pending migrations changed since they were shown' 10
+t_eq "nothing ran" "$(mig_rows)" "$A:true:false"
+t_eq "no Late table" "$(t_sql "select to_regclass('public.\"Late\"') is null")" "t"
+expect "the table is read again after the refusal, with the late one" "3 pending on $T_DB"
+rm -rf "${M:?}/$L"
+keys F5
+expect "F5 reads it again without it" "2 pending on $T_DB"
+
 # The lock is gone: the right phrase applies the rest.
 keys F2
 expect "the prompt once more" 'Confirm: Deploy migrations'
@@ -239,7 +255,7 @@ expect "the refreshed table shows all applied" "$C +applied +safe +statements"
 t_match "the status says up to date" "$screen" "Up to date: every migration is applied on $T_DB"
 
 # The journal: confirmations and steps.
-t_eq "three confirmations for migrate" "$(journal | jq -r 'select(.type=="confirm_ok" and .stage=="migrate") | .type' | wc -l)" "3"
+t_eq "four confirmations for migrate" "$(journal | jq -r 'select(.type=="confirm_ok" and .stage=="migrate") | .type' | wc -l)" "4"
 t_eq "a lock_timeout step naming the blocker's pid" \
 	"$(journal | jq -r "select(.type==\"step\" and .data.kind==\"statement\" and .data.state==\"lock_timeout\") | .data.blockers[] | select(.pid == $bpid) | .application" | sort -u)" \
 	"rb-blocker"
@@ -249,9 +265,9 @@ t_eq "migration steps: applied, not applied, applied, applied" \
 t_match "statement steps for the statement-mode migration" \
 	"$(journal | jq -r "select(.type==\"step\" and .data.kind==\"statement\" and .data.migration==\"$C\") | .data.state" | tr '\n' ' ')" \
 	'^start done $'
-t_eq "the stage failed twice (lock timeout, cancelled), then was done" \
+t_eq "the stage failed three times (lock timeout, cancelled, changed), then was done" \
 	"$(journal | jq -r 'select(.stage=="migrate" and (.type=="stage_failed" or .type=="stage_done")) | .type' | tr '\n' ' ')" \
-	"stage_failed stage_failed stage_done "
+	"stage_failed stage_failed stage_failed stage_done "
 keys q
 expect "q quits" 'wizard finished: 0'
 t_done
