@@ -144,6 +144,37 @@ drop_json(json_t **j)
 	*j = NULL;
 }
 
+static void deploy_go(struct wizard *wz);
+
+static void
+retry_cb(void *ud, bool yes)
+{
+	struct wizard *wz = ud;
+	if (yes)
+		deploy_go(wz);
+	else
+		events_log(wz->bus, LOG_LEVEL_INFO, DEPLOY_STAGE, "not tried again after the lock timeout; F2 "
+		           "deploys when the blocker is gone");
+}
+
+/*
+ * After a lock timeout the deploy stops and asks (issue 5): the blocker and whether to try again
+ * now. Asked once the state has been read again, so a yes starts from what is pending now.
+ */
+static void
+ask_retry(struct wizard *w)
+{
+	struct wiz_migrate *m = &w->mig;
+	m->ask_retry = false;
+	struct strbuf sb = { 0 };
+	strbuf_adds(&sb, m->run_err.message ? m->run_err.message : "a statement could not get its lock");
+	if (m->run_err.detail)
+		strbuf_addf(&sb, ". %s", m->run_err.detail);
+	strbuf_adds(&sb, " Try again now?");
+	tui_ask(w->app, "Lock timeout", sb.buf, retry_cb, w);
+	strbuf_release(&sb);
+}
+
 static void
 mg_collect(struct wizard *w, void *result, bool stopped)
 {
@@ -171,6 +202,8 @@ mg_collect(struct wizard *w, void *result, bool stopped)
 			ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
 			ws->running_since = 0;
 		}
+		const char *outcome = json_string_value(json_object_get(m->result, "outcome"));
+		m->ask_retry = !m->run_ok && !stopped && outcome && strcmp(outcome, "lock_timeout") == 0;
 		work_free(job);
 		if (!stopped)
 			preview_start(w);   /* what the database holds now */
@@ -198,6 +231,8 @@ mg_collect(struct wizard *w, void *result, bool stopped)
 		m->pv_error = strbuf_detach(&sb);
 	}
 	work_free(job);
+	if (m->ask_retry && !stopped)
+		ask_retry(w);
 }
 
 static void
@@ -1018,7 +1053,6 @@ backup_missing(const struct wizard *wz, const char *db)
 	                 journal_stage_status_name(st), runnable ? "run it with F2, or press " : "press ", db);
 }
 
-static void deploy_go(struct wizard *wz);
 
 /*
  * The backup waiver for a plan without a backup stage, as on the backup screen

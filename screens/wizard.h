@@ -71,6 +71,8 @@ struct wiz_migrate {
 	bool                   deploying; /* the worker runs deploy_run (not a preview) */
 	bool                   deployed;  /* a deploy ended in this session: run_ok, result, run_err */
 	bool                   run_ok;
+	bool                   ask_retry; /* the deploy gave up on a lock: ask to try again once the
+	                                     state has been read again */
 	json_t                *result;    /* the last deploy's stage_result, or NULL */
 	struct rb_error        run_err;   /* the last deploy's error (message empty when none) */
 	/* The running (or last) deploy, from its events; reset by its stage_started. */

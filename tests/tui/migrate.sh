@@ -184,7 +184,12 @@ expect "the deploy waits on the lock and shows who holds it" "pid $bpid +applica
 t_match "in the blocker panel" "$screen" "WAITING FOR A LOCK|LOCK TIMEOUT"
 t_match "with the blocker's query" "$screen" 'query: '
 t_match "the sidebar shows migrate running" "$screen" '^> migrate +running'
-expect "after the retry the deploy fails" 'Deploy failed: ' 20
+expect "after the retry the deploy stops and asks" 'Try again' 20
+t_match "the question names the lock timeout" "$screen" 'Lock timeout'
+t_match "and the blocker" "$screen" "Blocked by pid $bpid"
+keys n
+expect "no: the deploy stays failed, nothing more runs" 'Deploy failed: ' 5
+expect "and the log says how to go on" 'not tried again after the lock timeout' 5
 t_match "the sidebar shows it failed" "$screen" '^> migrate +failed'
 t_eq "the first migration was applied; the blocked one's row is gone (pending again)" "$(mig_rows)" \
 	"$A:true:false"
