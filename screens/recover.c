@@ -49,6 +49,7 @@ struct rc_job {
 	char                *name;
 	enum recover_action  action;
 	char                *sql_file;   /* RC_PREVIEW_SQL, RC_APPLY of run-sql */
+	char                 sql_sum[65];/* SHA-256 of the file as previewed ("" when unread) */
 	char                *confirm;    /* RC_APPLY: the typed phrase */
 	/* Filled by the worker. */
 	bool                 ok;
@@ -81,12 +82,40 @@ job_new(struct wizard *wz, enum rc_job_kind kind)
 	return job;
 }
 
+/* SHA-256 hex of a file's bytes into sum; false (sum "") when it cannot be read. */
+static bool
+file_sum(const char *path, char sum[65])
+{
+	size_t len = 0;
+	char *b = path ? file_read_all(path, &len) : NULL;
+	sum[0] = '\0';
+	if (b == NULL)
+		return false;
+	sha256_hex(b, len, sum);
+	free(b);
+	return true;
+}
+
 static void *
 rc_main(void *arg, atomic_int *cancel)
 {
 	struct rc_job *job = arg;
 	struct rb_ctx ctx = { .bus = job->wz->bus, .cancel = cancel };
 	if (job->kind == RC_APPLY) {
+		/* What was previewed is what runs: a file changed since its preview is refused. */
+		char now[65] = "";
+		if (job->action == RECOVER_RUN_SQL && job->sql_file && !file_sum(job->sql_file, now)) {
+			rb_error_setc(&job->err, RB_EXIT_STEP, "cannot read %s any more; nothing ran", job->sql_file);
+			return job;
+		}
+		if (job->action == RECOVER_RUN_SQL && strcmp(now, job->sql_sum) != 0) {
+			rb_error_setc(&job->err, RB_EXIT_STEP, "%s changed after its preview was shown; nothing ran",
+			              job->sql_file);
+			events_log(job->wz->bus, LOG_LEVEL_WARN, "migrate", "run-sql of %s refused: %s changed after its "
+			           "preview was shown; nothing ran", job->name, job->sql_file);
+			rb_error_hint(&job->err, "Choose run-sql again to see what the file holds now.");
+			return job;
+		}
 		job->ok = recover_apply(job->wz->plan, NULL, job->name, job->action, job->sql_file, job->confirm,
 		                        &ctx, &job->info, &job->err);
 		return job;
@@ -95,8 +124,10 @@ rc_main(void *arg, atomic_int *cancel)
 	job->ok = recover_inspect(job->wz->plan, NULL, job->name, &ctx, &ri, &job->err);
 	if (job->ok) {
 		job->info = recover_info_json(&ri);
-		if (job->kind == RC_PREVIEW_SQL)
+		if (job->kind == RC_PREVIEW_SQL) {
+			file_sum(job->sql_file, job->sql_sum);  /* before reading it for the preview */
 			job->preview = recover_preview(&ri, RECOVER_RUN_SQL, job->sql_file);
+		}
 	}
 	recover_info_free(&ri);
 	/* No lint_shutdown(): libpg_query frees this thread's memory when the thread ends. */
@@ -116,7 +147,7 @@ error_text(const struct rb_error *err)
 	return strbuf_detach(&sb);
 }
 
-static void run_sql_confirm(struct wizard *wz, const char *sql_file, const char *preview);
+static void run_sql_confirm(struct wizard *wz, const char *sql_file, const char *sum, const char *preview);
 
 static void
 rc_collect(struct wizard *w, void *result, bool stopped)
@@ -159,7 +190,7 @@ rc_collect(struct wizard *w, void *result, bool stopped)
 	}
 	if (job->kind == RC_PREVIEW_SQL) {
 		if (job->ok)
-			run_sql_confirm(w, job->sql_file, job->preview);
+			run_sql_confirm(w, job->sql_file, job->sql_sum, job->preview);
 		else
 			tui_message(w->app, "run-sql", r->error, TUI_ROLE_DANGER, NULL, NULL);
 	}
@@ -210,6 +241,7 @@ struct rc_confirm {
 	char                *name;
 	enum recover_action  action;
 	char                *sql_file;
+	char                 sql_sum[65];  /* of the file as previewed */
 	char                *phrase;
 };
 
@@ -243,6 +275,7 @@ confirm_done_cb(void *ud, enum tui_confirm_result res)
 		struct rc_job *job = job_new(wz, RC_APPLY);
 		job->action = c->action;
 		job->sql_file = c->sql_file ? xstrdup(c->sql_file) : NULL;
+		memcpy(job->sql_sum, c->sql_sum, sizeof job->sql_sum);
 		job->confirm = xstrdup(c->phrase);   /* the typed text, equal to the phrase; core checks it again */
 		wz->rec.acted = false;
 		job_start(wz, job);
@@ -258,7 +291,8 @@ confirm_done_cb(void *ud, enum tui_confirm_result res)
 
 /* Opens the typed confirmation of action a (allowed in the latest look) with its preview. */
 static void
-confirm_open(struct wizard *wz, enum recover_action a, const char *sql_file, const char *preview)
+confirm_open(struct wizard *wz, enum recover_action a, const char *sql_file, const char *sum,
+             const char *preview)
 {
 	json_t *aj = action_json(wz, (int)a);
 	const char *phrase = jstr(aj, "phrase");
@@ -278,6 +312,7 @@ confirm_open(struct wizard *wz, enum recover_action a, const char *sql_file, con
 	struct rc_confirm *c = xcalloc(1, sizeof *c);
 	c->wz = wz;
 	c->name = xstrdup(wz->rec.name);
+	snprintf(c->sql_sum, sizeof c->sql_sum, "%s", sum ? sum : "");
 	c->action = a;
 	c->sql_file = sql_file ? xstrdup(sql_file) : NULL;
 	c->phrase = xstrdup(phrase);
@@ -311,7 +346,7 @@ confirm_open(struct wizard *wz, enum recover_action a, const char *sql_file, con
 
 /* After run-sql's preview came back: confirm it when run-sql is still allowed. */
 static void
-run_sql_confirm(struct wizard *wz, const char *sql_file, const char *preview)
+run_sql_confirm(struct wizard *wz, const char *sql_file, const char *sum, const char *preview)
 {
 	json_t *aj = action_json(wz, RECOVER_RUN_SQL);
 	if (!json_is_true(json_object_get(aj, "allowed"))) {
@@ -320,7 +355,7 @@ run_sql_confirm(struct wizard *wz, const char *sql_file, const char *preview)
 		free(t);
 		return;
 	}
-	confirm_open(wz, RECOVER_RUN_SQL, sql_file, preview);
+	confirm_open(wz, RECOVER_RUN_SQL, sql_file, sum, preview);
 }
 
 /* --- a one-line text prompt (the SQL file's path) --- */
@@ -777,7 +812,7 @@ choose(struct screen *s)
 		free(label);
 		return;
 	}
-	confirm_open(wz, a, NULL, jstr(aj, "preview"));
+	confirm_open(wz, a, NULL, NULL, jstr(aj, "preview"));
 }
 
 static enum key_result

@@ -188,6 +188,21 @@ type_text "deploy ${T_DB}x"
 keys Enter
 expect "a wrong phrase is a miss" 'Wrong phrase \(1 of 3\): nothing ran'
 t_eq "nothing ran: the INVALID index is still there" "$(index_state)" "invalid"
+# The file changes while its preview is shown: what runs must be what was previewed.
+cp "$T_TMP/undo.sql" "$T_TMP/undo.keep"
+printf 'DROP TABLE "Item";\n' >"$T_TMP/undo.sql"
+type_text "deploy $T_DB"
+keys Enter
+expect "a file changed after its preview is refused" 'changed after its preview was shown; nothing ran' 20
+t_eq "nothing ran: the INVALID index and the table are still there" "$(index_state):$(t_sql "select to_regclass('public.\"Item\"') is not null")" "invalid:t"
+t_eq "the refusal is journaled" "$(journal | jq -r 'select(.type=="log" and (.message | test("changed after its preview"))) | .level')" "warn"
+cp "$T_TMP/undo.keep" "$T_TMP/undo.sql"
+expect "run-sql is still highlighted" '> run-sql +allowed'
+keys Enter
+expect "it asks for the file again" 'run-sql: the SQL file'
+type_text "$T_TMP/undo.sql"
+keys Enter
+expect "the preview again" 'Confirm: Recover: run-sql'
 type_text "deploy $T_DB"
 keys Enter
 expect "the right phrase runs the file" 'run-sql done\.' 20
@@ -216,7 +231,7 @@ expect "Esc goes back to the migrate table, refreshed" "$B +pending +safe"
 t_eq "the miss is journaled for migrate with the phrase" \
 	"$(journal | jq -r 'select(.type=="confirm_miss" and .stage=="migrate") | .data.phrase')" "deploy $T_DB"
 t_eq "the typed text is not journaled" "$(journal | grep -c "deploy ${T_DB}x")" "0"
-t_eq "two confirmations for migrate" \
+t_eq "two confirmations for migrate (the changed file was refused before core ran anything)" \
 	"$(journal | jq -r 'select(.type=="confirm_ok" and .stage=="migrate") | .data.phrase' | tr '\n' ' ')" \
 	"deploy $T_DB resolve $T_DB "
 t_eq "the recover steps: run-sql and mark-rolled-back done" \
