@@ -23,6 +23,8 @@ static const struct command commands[] = {
 	  "connect to every environment and report what would block a release" },
 	{ "migrate",   cmd_migrate,   "migrate status|deploy|resolve|recover|lint --plan FILE [--env NAME] [--json]",
 	  "Prisma migrations: status, deploy under lock discipline, resolve, recover, lint" },
+	{ "sync",      cmd_sync,      "sync diff --plan FILE [--table T] [--rows] [--json]",
+	  "compare the plan's sync tables between source and target, row by row" },
 	{ "runs",      cmd_runs,      "runs [--json]",
 	  "list runs (id, plan, started, last stage, state)" },
 	{ "report",    cmd_report,    "report RUN [--out FILE]",

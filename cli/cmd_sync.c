@@ -1,0 +1,428 @@
+/* cmd_sync.c: `pgrunbook sync diff`: the exact diff of the plan's sync tables, as text or JSON. */
+#include "config.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/db.h"
+#include "core/error.h"
+#include "core/sync.h"
+
+static void
+usage(FILE *f)
+{
+	fputs("Usage: pgrunbook sync diff --plan FILE [--table T] [--rows] [--json]\n\n"
+	      "Compares the plan's sync tables between the source and the target, row by row and\n"
+	      "column by column (read-only). Tables the plan does not list, and tables in skip mode,\n"
+	      "are skipped and named. For each table: mode, key, on_conflict, protected and the\n"
+	      "counts to_insert, to_update, to_delete, conflicts, differs_kept (rows that differ but\n"
+	      "where the target's row is kept: append, prod_wins) and unchanged.\n"
+	      "This version records no run in the journal and saves no review file yet.\n\n"
+	      "Options:\n"
+	      "  --plan FILE    the runbook plan\n"
+	      "  --table T      only this table (as the plan writes it, or schema.table)\n"
+	      "  --rows         also list each changed row with its changed columns (old -> new);\n"
+	      "                 as text they stream out, with --json they are held in memory\n"
+	      "  --json         print the result as JSON\n"
+	      "\nExit codes: 0 the diff ran, 1 usage, 2 connection failure, 3 a table could not be\n"
+	      "diffed (missing table, no key, type mismatch, duplicate key) or cancelled, 4 invalid plan.\n", f);
+}
+
+struct table_out {
+	bool    json;
+	bool    rows;
+	json_t *jrows;
+};
+
+/* A value for people: NULL, or single-quoted with quotes doubled and control characters escaped. */
+static void
+print_value(const struct sync_value *v)
+{
+	if (v->data == NULL) {
+		fputs("NULL", stdout);
+		return;
+	}
+	putchar('\'');
+	for (size_t i = 0; i < v->len; i++) {
+		unsigned char c = (unsigned char)v->data[i];
+		if (c == '\'')
+			fputs("''", stdout);
+		else if (c == '\n')
+			fputs("\\n", stdout);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c == '\r')
+			fputs("\\r", stdout);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
+	}
+	putchar('\'');
+}
+
+static json_t *
+json_value(const struct sync_value *v)
+{
+	if (v->data == NULL)
+		return json_null();
+	json_t *s = json_stringn(v->data, v->len);
+	return s ? s : json_string("(not valid UTF-8)");
+}
+
+static void
+print_key(const struct sync_spec *spec, const struct sync_value *vals)
+{
+	putchar('(');
+	for (size_t i = 0; i < spec->nkey; i++)
+		printf("%s%s", i ? ", " : "", spec->cols[i].name);
+	fputs(")=(", stdout);
+	for (size_t i = 0; i < spec->nkey; i++) {
+		if (i)
+			fputs(", ", stdout);
+		fwrite(vals[i].data ? vals[i].data : "NULL", 1, vals[i].data ? vals[i].len : 4, stdout);
+	}
+	putchar(')');
+}
+
+static void
+on_row(const struct sync_spec *spec, const struct sync_row *row, void *userdata)
+{
+	struct table_out *o = userdata;
+	const struct sync_value *keyvals = row->src ? row->src : row->dst;
+	if (o->json) {
+		json_t *r = json_object();
+		json_object_set_new(r, "kind", json_string(sync_kind_name(row->kind)));
+		json_t *key = json_object(), *changed = json_array();
+		for (size_t i = 0; i < spec->nkey; i++)
+			json_object_set_new(key, spec->cols[i].name, json_value(&keyvals[i]));
+		json_object_set_new(r, "key", key);
+		for (size_t i = 0; row->changed && i < row->ncols; i++)
+			if (row->changed[i])
+				json_array_append_new(changed, json_string(spec->cols[i].name));
+		json_object_set_new(r, "changed", changed);
+		for (int side = 0; side < 2; side++) {
+			const struct sync_value *vals = side == 0 ? row->src : row->dst;
+			json_t *v = json_null();
+			if (vals) {
+				v = json_object();
+				for (size_t i = 0; i < row->ncols; i++)
+					json_object_set_new(v, spec->cols[i].name, json_value(&vals[i]));
+			}
+			json_object_set_new(r, side == 0 ? "source" : "target", v);
+		}
+		json_array_append_new(o->jrows, r);
+		return;
+	}
+	printf("  %s ", sync_kind_name(row->kind));
+	print_key(spec, keyvals);
+	putchar('\n');
+	for (size_t i = spec->nkey; i < row->ncols; i++) {
+		if (row->changed) {
+			if (!row->changed[i])
+				continue;
+			printf("      %s: ", spec->cols[i].name);
+			print_value(&row->dst[i]);
+			fputs(" -> ", stdout);
+			print_value(&row->src[i]);
+		} else {
+			printf("      %s: ", spec->cols[i].name);
+			print_value(row->src ? &row->src[i] : &row->dst[i]);
+		}
+		putchar('\n');
+	}
+	for (size_t i = 0; row->changed && i < spec->nkey; i++)
+		if (row->changed[i]) {
+			printf("      %s (key, same value): ", spec->cols[i].name);
+			print_value(&row->dst[i]);
+			fputs(" -> ", stdout);
+			print_value(&row->src[i]);
+			putchar('\n');
+		}
+}
+
+static const char *
+key_list(const struct sync_spec *spec, char *buf, size_t len)
+{
+	size_t w = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < spec->nkey && w < len; i++)
+		w += (size_t)snprintf(buf + w, len - w, "%s%s", i ? ", " : "", spec->cols[i].name);
+	return buf;
+}
+
+/* "schema.table" for a plan table name. Caller frees. */
+static char *
+qualified(const struct plan *plan, const char *name)
+{
+	if (strchr(name, '.'))
+		return xstrdup(name);
+	const char *schema = plan->migrations.schema && plan->migrations.schema[0] ?
+	                     plan->migrations.schema : "public";
+	return xasprintf("%s.%s", schema, name);
+}
+
+static void
+print_header(const struct plan_sync_table *t, const struct sync_spec *spec, const char *display)
+{
+	printf("%s\n", display);
+	printf("  mode:         %s\n", plan_mode_name(t->mode));
+	if (spec) {
+		char kb[512];
+		printf("  key:          %s (%s)\n", key_list(spec, kb, sizeof kb),
+		       spec->key_from_plan ? "plan" : "primary key");
+	}
+	printf("  on_conflict:  %s\n", plan_on_conflict_name(t->on_conflict));
+	printf("  protected:    %s\n", t->protected_ ? "yes" : "no");
+	printf("  delete:       %s\n", t->delete_rows ? "yes" : "no");
+}
+
+static json_t *
+json_error(const struct rb_error *err)
+{
+	return json_pack("{s:s?, s:s?, s:s?}", "message", err->message, "detail", err->detail,
+	                 "hint", err->hint);
+}
+
+/* Diffs one plan table; prints or adds to jtables. Returns an exit code. */
+static int
+diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sync_table *t,
+         const struct rb_ctx *ctx, bool json, bool rows, json_t *jtables)
+{
+	struct rb_error err = {0};
+	struct sync_spec *spec = NULL;
+	char *display = qualified(plan, t->name);
+	struct sync_counts counts;
+	char digest[65] = "";
+	struct table_out o = { .json = json, .rows = rows, .jrows = json && rows ? json_array() : NULL };
+	bool ok = sync_table_resolve(src, dst, plan, t, ctx, &spec, &err);
+	if (!json) {
+		print_header(t, spec, display);
+		if (ok && rows)
+			fflush(stdout);
+	}
+	if (ok)
+		ok = sync_diff_table(src, dst, spec, ctx, rows ? on_row : NULL, &o, &counts, digest, &err);
+	int code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
+
+	if (json) {
+		json_t *jt = json_object();
+		json_object_set_new(jt, "table", json_string(display));
+		json_object_set_new(jt, "plan_name", json_string(t->name));
+		json_object_set_new(jt, "mode", json_string(plan_mode_name(t->mode)));
+		json_object_set_new(jt, "on_conflict", json_string(plan_on_conflict_name(t->on_conflict)));
+		json_object_set_new(jt, "protected", json_boolean(t->protected_));
+		json_object_set_new(jt, "delete", json_boolean(t->delete_rows));
+		json_t *key = json_array();
+		for (size_t i = 0; spec && i < spec->nkey; i++)
+			json_array_append_new(key, json_string(spec->cols[i].name));
+		json_object_set_new(jt, "key", key);
+		json_object_set_new(jt, "key_from", spec ? json_string(spec->key_from_plan ? "plan" : "primary key")
+		                                         : json_null());
+		json_t *cols = json_array();
+		for (size_t i = 0; spec && i < spec->ncols; i++)
+			json_array_append_new(cols, json_pack("{s:s, s:s}", "name", spec->cols[i].name,
+			                                      "type", spec->cols[i].type));
+		json_object_set_new(jt, "columns", cols);
+		json_object_set_new(jt, "state", json_string(ok ? "diffed" : "failed"));
+		if (ok) {
+			json_object_set_new(jt, "counts", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+				"to_insert", (json_int_t)counts.n[SYNC_INSERT],
+				"to_update", (json_int_t)counts.n[SYNC_UPDATE],
+				"to_delete", (json_int_t)counts.n[SYNC_DELETE],
+				"conflicts", (json_int_t)counts.n[SYNC_CONFLICT],
+				"differs_kept", (json_int_t)counts.n[SYNC_DIFFERS_KEPT],
+				"unchanged", (json_int_t)counts.n[SYNC_UNCHANGED]));
+			json_object_set_new(jt, "source_rows", json_integer(counts.source_rows));
+			json_object_set_new(jt, "target_rows", json_integer(counts.target_rows));
+			json_object_set_new(jt, "digest", json_string(digest));
+			if (o.jrows)
+				json_object_set_new(jt, "rows", o.jrows), o.jrows = NULL;
+		} else {
+			json_object_set_new(jt, "error", json_error(&err));
+		}
+		json_array_append_new(jtables, jt);
+	} else if (ok) {
+		printf("  to_insert:    %" PRId64 "\n", counts.n[SYNC_INSERT]);
+		printf("  to_update:    %" PRId64 "\n", counts.n[SYNC_UPDATE]);
+		printf("  to_delete:    %" PRId64 "%s\n", counts.n[SYNC_DELETE],
+		       counts.n[SYNC_DELETE] && !t->delete_rows ? " (reported only; the plan does not delete)" : "");
+		printf("  conflicts:    %" PRId64 "\n", counts.n[SYNC_CONFLICT]);
+		printf("  differs_kept: %" PRId64 "\n", counts.n[SYNC_DIFFERS_KEPT]);
+		printf("  unchanged:    %" PRId64 "\n", counts.n[SYNC_UNCHANGED]);
+		printf("  digest:       %s\n", digest);
+	} else {
+		char *m = rb_error_format(&err);
+		printf("  error:        %s\n", m);
+		free(m);
+	}
+	if (!ok) {
+		fflush(stdout);
+		cli_print_error(&err);
+	}
+	json_decref(o.jrows);
+	rb_error_clear(&err);
+	sync_spec_free(spec);
+	free(display);
+	return code;
+}
+
+static int
+sync_diff(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"plan", required_argument, NULL, 'p'},
+		{"table", required_argument, NULL, 't'},
+		{"rows", no_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *plan_path = NULL, *only = NULL;
+	bool json = false, rows = false;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p': plan_path = optarg; break;
+		case 't': only = optarg; break;
+		case 'r': rows = true; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return RB_EXIT_OK;
+		case ':': return cli_usage_error("sync", "option \"%s\" needs a value", argv[optind - 1]);
+		default: return cli_usage_error("sync", "unknown option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("sync", "unexpected argument \"%s\"", argv[optind]);
+	if (plan_path == NULL)
+		return cli_usage_error("sync", "--plan FILE is required");
+
+	struct plan *plan = cli_load_plan(plan_path);
+	if (plan == NULL)
+		return RB_EXIT_PLAN;
+	struct rb_error err = {0};
+	if (!plan->sync.present || plan->source == NULL) {
+		if (!plan->sync.present)
+			rb_error_setc(&err, RB_EXIT_PLAN, "the plan has no sync section");
+		else
+			rb_error_setc(&err, RB_EXIT_PLAN, "the plan names no source to sync from");
+		cli_print_error(&err);
+		rb_error_clear(&err);
+		plan_free(plan);
+		return RB_EXIT_PLAN;
+	}
+	const struct plan_sync_table *want = NULL;
+	if (only) {
+		for (size_t i = 0; i < plan->sync.ntables && !want; i++) {
+			char *q = qualified(plan, plan->sync.tables[i].name);
+			if (strcmp(plan->sync.tables[i].name, only) == 0 || strcmp(q, only) == 0)
+				want = &plan->sync.tables[i];
+			free(q);
+		}
+		if (want == NULL) {
+			plan_free(plan);
+			return cli_usage_error("sync", "table \"%s\" is not in the plan's sync tables", only);
+		}
+	}
+
+	PGconn *src = db_connect(plan, plan->source, &err);
+	PGconn *dst = src ? db_connect(plan, plan->target, &err) : NULL;
+	if (dst == NULL) {
+		cli_print_error(&err);
+		int code = err.code ? err.code : RB_EXIT_CONNECT;
+		rb_error_clear(&err);
+		PQfinish(src);
+		plan_free(plan);
+		return code;
+	}
+
+	atomic_int *cancel = cli_cancel_begin();
+	struct rb_ctx ctx = { .bus = NULL, .cancel = cancel };
+	int code = RB_EXIT_OK;
+	json_t *jtables = json_array(), *jskipped = json_array();
+	if (!json)
+		printf("sync diff: %s -> %s (read-only; no review file saved)\n", plan->source, plan->target);
+
+	/* The target's tables the plan does not list, or lists in skip mode. */
+	struct strlist all = {0}, listed = {0};
+	for (size_t i = 0; i < plan->sync.ntables; i++)
+		strlist_push_owned(&listed, qualified(plan, plan->sync.tables[i].name));
+	bool listed_ok = only != NULL || sync_list_tables(dst, &ctx, &all, &err);
+	if (!listed_ok) {
+		cli_print_error(&err);
+		rb_error_clear(&err);
+		code = RB_EXIT_STEP;
+	}
+
+	for (size_t i = 0; i < plan->sync.ntables; i++) {
+		const struct plan_sync_table *t = &plan->sync.tables[i];
+		if (want && t != want)
+			continue;
+		if (t->mode == PLAN_MODE_SKIP)
+			continue;
+		if (!json)
+			putchar('\n');
+		if (diff_one(src, dst, plan, t, &ctx, json, rows, jtables) != RB_EXIT_OK)
+			code = RB_EXIT_STEP;  /* the next table is still diffed */
+		if (rb_ctx_cancelled(&ctx))
+			break;
+	}
+	cli_cancel_end();
+
+	/* Skipped: skip-mode tables of the plan, then the target's tables the plan does not list. */
+	for (size_t i = 0; i < plan->sync.ntables; i++) {
+		const struct plan_sync_table *t = &plan->sync.tables[i];
+		if (t->mode == PLAN_MODE_SKIP && (want == NULL || t == want))
+			json_array_append_new(jskipped, json_pack("{s:s, s:s}", "table", listed.items[i],
+			                                          "reason", "mode skip"));
+	}
+	for (size_t i = 0; i < all.len; i++)
+		if (!strlist_contains(&listed, all.items[i]))
+			json_array_append_new(jskipped, json_pack("{s:s, s:s}", "table", all.items[i],
+			                                          "reason", "not in the plan"));
+	if (json) {
+		json_t *o = json_pack("{s:s, s:s, s:n, s:o, s:o, s:b, s:i}", "source", plan->source,
+		                      "target", plan->target, "review_file", "tables", jtables,
+		                      "skipped", jskipped, "ok", code == RB_EXIT_OK, "exit_code", code);
+		cli_print_json(o);
+	} else {
+		printf("\nskipped:");
+		size_t n = json_array_size(jskipped);
+		if (n == 0)
+			printf(" none");
+		putchar('\n');
+		for (size_t i = 0; i < n; i++) {
+			json_t *s = json_array_get(jskipped, i);
+			printf("  %s (%s)\n", json_string_value(json_object_get(s, "table")),
+			       json_string_value(json_object_get(s, "reason")));
+		}
+		json_decref(jtables);
+		json_decref(jskipped);
+		printf("\nsync diff: %s\n", code == RB_EXIT_OK ? "done" :
+		       rb_ctx_cancelled(&ctx) ? "cancelled" : "failed for at least one table");
+	}
+	strlist_free(&all);
+	strlist_free(&listed);
+	PQfinish(src);
+	PQfinish(dst);
+	plan_free(plan);
+	return code;
+}
+
+int
+cmd_sync(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? RB_EXIT_USAGE : RB_EXIT_OK;
+	}
+	if (strcmp(argv[1], "diff") == 0)
+		return sync_diff(argc - 1, argv + 1);
+	return cli_usage_error("sync", "unknown sync command \"%s\" (this version has: diff)", argv[1]);
+}
