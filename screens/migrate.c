@@ -1000,12 +1000,12 @@ confirm_miss_cb(void *ud, const char *typed, int misses)
 }
 
 static void
-confirm_done_cb(void *ud, enum tui_confirm_result r)
+confirm_done_cb(void *ud, enum tui_confirm_result r, const char *typed)
 {
 	struct mg_confirm *c = ud;
 	struct wizard *wz = c->wz;
 	if (r == TUI_CONFIRM_OK)
-		deploy_start(wz, c->phrase);   /* the typed text, equal to the phrase; core checks it again */
+		deploy_start(wz, typed);   /* what was typed: core compares it again and journals it */
 	else if (r == TUI_CONFIRM_REFUSED)
 		events_log(wz->bus, LOG_LEVEL_WARN, DEPLOY_STAGE, "deploy refused after 3 wrong phrases; nothing ran");
 	else
@@ -1073,13 +1073,13 @@ waiver_miss_cb(void *ud, const char *typed, int misses)
 }
 
 static void
-waiver_done_cb(void *ud, enum tui_confirm_result r)
+waiver_done_cb(void *ud, enum tui_confirm_result r, const char *typed)
 {
 	struct mg_waiver *wv = ud;
 	struct wizard *wz = wv->wz;
 	bool go = false;
 	if (r == TUI_CONFIRM_OK) {
-		go = wizard_waive_backup(wz, wv->phrase);
+		go = wizard_waive_backup(wz, wv->phrase, typed);
 	} else if (r == TUI_CONFIRM_REFUSED) {
 		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing ran");
 	} else {

@@ -266,7 +266,7 @@ confirm_miss_cb(void *ud, const char *typed, int misses)
 }
 
 static void
-confirm_done_cb(void *ud, enum tui_confirm_result res)
+confirm_done_cb(void *ud, enum tui_confirm_result res, const char *typed)
 {
 	struct rc_confirm *c = ud;
 	struct wizard *wz = c->wz;
@@ -276,7 +276,7 @@ confirm_done_cb(void *ud, enum tui_confirm_result res)
 		job->action = c->action;
 		job->sql_file = c->sql_file ? xstrdup(c->sql_file) : NULL;
 		memcpy(job->sql_sum, c->sql_sum, sizeof job->sql_sum);
-		job->confirm = xstrdup(c->phrase);   /* the typed text, equal to the phrase; core checks it again */
+		job->confirm = xstrdup(typed ? typed : "");   /* core compares what was typed again */
 		wz->rec.acted = false;
 		job_start(wz, job);
 	} else if (res == TUI_CONFIRM_REFUSED) {

@@ -119,12 +119,12 @@ waiver_miss(void *ud, const char *typed, int misses)
 }
 
 static void
-waiver_done(void *ud, enum tui_confirm_result r)
+waiver_done(void *ud, enum tui_confirm_result r, const char *typed)
 {
 	struct waiver *wv = ud;
 	struct wizard *wz = wv->wz;
 	if (r == TUI_CONFIRM_OK) {
-		wizard_waive_backup(wz, wv->phrase);
+		wizard_waive_backup(wz, wv->phrase, typed);
 	} else if (r == TUI_CONFIRM_REFUSED) {
 		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing changed");
 	} else {

@@ -984,12 +984,12 @@ wizard_waiver_miss(struct wizard *w, const char *phrase, const char *typed)
 }
 
 bool
-wizard_waive_backup(struct wizard *w, const char *phrase)
+wizard_waive_backup(struct wizard *w, const char *phrase, const char *typed)
 {
 	struct rb_ctx ctx = { .bus = w->bus };
 	struct rb_error err = {0};
-	/* The prompt compared already; core compares again and journals the confirmation. */
-	bool ok = confirm_check(&ctx, "backup", phrase, phrase, &err);
+	/* The prompt compared already; core compares what was typed again and journals it. */
+	bool ok = confirm_check(&ctx, "backup", phrase, typed, &err);
 	if (ok) {
 		const char *user = util_user_name();
 		json_t *d = json_pack("{s:s, s:s}", "phrase", phrase, "user", user);

@@ -218,12 +218,13 @@ void wizard_migrate_refresh(struct wizard *w);
 void wizard_recover_release(struct wizard *w);
 /*
  * The typed backup waiver ("waive-backup <db>"), shared by every screen that offers it: a wrong
- * phrase is journaled by core (confirm_check, never the typed text) and nothing changes; the right
- * one is checked by core again, journaled, and the backup stage of the run is waived (stage_waived
- * with the phrase and who). wizard_waive_backup returns true when the backup is now waived.
+ * phrase is journaled by core (confirm_check, never the typed text) and nothing changes; a match
+ * in the prompt is compared again by core (the typed text), journaled, and the backup stage of the
+ * run is waived (stage_waived with the phrase and who). wizard_waive_backup returns true when the
+ * backup is now waived.
  */
 void wizard_waiver_miss(struct wizard *w, const char *phrase, const char *typed);
-bool wizard_waive_backup(struct wizard *w, const char *phrase);
+bool wizard_waive_backup(struct wizard *w, const char *phrase, const char *typed);
 
 /* Journals where the wizard stands (for resume) with a reason ("closed", "interrupted ..."). */
 void wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *why);

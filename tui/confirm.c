@@ -76,7 +76,7 @@ struct confirm {
 	bool                     prod;
 	char                    *last_miss;
 	void                   (*miss)(void *ud, const char *typed, int misses);
-	void                   (*done)(void *ud, enum tui_confirm_result result);
+	void                   (*done)(void *ud, enum tui_confirm_result result, const char *typed);
 	void                    *ud;
 };
 
@@ -229,12 +229,16 @@ confirm_key(struct screen *s, enum command cmd, int raw)
 	struct confirm *c = s->priv;
 	enum tui_confirm_result r = tui_confirm_state_key(&c->st, raw);
 	if (r != TUI_CONFIRM_PENDING) {
-		void (*done)(void *, enum tui_confirm_result) = c->done;
+		void (*done)(void *, enum tui_confirm_result, const char *) = c->done;
 		void *ud = c->ud;
+		/* A copy: popping may free the prompt before done runs. */
+		c->st.input[c->st.len] = '\0';
+		char *typed = r == TUI_CONFIRM_OK ? xstrdup(c->st.input) : NULL;
 		if (tui_top(s->app) == s)  /* the miss callback may have closed the prompt already */
 			tui_pop(s->app);
 		if (done)
-			done(ud, r);
+			done(ud, r, typed);
+		free(typed);
 	}
 	return KEY_RESULT_HANDLED;
 }

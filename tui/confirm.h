@@ -58,14 +58,15 @@ struct tui_confirm_opts {
 	const char        *phrase;       /* the exact text to type, computed by core */
 	int                max_misses;   /* 0: TUI_CONFIRM_MAX_MISSES */
 	void             (*miss)(void *ud, const char *typed, int misses);
-	void             (*done)(void *ud, enum tui_confirm_result result);
+	/* typed: what the person typed (on OK; NULL otherwise), to hand to core, which compares again */
+	void             (*done)(void *ud, enum tui_confirm_result result, const char *typed);
 	void              *ud;
 };
 
 /*
  * Pushes the prompt (an overlay). It closes on OK, CANCELLED or REFUSED and then calls
- * done(ud, result) (after it left the stack, so done may push another screen). The caller still
- * passes the phrase to core, which compares again: the prompt is not the safety, core is.
+ * done(ud, result, typed) (after it left the stack, so done may push another screen). The caller
+ * passes the typed text to core, which compares again: the prompt is not the safety, core is.
  * Returns the screen, NULL when opts lack a phrase.
  */
 struct screen *tui_confirm(struct tui_app *app, const struct tui_confirm_opts *opts);

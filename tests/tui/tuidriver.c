@@ -383,9 +383,10 @@ confirm_miss(void *ud, const char *typed, int misses)
 }
 
 static void
-confirm_done(void *ud, enum tui_confirm_result r)
+confirm_done(void *ud, enum tui_confirm_result r, const char *typed)
 {
 	(void)ud;
+	(void)typed;
 	switch (r) {
 	case TUI_CONFIRM_OK:
 		tui_log_add(drv.log, TUI_LOG_OK, "confirm: ok, would deploy");
