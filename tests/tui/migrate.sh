@@ -11,7 +11,6 @@ command -v jq >/dev/null || t_skip "jq is not installed (Debian package jq)"
 export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME XDG_STATE_HOME
 unset PGAPPNAME
 sock="pgrbm$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
 blocker=""
 cleanup() {
 	tmux -L "$sock" kill-server >/dev/null 2>&1
@@ -19,45 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() {  # W H ARGS...: pgrunbook ARGS alone in a fresh tmux server; the pane stays after it ends
-	local w=$1 h=$2 args="" a
-	shift 2
-	for a in "$@"; do args="$args '$a'"; done
-	tm kill-server >/dev/null 2>&1
-	for _ in 1 2 3 4 5; do
-		tm new-session -d -s d -x "$w" -y "$h" \
-			"env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME='$HOME' \
-			 XDG_STATE_HOME='$XDG_STATE_HOME' USER=tester '$PGRUNBOOK' $args; \
-			 echo \"wizard finished: \$?\"; exec sleep 3600" 2>/dev/null && return 0
-		sleep 0.3
-	done
-	t_fail "tmux could not start a session"
-}
-now_ms() { date +%s%3N; }
-screen=""
-wait_for() {  # ERE [SECONDS]: polls the pane until a match shows in two captures in a row
-	local deadline=$(($(now_ms) + ${2:-15} * 1000))
-	while :; do
-		screen=$(tm capture-pane -p -t d 2>/dev/null)
-		if printf '%s\n' "$screen" | grep -Eq -- "$1"; then
-			sleep 0.05
-			screen=$(tm capture-pane -p -t d 2>/dev/null)
-			printf '%s\n' "$screen" | grep -Eq -- "$1" && return 0
-			continue
-		fi
-		[ "$(now_ms)" -ge "$deadline" ] && return 1
-		sleep 0.05
-	done
-}
-expect() {  # DESC ERE [SECONDS]
-	if wait_for "$2" "${3:-15}"; then t_ok "$1"; else t_fail "$1" "no /$2/ on the screen:
-$screen"; fi
-}
-keys() { tm send-keys -t d "$@"; }
-# main_text: the stage screen's column of $screen (right of the sidebar; inside a dialog's borders
-# where there is one) as one line, for text that wraps.
-main_text() { printf '%s\n' "$screen" | sed -e 's/^[^│]*│//' -e 's/^[^│]*│\(.*\)│[^│]*$/\1/' | tr -s ' \n' ' '; }
-type_text() { tm send-keys -t d -l -- "$1"; }
+. "$top_srcdir/tests/tui/lib.sh"
 journal() { cat "$XDG_STATE_HOME"/pgrunbook/runs/*/journal.jsonl; }
 mig_rows() {  # name:finished:rolled_back per row of _prisma_migrations, in name order
 	t_sql "select coalesce(string_agg(migration_name || ':' || (finished_at is not null) || ':' ||

@@ -12,43 +12,9 @@ command -v jq >/dev/null || t_skip "jq is not installed (Debian package jq)"
 export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME XDG_STATE_HOME
 unset PGAPPNAME
 sock="pgrbr$$"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
 trap 'tmux -L "$sock" kill-server >/dev/null 2>&1' EXIT
 
-start() {  # W H ARGS...: pgrunbook ARGS alone in a fresh tmux server; the pane stays after it ends
-	local w=$1 h=$2 args="" a
-	shift 2
-	for a in "$@"; do args="$args '$a'"; done
-	tm kill-server >/dev/null 2>&1
-	for _ in 1 2 3 4 5; do
-		tm new-session -d -s d -x "$w" -y "$h" \
-			"env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME='$HOME' \
-			 XDG_STATE_HOME='$XDG_STATE_HOME' USER=tester '$PGRUNBOOK' $args; \
-			 echo \"wizard finished: \$?\"; exec sleep 3600" 2>/dev/null && return 0
-		sleep 0.3
-	done
-	t_fail "tmux could not start a session"
-}
-now_ms() { date +%s%3N; }
-screen=""
-wait_for() {  # ERE [SECONDS]: polls the pane until a match shows in two captures in a row
-	local deadline=$(($(now_ms) + ${2:-15} * 1000))
-	while :; do
-		screen=$(tm capture-pane -p -t d 2>/dev/null)
-		if printf '%s\n' "$screen" | grep -Eq -- "$1"; then
-			sleep 0.05
-			screen=$(tm capture-pane -p -t d 2>/dev/null)
-			printf '%s\n' "$screen" | grep -Eq -- "$1" && return 0
-			continue
-		fi
-		[ "$(now_ms)" -ge "$deadline" ] && return 1
-		sleep 0.05
-	done
-}
-expect() {  # DESC ERE [SECONDS]
-	if wait_for "$2" "${3:-15}"; then t_ok "$1"; else t_fail "$1" "no /$2/ on the screen:
-$screen"; fi
-}
+. "$top_srcdir/tests/tui/lib.sh"
 # expect_main DESC ERE [SECONDS]: like expect, on main_text (text that wraps).
 expect_main() {
 	local deadline=$(($(now_ms) + ${3:-15} * 1000))
@@ -65,11 +31,6 @@ expect_main() {
 		sleep 0.05
 	done
 }
-keys() { tm send-keys -t d "$@"; }
-type_text() { tm send-keys -t d -l -- "$1"; }
-# main_text: the stage screen's column of $screen (inside a dialog's borders where there is one)
-# as one line, for text that wraps.
-main_text() { printf '%s\n' "$screen" | sed -e 's/^[^│]*│//' -e 's/^[^│]*│\(.*\)│[^│]*$/\1/' | tr -s ' \n' ' '; }
 runs="$XDG_STATE_HOME/pgrunbook/runs"
 rows() {  # NAME: finished,rolled_back of each of its rows in _prisma_migrations, in start order
 	t_sql "select coalesce(string_agg((finished_at is not null)::text || ',' || (rolled_back_at is not null)::text,
