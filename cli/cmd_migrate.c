@@ -268,53 +268,13 @@ print_event(const struct rb_event *ev, void *userdata)
 	fflush(stdout);
 }
 
-/* A journaled run for a changing command; NULL with the error printed. */
-static struct journal *
-open_run(const struct plan *plan, struct events *bus, int *code)
-{
-	struct rb_error err = {0};
-	struct journal *j = journal_create(NULL, plan, &err);
-	if (j == NULL) {
-		cli_print_error(&err);
-		*code = err.code ? err.code : RB_EXIT_USAGE;
-		rb_error_clear(&err);
-		return NULL;
-	}
-	journal_attach(j, bus);
-	return j;
-}
-
-/* Finishes the run's journal; returns the exit code to use (a broken journal turns success into 3). */
-static int
-close_run(struct journal *j, struct events *bus, int code, const char *what)
-{
-	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
-	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "%s %s", what, code == RB_EXIT_OK ? "done" : "failed");
-	json_decref(fin);
-	struct rb_error jerr = {0};
-	if (journal_failed(j, &jerr)) {
-		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j),
-		                    jerr.message ? jerr.message : "unknown error");
-		free(jerr.message);
-		jerr.message = m;
-		cli_print_error(&jerr);
-		rb_error_clear(&jerr);
-		if (code == RB_EXIT_OK)
-			code = RB_EXIT_STEP;
-	} else {
-		fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
-	}
-	return code;
-}
-
-
 static int
 migrate_deploy(const struct plan *plan, const char *env, bool json, const char *confirm, const char *waive,
                long long lock_wait_ms)
 {
 	struct events *bus = events_new();
 	int code = RB_EXIT_OK;
-	struct journal *j = open_run(plan, bus, &code);
+	struct journal *j = cli_run_open(plan, bus, &code);
 	if (j == NULL) {
 		events_free(bus);
 		return code;
@@ -332,7 +292,8 @@ migrate_deploy(const struct plan *plan, const char *env, bool json, const char *
 	cli_cancel_end();
 	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
 	lint_shutdown();
-	code = close_run(j, bus, code, "migrate deploy");
+	struct rb_error jerr = {0};
+	code = cli_run_finish(j, bus, code, ok ? "migrate deploy done" : "migrate deploy failed", &jerr);
 	if (json) {
 		json_object_set_new(result, "run_id", json_string(journal_run_id(j)));
 		json_object_set_new(result, "exit_code", json_integer(code));
@@ -349,6 +310,8 @@ migrate_deploy(const struct plan *plan, const char *env, bool json, const char *
 	fflush(stdout);
 	if (!ok)
 		cli_print_error(&err);
+	cli_run_report(j, &jerr);
+	rb_error_clear(&jerr);
 	json_decref(result);
 	rb_error_clear(&err);
 	events_free(bus);
@@ -377,7 +340,7 @@ migrate_resolve(const struct plan *plan, const char *env, bool json, const char 
 		return RB_EXIT_STEP;
 	}
 	struct events *bus = events_new();
-	struct journal *j = open_run(plan, bus, &code);
+	struct journal *j = cli_run_open(plan, bus, &code);
 	if (j == NULL) {
 		events_free(bus);
 		migrations_free(&local);
@@ -408,7 +371,8 @@ migrate_resolve(const struct plan *plan, const char *env, bool json, const char 
 	json_decref(data);
 	cli_cancel_end();
 	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
-	code = close_run(j, bus, code, "migrate resolve");
+	struct rb_error jerr = {0};
+	code = cli_run_finish(j, bus, code, ok ? "migrate resolve done" : "migrate resolve failed", &jerr);
 	if (json) {
 		json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s, s:i}", "environment", env, "migration", name,
 		                      "as", as, "done", ok, "run_id", journal_run_id(j), "exit_code", code);
@@ -420,6 +384,8 @@ migrate_resolve(const struct plan *plan, const char *env, bool json, const char 
 	fflush(stdout);
 	if (!ok)
 		cli_print_error(&err);
+	cli_run_report(j, &jerr);
+	rb_error_clear(&jerr);
 	free(phrase);
 	if (conn)
 		PQfinish(conn);

@@ -249,16 +249,13 @@ cmd_migrate_recover(int argc, char **argv)
 	struct events *bus = events_new();
 	struct journal *j = NULL;
 	if (!no_journal) {
-		j = journal_create(NULL, plan, &err);
+		int code = RB_EXIT_OK;
+		j = cli_run_open(plan, bus, &code);
 		if (j == NULL) {
-			cli_print_error(&err);
-			int code = err.code ? err.code : RB_EXIT_USAGE;
-			rb_error_clear(&err);
 			events_free(bus);
 			plan_free(plan);
 			return code;
 		}
-		journal_attach(j, bus);
 	}
 	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
 	const char *where = env ? env : plan->target;
@@ -299,15 +296,11 @@ cmd_migrate_recover(int argc, char **argv)
 	cli_cancel_end();
 	lint_shutdown();
 
-	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
-	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "migrate recover %s%s%s", name, action ? " " : "",
-	             action ? action : "");
-	json_decref(fin);
-	events_free(bus);
 	struct rb_error jerr = {0};
-	bool journal_broken = j && journal_failed(j, &jerr);
-	if (journal_broken && code == RB_EXIT_OK)
-		code = RB_EXIT_STEP;
+	char *fin = xasprintf("migrate recover %s%s%s", name, action ? " " : "", action ? action : "");
+	code = cli_run_finish(j, bus, code, fin, &jerr);
+	free(fin);
+	events_free(bus);
 
 	if (json) {
 		if (action == NULL) {
@@ -336,15 +329,7 @@ cmd_migrate_recover(int argc, char **argv)
 	fflush(stdout);
 	if (err.message)
 		cli_print_error(&err);
-	if (journal_broken) {
-		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j),
-		                    jerr.message ? jerr.message : "unknown error");
-		free(jerr.message);
-		jerr.message = m;
-		cli_print_error(&jerr);
-	} else if (j) {
-		fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
-	}
+	cli_run_report(j, &jerr);
 	rb_error_clear(&jerr);
 	journal_close(j);
 	json_decref(report);

@@ -132,16 +132,13 @@ cmd_preflight(int argc, char **argv)
 	struct events *bus = events_new();
 	struct journal *j = NULL;
 	if (!no_journal) {
-		j = journal_create(NULL, plan, &err);
+		int code = RB_EXIT_OK;
+		j = cli_run_open(plan, bus, &code);
 		if (j == NULL) {
-			cli_print_error(&err);
-			int code = err.code ? err.code : RB_EXIT_USAGE;
-			rb_error_clear(&err);
 			events_free(bus);
 			plan_free(plan);
 			return code;
 		}
-		journal_attach(j, bus);
 	}
 
 	/* SIGINT/SIGTERM: preflight stops before the next environment. */
@@ -164,16 +161,12 @@ cmd_preflight(int argc, char **argv)
 		code = err.code ? err.code : RB_EXIT_USAGE;
 
 	/* Finish the journal first, so the output below already knows whether it holds. */
-	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
-	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "preflight %s",
-	             code == RB_EXIT_OK ? "ready" : res.cancelled ? "cancelled" :
-	             res.any_unreachable ? "found an unreachable environment" : "blocked");
-	json_decref(fin);
-	events_free(bus);
 	struct rb_error jerr = {0};
-	bool journal_broken = j && journal_failed(j, &jerr);
-	if (journal_broken && code == RB_EXIT_OK)
-		code = RB_EXIT_STEP;  /* a run whose record is incomplete is not reported as done */
+	char *fin = xasprintf("preflight %s", code == RB_EXIT_OK ? "ready" : res.cancelled ? "cancelled" :
+	                      res.any_unreachable ? "found an unreachable environment" : "blocked");
+	code = cli_run_finish(j, bus, code, fin, &jerr);
+	free(fin);
+	events_free(bus);
 
 	if (json) {
 		json_t *o = preflight_to_json(&res);
@@ -187,15 +180,7 @@ cmd_preflight(int argc, char **argv)
 	if (!ok)
 		cli_print_error(&err);
 
-	if (journal_broken) {
-		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j),
-		                    jerr.message ? jerr.message : "unknown error");
-		free(jerr.message);
-		jerr.message = m;
-		cli_print_error(&jerr);
-	} else if (j) {
-		fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
-	}
+	cli_run_report(j, &jerr);
 	rb_error_clear(&jerr);
 	journal_close(j);
 	preflight_result_free(&res);

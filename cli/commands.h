@@ -6,6 +6,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "core/error.h"
+#include "core/events.h"
+#include "core/journal.h"
 #include "core/plan.h"
 
 /* Each returns an exit code (enum rb_exit); argv[0] is the subcommand name. */
@@ -38,6 +41,21 @@ void cli_print_error(const struct rb_error *err);
 void cli_print_json(json_t *v);
 /* Prints "pgrunbook: <fmt>" to stderr with a hint to run --help; returns RB_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A headless command's run: a new journal attached to bus. NULL when it cannot be created (the
+ * error is printed and *code set to the exit code).
+ */
+struct journal *cli_run_open(const struct plan *plan, struct events *bus, int *code);
+/*
+ * Ends the run: a run_finished record (state done or failed from code, message) and whether the
+ * journal held. Returns code, or RB_EXIT_STEP when the journal broke (a run whose record is
+ * incomplete is never reported done); jerr receives the journal's error then.
+ */
+int cli_run_finish(struct journal *j, struct events *bus, int code, const char *message,
+                   struct rb_error *jerr);
+/* After the command's output: where the run is journaled, or why its journal failed (stderr). */
+void cli_run_report(const struct journal *j, const struct rb_error *jerr);
 
 /*
  * Installs SIGINT/SIGTERM handlers that set the returned flag (pass it as rb_ctx.cancel); a second

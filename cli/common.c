@@ -88,3 +88,46 @@ cli_cancel_end(void)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 }
+
+struct journal *
+cli_run_open(const struct plan *plan, struct events *bus, int *code)
+{
+	struct rb_error err = {0};
+	struct journal *j = journal_create(NULL, plan, &err);
+	if (j == NULL) {
+		cli_print_error(&err);
+		*code = err.code ? err.code : RB_EXIT_USAGE;
+		rb_error_clear(&err);
+		return NULL;
+	}
+	journal_attach(j, bus);
+	return j;
+}
+
+int
+cli_run_finish(struct journal *j, struct events *bus, int code, const char *message, struct rb_error *jerr)
+{
+	json_t *fin = json_pack("{s:s}", "state", code == RB_EXIT_OK ? "done" : "failed");
+	events_emitf(bus, EV_RUN_FINISHED, NULL, fin, "%s", message);
+	json_decref(fin);
+	if (j == NULL || !journal_failed(j, jerr))
+		return code;
+	if (jerr->message == NULL)
+		rb_error_setc(jerr, RB_EXIT_STEP, "unknown error");
+	return code == RB_EXIT_OK ? RB_EXIT_STEP : code;
+}
+
+void
+cli_run_report(const struct journal *j, const struct rb_error *jerr)
+{
+	if (j == NULL)
+		return;
+	if (jerr->message) {
+		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j), jerr->message);
+		struct rb_error e = { .message = m, .detail = jerr->detail, .hint = jerr->hint };
+		cli_print_error(&e);
+		free(m);
+		return;
+	}
+	fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
+}

@@ -279,6 +279,8 @@ struct deployer {
 	PGconn                  *ctl;        /* holds the advisory lock, writes rows, watches blockers */
 	PGconn                  *work;       /* runs the scripts */
 	int                      work_pid;   /* its backend, to find it again after a lost connection */
+	const struct mig_status *cur;        /* the state the preconditions judge: the preview's, or
+	                                        the one read again under the lock */
 	char                    *schema_q;   /* the quoted schema of _prisma_migrations */
 	json_t                  *applied;    /* names applied by this deploy */
 	json_t                  *blockers;   /* the latest blockers seen (array), or NULL */
@@ -401,6 +403,12 @@ advisory_holder(PGconn *conn, const struct rb_ctx *ctx)
 }
 
 /* Polls pg_try_advisory_lock on the control connection until it is granted or the deadline passes. */
+void
+deploy_lock_release(PGconn *conn)
+{
+	PQclear(db_exec(conn, "SELECT pg_catalog.pg_advisory_unlock(72707369)", 0, NULL, NULL));
+}
+
 bool
 deploy_lock_take(PGconn *conn, int64_t wait_ms, struct rb_ctx *ctx, struct rb_error *err)
 {
@@ -436,7 +444,7 @@ deploy_lock_take(PGconn *conn, int64_t wait_ms, struct rb_ctx *ctx, struct rb_er
 		json_decref(holder);
 		return rb_error_setc(err, RB_EXIT_STEP, "cancelled while waiting for the migration lock; nothing was run");
 	}
-	rb_error_setc(err, RB_EXIT_STEP, "another migration deploy holds the migration lock (advisory lock %d); "
+	rb_error_setc(err, RB_EXIT_STEP, "another session holds the migration lock (advisory lock %d); "
 	              "nothing was run", DEPLOY_ADVISORY_KEY);
 	if (holder) {
 		json_t *one = json_pack("[O]", holder);
@@ -1099,12 +1107,12 @@ result_json(struct deployer *d, const char *outcome, const struct rb_error *err)
 
 /* The dangerous statements of the pending migrations, one per line: "name:line CODE summary: detail". */
 static char *
-dangerous_list(const struct deploy_preview *pv, json_t *arr)
+dangerous_list(const struct deploy_preview *pv, const struct mig_status *state, json_t *arr)
 {
 	struct strbuf sb;
 	strbuf_init(&sb);
 	for (size_t i = 0; i < pv->local.n; i++) {
-		if (pv->status.items[i].state != MIG_PENDING)
+		if (state->items[i].state != MIG_PENDING)
 			continue;
 		const struct lint_result *lr = &pv->lint[i];
 		for (size_t k = 0; k < lr->n_stmts; k++) {
@@ -1170,7 +1178,7 @@ preconditions(struct deployer *d, struct rb_error *err)
 	if (!d->pv.dangerous)
 		return true;
 	json_t *arr = json_array();
-	char *list = dangerous_list(&d->pv, arr);
+	char *list = dangerous_list(&d->pv, d->cur, arr);
 	json_t *need = json_pack("{s:s, s:o}", "phrase", d->pv.phrase, "statements", arr);
 	events_emitf(d->ctx->bus, EV_CONFIRM_NEEDED, STAGE, need, "dangerous statements need \"%s\"", d->pv.phrase);
 	json_decref(need);
@@ -1186,6 +1194,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
            struct rb_error *err)
 {
 	struct deployer d = { .p = p, .o = opts, .ctx = ctx, .applied = json_array() };
+	d.cur = &d.pv.status;
 	d.env = opts->env ? opts->env : p->target;
 	if (result)
 		*result = NULL;
@@ -1246,13 +1255,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 	}
 	if (judge_later) {
 		/* The preview's verdict came from a deploy in progress: decide again from what is there now. */
-		migrations_status_free(&d.pv.status);
-		d.pv.status = now;
-		memset(&now, 0, sizeof now);
-		if (!migrations_status(d.ctl, p->migrations.schema, &d.pv.local, ctx, &now, err)) {
-			ok = false;
-			goto out;
-		}
+		d.cur = &now;
 		d.pv.n_pending = now.count[MIG_PENDING];
 		d.pv.dangerous = false;
 		for (size_t i = 0; i < d.pv.local.n; i++)
@@ -1262,7 +1265,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 		if (!stuck && d.pv.n_pending == 0) {
 			migrations_status_free(&now);
 			outcome = "up_to_date";
-			PQclear(db_exec(d.ctl, "SELECT pg_catalog.pg_advisory_unlock(72707369)", 0, NULL, NULL));
+			deploy_lock_release(d.ctl);
 			goto out;
 		}
 		if (!stuck && !preconditions(&d, err)) {
@@ -1428,7 +1431,7 @@ deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_ctx *
 	else if (d.outcome_name)
 		outcome = d.outcome_name;
 	if (d.ctl && !d.ctl_lost)
-		PQclear(db_exec(d.ctl, "SELECT pg_catalog.pg_advisory_unlock(72707369)", 0, NULL, NULL));
+		deploy_lock_release(d.ctl);
 out:
 	if (err->code == 0 && !ok)
 		err->code = RB_EXIT_STEP;

@@ -131,6 +131,8 @@ bool deploy_run(const struct plan *p, const struct deploy_opts *opts, struct rb_
  * The lock is the session's until pg_advisory_unlock or the connection ends.
  */
 bool deploy_lock_take(PGconn *conn, int64_t wait_ms, struct rb_ctx *ctx, struct rb_error *err);
+/* Releases the lock deploy_lock_take() took on conn. */
+void deploy_lock_release(PGconn *conn);
 
 /* A deploy event's step kinds, for front ends. */
 #define DEPLOY_STAGE "migrate"

@@ -232,6 +232,24 @@ judge(struct mig_status_item *it, const struct mig_local *local, struct db_row *
 	}
 }
 
+/* Whether <schema>._prisma_migrations exists: 1 yes, 0 no, -1 error (err set). */
+static int
+table_exists(PGconn *conn, const char *schema, const struct rb_ctx *ctx, struct rb_error *err)
+{
+	const char *params[1] = { schema };
+	PGresult *res = db_exec(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+	                        " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+	                        " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
+	                        " AND c.relname OPERATOR(pg_catalog.=) '_prisma_migrations')", 1, params, ctx);
+	int r = -1;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	else
+		r = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return r;
+}
+
 bool
 migrations_status(PGconn *conn, const char *schema, const struct mig_set *local,
                   const struct rb_ctx *ctx, struct mig_status *out, struct rb_error *err)
@@ -249,18 +267,11 @@ migrations_status(PGconn *conn, const char *schema, const struct mig_set *local,
 	bool ok = false;
 	struct db_row *rows = NULL;
 	int nrows = 0;
-	const char *params[1] = { schema };
-	res = db_exec(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-	              " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-	              " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
-	              " AND c.relname OPERATOR(pg_catalog.=) '_prisma_migrations')", 1, params, ctx);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		db_error_from_result(err, res, RB_EXIT_STEP);
-		goto done;
-	}
-	out->table_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	res = NULL;
+	int exists = table_exists(conn, schema, ctx, err);
+	if (exists < 0)
+		goto done;
+	out->table_exists = exists == 1;
 	if (out->table_exists) {
 		char *q = PQescapeIdentifier(conn, schema, strlen(schema));
 		char *sql = xasprintf(
@@ -435,7 +446,6 @@ rollback_quietly(PGconn *conn)
 bool
 migrations_ensure_table(PGconn *conn, const char *schema, const struct rb_ctx *ctx, struct rb_error *err)
 {
-	const char *params[1] = { schema };
 	if (!run_ok(conn, "BEGIN", 0, NULL, ctx, err))
 		return false;
 	/* Prisma's connection has the schema as its search_path and creates the table unqualified. */
@@ -445,19 +455,9 @@ migrations_ensure_table(PGconn *conn, const char *schema, const struct rb_ctx *c
 	const char *qp[1] = { quoted };
 	bool ok = run_ok(conn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1, qp, ctx, err);
 	free(quoted);
-	PGresult *res = NULL;
 	if (ok) {
-		res = db_exec(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-		              " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-		              " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
-		              " AND c.relname OPERATOR(pg_catalog.=) '_prisma_migrations')", 1, params, ctx);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			db_error_from_result(err, res, RB_EXIT_STEP);
-			ok = false;
-		} else if (strcmp(PQgetvalue(res, 0, 0), "f") == 0) {
-			ok = run_ok(conn, migrations_table_ddl, 0, NULL, ctx, err);
-		}
-		PQclear(res);
+		int exists = table_exists(conn, schema, ctx, err);
+		ok = exists == 1 || (exists == 0 && run_ok(conn, migrations_table_ddl, 0, NULL, ctx, err));
 	}
 	if (ok)
 		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
@@ -580,18 +580,8 @@ migrations_mark_rolled_back(PGconn *conn, const char *schema, const char *name,
 	bool ok = run_ok(conn, "BEGIN", 0, NULL, ctx, err);
 	if (ok) {
 		/* A missing table means the migration was never applied. */
-		const char *params[1] = { schema };
-		PGresult *res = db_exec(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN"
-		                        " pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-		                        " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
-		                        " AND c.relname OPERATOR(pg_catalog.=) '_prisma_migrations')", 1, params, ctx);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			db_error_from_result(err, res, RB_EXIT_STEP);
-			ok = false;
-		} else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-			ok = count_rows(conn, q, name, ctx, &all, &finished, &failed, err);
-		}
-		PQclear(res);
+		int exists = table_exists(conn, schema, ctx, err);
+		ok = exists == 0 || (exists == 1 && count_rows(conn, q, name, ctx, &all, &finished, &failed, err));
 	}
 	if (ok && all == 0) {
 		rb_error_setc(err, RB_EXIT_STEP, "migration %s cannot be rolled back because it was never applied "

@@ -18,8 +18,6 @@ static const char *const action_names[] = {
 	[RECOVER_ROLLBACK] = "rollback",
 };
 
-#define STR_(x) #x
-#define STR(x)  STR_(x)
 
 #define ROLLBACK_WHY_NOT \
 	"restore-based rollback arrives with the release pipeline (`pgrunbook rollback`, issue 7); " \
@@ -379,46 +377,6 @@ emit_step(const struct rb_ctx *ctx, const char *name, enum recover_action a, con
 	json_decref(d);
 }
 
-/* Takes Prisma's advisory lock without waiting; refuses naming the holder. */
-static bool
-lock_take(PGconn *conn, const struct rb_ctx *ctx, struct rb_error *err)
-{
-	PGresult *res = db_exec(conn, "SELECT pg_catalog.pg_try_advisory_lock(" STR(DEPLOY_ADVISORY_KEY) ")",
-	                        0, NULL, ctx);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		db_error_from_result(err, res, RB_EXIT_STEP);
-		PQclear(res);
-		return false;
-	}
-	bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	if (got)
-		return true;
-	res = db_exec(conn, "SELECT l.pid, a.application_name FROM pg_catalog.pg_locks l"
-	              " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
-	              " WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted"
-	              " AND l.classid OPERATOR(pg_catalog.=) 0 AND l.objsubid OPERATOR(pg_catalog.=) 1"
-	              " AND l.objid OPERATOR(pg_catalog.=) " STR(DEPLOY_ADVISORY_KEY)
-	              " AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
-	              "  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())", 0, NULL, ctx);
-	rb_error_setc(err, RB_EXIT_STEP, "another session holds the migration lock; nothing was run");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
-		rb_error_detail(err, "The advisory lock %d is held by pid %s (%s).", DEPLOY_ADVISORY_KEY,
-		                PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) || !*PQgetvalue(res, 0, 1)
-		                ? "no application name" : PQgetvalue(res, 0, 1));
-	rb_error_hint(err, "A deploy (pgrunbook or prisma migrate) is running; wait for it, then look again.");
-	PQclear(res);
-	return false;
-}
-
-static void
-lock_release(PGconn *conn)
-{
-	PGresult *res = db_exec(conn, "SELECT pg_catalog.pg_advisory_unlock(" STR(DEPLOY_ADVISORY_KEY) ")",
-	                        0, NULL, NULL);
-	PQclear(res);
-}
-
 /* Runs one command string; false with err set unless it succeeded. */
 static bool
 run_command(PGconn *conn, const char *sql, const struct rb_ctx *ctx, struct rb_error *err)
@@ -538,7 +496,8 @@ recover_apply(const struct plan *p, const char *env, const char *name, enum reco
 		                "it, then switch the application over (see the runbooks).");
 		goto out;
 	}
-	if (!lock_take(conn, ctx, err)) {
+	/* Prisma's migration lock, without waiting: refused, naming the holder, while it is taken. */
+	if (!deploy_lock_take(conn, 1, ctx, err)) {
 		emit_step(ctx, name, a, "failed", err->message, NULL);
 		goto out;
 	}
@@ -591,7 +550,7 @@ recover_apply(const struct plan *p, const char *env, const char *name, enum reco
 	rb_error_clear(&aerr);
 out:
 	if (locked)
-		lock_release(conn);
+		deploy_lock_release(conn);
 	if (conn && after && *after == NULL && ri.database && !ok) {
 		/* Refused or failed: the state as it was seen. */
 		*after = recover_info_json(now.database ? &now : &ri);

@@ -993,10 +993,7 @@ confirm_miss_cb(void *ud, const char *typed, int misses)
 {
 	(void)misses;
 	struct mg_confirm *c = ud;
-	struct rb_ctx ctx = { .bus = c->wz->bus };
-	struct rb_error err = { 0 };
-	confirm_check(&ctx, DEPLOY_STAGE, c->phrase, typed, &err);   /* a miss: journaled, nothing runs */
-	rb_error_clear(&err);
+	wizard_confirm_miss(c->wz, DEPLOY_STAGE, c->phrase, typed);
 }
 
 static void
@@ -1069,7 +1066,7 @@ waiver_miss_cb(void *ud, const char *typed, int misses)
 {
 	(void)misses;
 	struct mg_waiver *wv = ud;
-	wizard_waiver_miss(wv->wz, wv->phrase, typed);
+	wizard_confirm_miss(wv->wz, "backup", wv->phrase, typed);
 }
 
 static void

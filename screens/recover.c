@@ -259,10 +259,7 @@ confirm_miss_cb(void *ud, const char *typed, int misses)
 {
 	(void)misses;
 	struct rc_confirm *c = ud;
-	struct rb_ctx ctx = { .bus = c->wz->bus };
-	struct rb_error err = { 0 };
-	confirm_check(&ctx, RECOVER_STAGE, c->phrase, typed, &err);   /* a miss: journaled, nothing runs */
-	rb_error_clear(&err);
+	wizard_confirm_miss(c->wz, RECOVER_STAGE, c->phrase, typed);
 }
 
 static void

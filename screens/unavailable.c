@@ -115,7 +115,7 @@ waiver_miss(void *ud, const char *typed, int misses)
 {
 	(void)misses;
 	struct waiver *wv = ud;
-	wizard_waiver_miss(wv->wz, wv->phrase, typed);
+	wizard_confirm_miss(wv->wz, "backup", wv->phrase, typed);
 }
 
 static void

@@ -975,11 +975,11 @@ const struct tui_frame_ops wizard_frame = {
 };
 
 void
-wizard_waiver_miss(struct wizard *w, const char *phrase, const char *typed)
+wizard_confirm_miss(struct wizard *w, const char *stage, const char *phrase, const char *typed)
 {
 	struct rb_ctx ctx = { .bus = w->bus };
 	struct rb_error err = {0};
-	confirm_check(&ctx, "backup", phrase, typed, &err);  /* a miss: journaled, nothing runs */
+	confirm_check(&ctx, stage, phrase, typed, &err);  /* a miss: journaled, nothing runs */
 	rb_error_clear(&err);
 }
 

@@ -223,7 +223,8 @@ void wizard_recover_release(struct wizard *w);
  * run is waived (stage_waived with the phrase and who). wizard_waive_backup returns true when the
  * backup is now waived.
  */
-void wizard_waiver_miss(struct wizard *w, const char *phrase, const char *typed);
+/* A wrong phrase typed in any prompt of stage: core journals the miss (never the typed text). */
+void wizard_confirm_miss(struct wizard *w, const char *stage, const char *phrase, const char *typed);
 bool wizard_waive_backup(struct wizard *w, const char *phrase, const char *typed);
 
 /* Journals where the wizard stands (for resume) with a reason ("closed", "interrupted ..."). */

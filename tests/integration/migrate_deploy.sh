@@ -30,6 +30,16 @@ rows() {  # rows NAME: finished?, rolled back?, steps, logs present? of each row
 	       from _prisma_migrations where migration_name = '$1' order by started_at, id"
 }
 last_run() { ls -d "$XDG_STATE_HOME"/pgrunbook/runs/* | sort | tail -n 1; }
+wait_one() {  # SQL: polls (up to 10 s) until the count query returns 1
+	for _ in $(seq 100); do
+		[ "$(t_sql "$1")" = 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_sleeping() {  # APP: until a session of that application_name sits in pg_sleep
+	wait_one "select count(*) from pg_stat_activity where application_name = '$1' and wait_event = 'PgSleep'"
+}
 journal_has() {  # journal_has JQ-FILTER: how many records of the latest run match
 	jq -c "select($1)" "$(last_run)/journal.jsonl" | wc -l
 }
@@ -95,10 +105,7 @@ plan 200ms 1
 mig 20250105000000_add_age 'ALTER TABLE "User" ADD COLUMN "age" INTEGER;'
 PGAPPNAME=blocker_test "$PSQL" -X -q -c 'begin; lock table "User" in access share mode; select pg_sleep(60)' >/dev/null 2>&1 &
 blocker=$!
-for _ in $(seq 50); do
-	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'blocker_test' and wait_event = 'PgSleep'")" = 1 ] && break
-	sleep 0.1
-done
+wait_sleeping blocker_test
 bpid=$(t_sql "select pid from pg_stat_activity where application_name = 'blocker_test'")
 t_run 3 "a held lock: exit 3 after the retries" deploy --waive-backup "$WAIVE" --json
 t_eq "outcome lock_timeout" "$(printf '%s' "$out" | jq -r .outcome)" lock_timeout
@@ -120,10 +127,7 @@ wait "$blocker" 2>/dev/null
 # A blocker whose query mentions a password: shown and journaled without its text.
 PGAPPNAME=blocker_secret "$PSQL" -X -q -c "begin; lock table \"User\" in access share mode; select pg_sleep(60) /* alter role app password 'hunter2' */" >/dev/null 2>&1 &
 blocker=$!
-for _ in $(seq 50); do
-	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'blocker_secret' and wait_event = 'PgSleep'")" = 1 ] && break
-	sleep 0.1
-done
+wait_sleeping blocker_secret
 t_run 3 "a blocker with a secret in its query" deploy --waive-backup "$WAIVE" --json
 t_eq "its query is hidden" "$(printf '%s' "$out" | jq -r '.blockers[0] | "\(.application): \(.query)"')" \
 	"blocker_secret: (hidden: the query mentions a password or secret)"
@@ -139,13 +143,10 @@ t_eq "one finished row" "$(rows 20250105000000_add_age)" "true,false,1,false"
 mig 20250106000000_add_city 'ALTER TABLE "User" ADD COLUMN "city" TEXT;'
 PGAPPNAME=other_deployer "$PSQL" -X -q -c 'select pg_advisory_lock(72707369); select pg_sleep(60)' >/dev/null 2>&1 &
 holder=$!
-for _ in $(seq 50); do
-	[ "$(t_sql "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369 and granted")" = 1 ] && break
-	sleep 0.1
-done
+wait_one "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369 and granted"
 hpid=$(t_sql "select pid from pg_stat_activity where application_name = 'other_deployer'")
 t_run 3 "the migration lock is held: refused after --lock-wait" deploy --waive-backup "$WAIVE" --lock-wait 1
-t_match "says so" "$err" "another migration deploy holds the migration lock \\(advisory lock 72707369\\); nothing was run"
+t_match "says so" "$err" "another session holds the migration lock \\(advisory lock 72707369\\); nothing was run"
 t_match "names the holder" "$err" "Held by pid $hpid \\(application \"other_deployer\""
 t_match "said while waiting" "$out" "waiting for the migration lock, held by pid $hpid"
 t_eq "nothing was recorded" "$(t_sql "select count(*) from _prisma_migrations where migration_name = '20250106000000_add_city'")" 0
@@ -239,10 +240,7 @@ t_sql_do "delete from _prisma_migrations where migration_name = '20250110000000_
 printf 'CREATE TABLE "Unprotected" ("id" INTEGER);\nSELECT pg_sleep(20);\n' >"$M/20250110000000_slow/migration.sql"
 "$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/ctl.out" 2>"$T_TMP/ctl.err" &
 dep=$!
-for _ in $(seq 100); do
-	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
-	sleep 0.1
-done
+wait_sleeping "pgrunbook deploy"
 t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgrunbook deploy (lock)'"
 wait "$dep"
 t_eq "the lock connection lost: exit 3" "$?" 3
@@ -256,10 +254,7 @@ t_eq "the lock is free again" "$(t_sql "select count(*) from pg_locks where lock
 printf 'CREATE TABLE "Cancelled" ("id" INTEGER);\nSELECT pg_sleep(20);\n' >"$M/20250110000000_slow/migration.sql"
 "$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/int.out" 2>"$T_TMP/int.err" &
 dep=$!
-for _ in $(seq 100); do
-	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
-	sleep 0.1
-done
+wait_sleeping "pgrunbook deploy"
 kill -TERM "$dep"
 wait "$dep"
 t_eq "SIGTERM: exit 3" "$?" 3
@@ -278,10 +273,7 @@ t_eq "its table does not exist" "$(t_sql "select count(*) from pg_class where re
 t_eq "the row is failed, not finished" "$(rows 20250112000000_leaves_open)" "false,false,0,true"
 PGAPPNAME=other_deployer "$PSQL" -X -q -c 'select pg_advisory_lock(72707369); select pg_sleep(60)' >/dev/null 2>&1 &
 holder=$!
-for _ in $(seq 50); do
-	[ "$(t_sql "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369 and granted")" = 1 ] && break
-	sleep 0.1
-done
+wait_one "select count(*) from pg_locks where locktype = 'advisory' and objid = 72707369 and granted"
 t_run 3 "resolve while the migration lock is held: refused" "$PGRUNBOOK" migrate resolve --rolled-back 20250112000000_leaves_open \
 	--plan "$W/plan.yaml" --confirm "resolve $T_DB" --lock-wait 0.5
 t_match "names the holder" "$err" "application \"other_deployer\""
@@ -305,10 +297,7 @@ mig 20250114000000_shrugs 'DO $$ BEGIN PERFORM pg_sleep(5); EXCEPTION WHEN query
 mig 20250115000000_second 'CREATE TABLE "Second" ("id" INTEGER);'
 "$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/between.out" 2>"$T_TMP/between.err" &
 dep=$!
-for _ in $(seq 100); do
-	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
-	sleep 0.1
-done
+wait_sleeping "pgrunbook deploy"
 kill -TERM "$dep"
 wait "$dep"
 t_eq "exit 3" "$?" 3
@@ -323,10 +312,7 @@ mig 20250116000000_two_steps 'DO $$ BEGIN PERFORM pg_sleep(5); EXCEPTION WHEN qu
 CREATE INDEX CONCURRENTLY "User_note_idx" ON "User"("note");'
 "$PGRUNBOOK" migrate deploy --plan "$W/plan.yaml" --waive-backup "$WAIVE" >"$T_TMP/sm.out" 2>"$T_TMP/sm.err" &
 dep=$!
-for _ in $(seq 100); do
-	[ "$(t_sql "select count(*) from pg_stat_activity where application_name = 'pgrunbook deploy' and wait_event = 'PgSleep'")" = 1 ] && break
-	sleep 0.1
-done
+wait_sleeping "pgrunbook deploy"
 t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgrunbook deploy (lock)'"
 wait "$dep"
 t_eq "exit 3" "$?" 3
@@ -350,10 +336,7 @@ create table "ByOther" ("id" integer);
 update _prisma_migrations set finished_at = now(), applied_steps_count = 1 where migration_name = '20250117000000_by_other';
 SQL
 other=$!
-for _ in $(seq 50); do
-	[ "$(t_sql "select count(*) from _prisma_migrations where migration_name = '20250117000000_by_other'")" = 1 ] && break
-	sleep 0.1
-done
+wait_one "select count(*) from _prisma_migrations where migration_name = '20250117000000_by_other'"
 t_run 0 "a deploy in progress elsewhere: wait for its lock, then nothing is left to do" deploy --waive-backup "$WAIVE"
 t_match "says it waits for the other deploy" "$out" 'waiting for the migration lock, held by pid [0-9]+ \(application "other_deployer"\)'
 t_eq "and journals why" "$(journal_has '.type == "log" and (.message | test("another deploy is at work")) ')" 1

@@ -242,8 +242,8 @@ for _ in $(seq 100); do
 done
 t_run 3 "mark-rolled-back while another session holds the migration lock: refused" \
 	recover $B --action mark-rolled-back --confirm "resolve $DB"
-t_match "naming the holder" "$err" 'another session holds the migration lock; nothing was run'
-t_match "with its pid" "$err" 'held by pid [0-9]+'
+t_match "naming the holder" "$err" 'another session holds the migration lock \(advisory lock 72707369\); nothing was run'
+t_match "with its pid" "$err" 'Held by pid [0-9]+'
 t_eq "no row changed" "$(rows $B)" "false,false"
 t_sql_do "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and objid = 72707369"
 kill "$bg_pid" 2>/dev/null

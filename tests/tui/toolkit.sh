@@ -10,7 +10,7 @@ drv="$top_builddir/tests/tui/tuidriver"
 export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME
 nstart=0
 sock="t$$-$nstart"
-tm() { tmux -L "$sock" -f /dev/null "$@"; }
+. "$top_srcdir/tests/tui/lib.sh"  # tm, wait_for, expect, keys (start is the driver's, below)
 trap 'tmux -L "$sock" kill-server >/dev/null 2>&1' EXIT
 dlog="$T_TMP/driver.log"
 dpid="$T_TMP/driver.pid"
@@ -30,36 +30,12 @@ start() {
 		 TUIDRIVER_LOG='$dlog' TUIDRIVER_PIDFILE='$dpid' '$drv'; echo \"tuidriver finished: \$?\"; exec sleep 3600"
 }
 
-now_ms() { date +%s%3N; }
-screen=""
-# wait_for ERE [SECONDS]: polls the pane until it matches; $screen holds the last capture.
-wait_for() {
-	local deadline=$(($(now_ms) + ${2:-15} * 1000))
-	while :; do
-		screen=$(tm capture-pane -p -t d 2>/dev/null)
-		if printf '%s\n' "$screen" | grep -Eq -- "$1"; then
-			# A capture can land mid-frame: take the match when a second capture shows it too.
-			sleep 0.05
-			screen=$(tm capture-pane -p -t d 2>/dev/null)
-			printf '%s\n' "$screen" | grep -Eq -- "$1" && return 0
-			continue
-		fi
-		[ "$(now_ms)" -ge "$deadline" ] && return 1
-		sleep 0.05
-	done
-}
-# expect DESC ERE [SECONDS]
-expect() {
-	if wait_for "$2" "${3:-15}"; then t_ok "$1"; else t_fail "$1" "no /$2/ on the screen:
-$screen"; fi
-}
 # expect_not DESC ERE: the current screen (captured now) does not match.
 expect_not() {
 	screen=$(tm capture-pane -p -t d)
 	t_nomatch "$1" "$screen" "$2"
 }
-keys() { tm send-keys -t d "$@"; }
-text() { tm send-keys -t d -l -- "$1"; }
+text() { type_text "$1"; }
 logged() {  # DESC ERE: the log pane shows a line
 	expect "$1" "^[0-9]{2}:[0-9]{2}:[0-9]{2} $2"
 }
