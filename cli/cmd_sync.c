@@ -205,8 +205,10 @@ diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sy
 		if (ok && rows)
 			fflush(stdout);
 	}
-	if (ok)
-		ok = sync_diff_table(src, dst, spec, ctx, rows ? on_row : NULL, &o, &counts, digest, &err);
+	if (ok) {
+		struct sync_diff_hooks hooks = { .row = rows ? on_row : NULL, .userdata = &o };
+		ok = sync_diff_table(src, dst, spec, ctx, &hooks, &counts, digest, &err);
+	}
 	int code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
 
 	if (json) {

@@ -1303,8 +1303,10 @@ load_sync_table(struct loader *L, const struct ynode *k, const struct ynode *v,
 	int x;
 	if ((n = map_get(v, "mode", NULL))) {
 		kp = path_key(path, "mode");
-		if (want_enum(L, n, kp, mode_names, RB_ARRAY_LEN(mode_names), &x))
+		if (want_enum(L, n, kp, mode_names, RB_ARRAY_LEN(mode_names), &x)) {
 			t->mode = (enum plan_sync_mode)x;
+			t->mode_explicit = true;
+		}
 		free(kp);
 	}
 	if ((n = map_get(v, "on_conflict", NULL))) {

@@ -72,6 +72,7 @@ enum plan_on_conflict { PLAN_CONFLICT_PROD_WINS, PLAN_CONFLICT_LOCAL_WINS, PLAN_
 struct plan_sync_table {
 	char                 *name;       /* as written: "Table" or "schema.Table" */
 	enum plan_sync_mode   mode;
+	bool                  mode_explicit; /* the entry sets mode itself (not from sync.defaults) */
 	enum plan_on_conflict on_conflict;
 	struct strlist        key;        /* empty means: the primary key, found at run time */
 	struct strlist        columns;    /* empty means: all columns */

@@ -431,41 +431,68 @@ check_column(const struct sync_spec *spec, const struct side_table *s, const str
 	return si;
 }
 
-static void
-build_copy_sql(PGconn *conn, struct sync_spec *spec)
+/*
+ * COPY (SELECT <cols> FROM <table> [alias JOIN joined r ON keys equal] ORDER BY <key order>) TO
+ * STDOUT; alias is NULL for the whole table.
+ */
+static char *
+copy_sql(PGconn *conn, const struct sync_spec *spec, const char *alias, const char *joined)
 {
 	struct strbuf sb = {0};
+	const char *pre = alias ? alias : "";
+	const char *dot = alias ? "." : "";
 	strbuf_adds(&sb, "COPY (SELECT ");
 	for (size_t i = 0; i < spec->ncols; i++) {
 		char *q = quote_ident(conn, spec->cols[i].name);
 		if (i)
 			strbuf_adds(&sb, ", ");
 		if (spec->cols[i].key && spec->cols[i].order == SYNC_KEY_TEXT)
-			strbuf_addf(&sb, "(%s)::pg_catalog.text", q);
+			strbuf_addf(&sb, "(%s%s%s)::pg_catalog.text", pre, dot, q);
 		else
-			strbuf_adds(&sb, q);
+			strbuf_addf(&sb, "%s%s%s", pre, dot, q);
 		free(q);
 	}
 	char *qs = quote_ident(conn, spec->schema), *qt = quote_ident(conn, spec->table);
-	strbuf_addf(&sb, " FROM %s.%s ORDER BY ", qs, qt);
+	strbuf_addf(&sb, " FROM %s.%s", qs, qt);
 	free(qs);
 	free(qt);
+	if (alias) {
+		strbuf_addf(&sb, " %s JOIN %s r ON ", alias, joined);
+		for (size_t i = 0; i < spec->nkey; i++) {
+			char *q = quote_ident(conn, spec->cols[i].name);
+			strbuf_addf(&sb, "%s%s.%s = r.%s", i ? " AND " : "", alias, q, q);
+			free(q);
+		}
+	}
+	strbuf_adds(&sb, " ORDER BY ");
 	for (size_t i = 0; i < spec->nkey; i++) {
 		const struct sync_column *c = &spec->cols[i];
 		char *q = quote_ident(conn, c->name);
 		if (i)
 			strbuf_adds(&sb, ", ");
 		if (c->order == SYNC_KEY_TEXT)
-			strbuf_addf(&sb, "(%s)::pg_catalog.text COLLATE pg_catalog.\"C\"", q);
+			strbuf_addf(&sb, "(%s%s%s)::pg_catalog.text COLLATE pg_catalog.\"C\"", pre, dot, q);
 		else if (c->order == SYNC_KEY_BPCHAR || (c->order == SYNC_KEY_BYTES &&
 		         strcmp(c->type, "uuid") != 0 && strcmp(c->type, "boolean") != 0))
-			strbuf_addf(&sb, "%s COLLATE pg_catalog.\"C\"", q);
+			strbuf_addf(&sb, "%s%s%s COLLATE pg_catalog.\"C\"", pre, dot, q);
 		else
-			strbuf_adds(&sb, q);
+			strbuf_addf(&sb, "%s%s%s", pre, dot, q);
 		free(q);
 	}
 	strbuf_adds(&sb, ") TO STDOUT");
-	spec->copy_sql = strbuf_detach(&sb);
+	return strbuf_detach(&sb);
+}
+
+static void
+build_copy_sql(PGconn *conn, struct sync_spec *spec)
+{
+	spec->copy_sql = copy_sql(conn, spec, NULL, NULL);
+}
+
+char *
+sync_copy_join_sql(PGconn *conn, const struct sync_spec *spec, const char *joined)
+{
+	return copy_sql(conn, spec, "t", joined);
 }
 
 bool
@@ -930,6 +957,10 @@ report(struct diff *d, enum sync_kind kind, sync_row_fn fn, void *userdata)
 		.dst = kind == SYNC_INSERT ? NULL : t->vals,
 		.changed = both ? d->changed : NULL,
 		.ncols = spec->ncols,
+		.src_line = kind == SYNC_DELETE ? NULL : s->line,
+		.src_len = kind == SYNC_DELETE ? 0 : s->len,
+		.dst_line = kind == SYNC_INSERT ? NULL : t->line,
+		.dst_len = kind == SYNC_INSERT ? 0 : t->len,
 	};
 	fn(spec, &row, userdata);
 }
@@ -981,8 +1012,10 @@ start_copy(struct diff *d, struct side *s)
 
 /* Runs both statements and merges them; false with err set. */
 static bool
-diff_run(struct diff *d, sync_row_fn row_fn, void *userdata, struct sync_counts *counts)
+diff_run(struct diff *d, const struct sync_diff_hooks *hooks, struct sync_counts *counts)
 {
+	sync_row_fn row_fn = hooks ? hooks->row : NULL;
+	void *userdata = hooks ? hooks->userdata : NULL;
 	const struct sync_spec *spec = d->spec;
 	struct side *s = &d->s[0], *t = &d->s[1];
 	/* Both statements run before either is read. */
@@ -999,6 +1032,11 @@ diff_run(struct diff *d, sync_row_fn row_fn, void *userdata, struct sync_counts 
 		if ((++tick & 0x3ff) == 0 && rb_ctx_cancelled(d->ctx))
 			return rb_error_setc(d->err, RB_EXIT_STEP, "the diff of table %s was cancelled",
 			                     spec->display);
+		if (hooks && hooks->progress && (tick % SYNC_PROGRESS_ROWS) == 0) {
+			counts->source_rows = s->rows;
+			counts->target_rows = t->rows;
+			hooks->progress(spec, counts, hooks->userdata);
+		}
 		int c = s->line == NULL ? 1 : t->line == NULL ? -1 :
 		        keys_cmp(spec, &s->ks[s->cur], &t->ks[t->cur]);
 		if (c < 0) {
@@ -1033,12 +1071,14 @@ diff_run(struct diff *d, sync_row_fn row_fn, void *userdata, struct sync_counts 
 	}
 	counts->source_rows = s->rows;
 	counts->target_rows = t->rows;
+	if (hooks && hooks->progress)
+		hooks->progress(spec, counts, hooks->userdata);
 	return true;
 }
 
 bool
 sync_diff_table(PGconn *src, PGconn *dst, const struct sync_spec *spec,
-                const struct rb_ctx *ctx, sync_row_fn row_fn, void *userdata,
+                const struct rb_ctx *ctx, const struct sync_diff_hooks *hooks,
                 struct sync_counts *counts, char digest_out[65], struct rb_error *err)
 {
 	memset(counts, 0, sizeof *counts);
@@ -1069,7 +1109,7 @@ sync_diff_table(PGconn *src, PGconn *dst, const struct sync_spec *spec,
 	if (d.md == NULL || EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) != 1)
 		ok = rb_error_setc(err, RB_EXIT_USAGE, "could not start SHA-256 in libcrypto");
 	else
-		ok = diff_run(&d, row_fn, userdata, counts);
+		ok = diff_run(&d, hooks, counts);
 	if (ok) {
 		unsigned char md[EVP_MAX_MD_SIZE];
 		unsigned int mdlen = 0;

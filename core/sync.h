@@ -110,6 +110,11 @@ struct sync_row {
 	const struct sync_value *dst;
 	const bool              *changed;
 	size_t                   ncols;
+	/* The raw COPY text lines (no newline) behind src and dst; NULL/0 where that side is absent. */
+	const char              *src_line;
+	size_t                   src_len;
+	const char              *dst_line;
+	size_t                   dst_len;
 };
 
 typedef void (*sync_row_fn)(const struct sync_spec *spec, const struct sync_row *row, void *userdata);
@@ -121,11 +126,23 @@ struct sync_counts {
 };
 
 /*
+ * What a diff reports while it runs, all optional. row: every row that is not unchanged, in key
+ * order. progress: the counts so far, every SYNC_PROGRESS_ROWS keys merged and
+ * once at the end. Both run in the diffing thread and should return quickly.
+ */
+#define SYNC_PROGRESS_ROWS 16384
+struct sync_diff_hooks {
+	sync_row_fn row;
+	void      (*progress)(const struct sync_spec *spec, const struct sync_counts *counts, void *userdata);
+	void       *userdata;
+};
+
+/*
  * Diffs one table: starts spec->copy_sql on both connections and reads both streams at the same
  * time (non-blocking, polling both sockets), merging them by key in constant memory (the current
  * row of each side only). Rows compare as the exact bytes of their text under db_connect()'s
- * session settings, so NULL and '' differ and 1.0 and 1.00 differ. Calls row_fn (may be NULL)
- * for every row that is not unchanged, in key order, and fills *counts. digest_out receives the
+ * session settings, so NULL and '' differ and 1.0 and 1.00 differ. Calls hooks (may be NULL) as
+ * struct sync_diff_hooks says, and fills *counts. digest_out receives the
  * SHA-256 (hex) of what the changes depend on, in key order: for each insert "I" and the
  * source's key fields as COPY text; for each update, conflict or delete "U", "C" or "D" and the
  * target's whole COPY line; each record ends with a newline. Rows whose target is kept
@@ -134,8 +151,16 @@ struct sync_counts {
  * err set (code RB_EXIT_STEP). Both connections are left idle and in blocking mode.
  */
 bool sync_diff_table(PGconn *src, PGconn *dst, const struct sync_spec *spec,
-                     const struct rb_ctx *ctx, sync_row_fn row_fn, void *userdata,
+                     const struct rb_ctx *ctx, const struct sync_diff_hooks *hooks,
                      struct sync_counts *counts, char digest_out[65], struct rb_error *err);
+
+/*
+ * COPY (SELECT <the spec's columns as the diff reads them> FROM <table> t JOIN <joined> r ON
+ * <every key column equal> ORDER BY <the diff's key order>) TO STDOUT: the target rows whose keys
+ * are in joined (a relation with the key columns under the same names), as lines byte-identical
+ * to the diff's. Caller frees.
+ */
+char *sync_copy_join_sql(PGconn *conn, const struct sync_spec *spec, const char *joined);
 
 /*
  * Decodes one field of COPY's text format in[0 .. len) into out, which may be in itself (the
