@@ -10,32 +10,64 @@
 #include "cli/commands.h"
 #include "core/db.h"
 #include "core/error.h"
+#include "core/events.h"
+#include "core/journal.h"
 #include "core/sync.h"
+#include "core/sync_apply.h"
+#include "core/sync_review.h"
+#include "core/util.h"
 
 static void
 usage(FILE *f)
 {
-	fputs("Usage: pgrunbook sync diff --plan FILE [--table T] [--rows] [--json]\n\n"
-	      "Compares the plan's sync tables between the source and the target, row by row and\n"
+	fputs("Usage: pgrunbook sync diff --plan FILE [--table T] [--rows] [--out REVIEW] [--json]\n"
+	      "       pgrunbook sync apply --plan FILE --review REVIEW --confirm \"apply DB\"\n"
+	      "                            [--allow-protected-overwrite --confirm-overwrite I_UNDERSTAND_PROD_OVERWRITE]\n"
+	      "                            [--confirm-delete \"delete DB\"] [--waive-backup \"waive-backup DB\"]\n"
+	      "                            [--lock-wait SECONDS] [--json]\n\n"
+	      "diff compares the plan's sync tables between the source and the target, row by row and\n"
 	      "column by column (read-only). Tables the plan does not list, and tables in skip mode,\n"
 	      "are skipped and named. For each table: mode, key, on_conflict, protected and the\n"
 	      "counts to_insert, to_update, to_delete, conflicts, differs_kept (rows that differ but\n"
-	      "where the target's row is kept: append, prod_wins) and unchanged.\n"
-	      "This version records no run in the journal and saves no review file yet.\n\n"
+	      "where the target's row is kept: append, prod_wins) and unchanged. With --out it saves\n"
+	      "the review file (the plan's hash, each table's counts, the rows to write and the target\n"
+	      "rows they replace, a digest of those) and records the diff as a run in the journal.\n\n"
+	      "apply writes exactly what a review holds to the target (DB is the target database's\n"
+	      "name). It refuses, writing nothing, when the review is of another plan or target, was\n"
+	      "changed, holds a conflict, changes rows of a protected table without\n"
+	      "--allow-protected-overwrite and --confirm-overwrite, appends to a protected table whose\n"
+	      "plan entry does not set mode itself, or would delete rows (delete: true) without\n"
+	      "--confirm-delete. Without a verified backup in the run it needs --waive-backup. Tables\n"
+	      "are applied parents first (foreign keys), one transaction each: the target rows the\n"
+	      "changes depend on are read again and must match the review, then one UPDATE, INSERT and\n"
+	      "DELETE each touch exactly the reviewed rows, and sequences behind serial and identity\n"
+	      "columns are moved past the new maximum. The first failing table is rolled back and the\n"
+	      "later ones are not touched.\n\n"
 	      "Options:\n"
 	      "  --plan FILE    the runbook plan\n"
-	      "  --table T      only this table (as the plan writes it, or schema.table)\n"
-	      "  --rows         also list each changed row with its changed columns (old -> new);\n"
+	      "  --table T      diff: only this table (as the plan writes it, or schema.table)\n"
+	      "  --rows         diff: also list each changed row with its changed columns (old -> new);\n"
 	      "                 as text they stream out, with --json they are held in memory\n"
+	      "  --out REVIEW   diff: save the review file to REVIEW (only when every table diffed)\n"
+	      "  --review FILE  apply: the review file to apply\n"
+	      "  --confirm PHRASE            apply: \"apply DB\"\n"
+	      "  --allow-protected-overwrite apply: allow changing rows of protected tables ...\n"
+	      "  --confirm-overwrite PHRASE  ... with the phrase I_UNDERSTAND_PROD_OVERWRITE\n"
+	      "  --confirm-delete PHRASE     apply: \"delete DB\" when the review deletes rows\n"
+	      "  --waive-backup PHRASE       apply: without a verified backup (\"waive-backup DB\")\n"
+	      "  --lock-wait SECONDS         apply: wait this long for the one-writer lock (default 10)\n"
 	      "  --json         print the result as JSON\n"
-	      "\nExit codes: 0 the diff ran, 1 usage, 2 connection failure, 3 a table could not be\n"
-	      "diffed (missing table, no key, type mismatch, duplicate key) or cancelled, 4 invalid plan.\n", f);
+	      "\nExit codes: 0 done, 1 usage, 2 connection failure, 3 a table could not be diffed\n"
+	      "(missing table, no key, type mismatch, duplicate key), apply refused or a table failed\n"
+	      "(rolled back), or cancelled, 4 invalid plan.\n", f);
 }
 
 struct table_out {
 	bool    json;
 	bool    rows;
 	json_t *jrows;
+	struct sync_review_writer *review;
+	struct rb_error           *review_err;  /* the first write error */
 };
 
 /* A value for people: NULL, or single-quoted with quotes doubled and control characters escaped. */
@@ -93,6 +125,10 @@ static void
 on_row(const struct sync_spec *spec, const struct sync_row *row, void *userdata)
 {
 	struct table_out *o = userdata;
+	if (o->review && o->review_err->code == 0)
+		sync_review_row(o->review, row, o->review_err);
+	if (!o->rows)
+		return;
 	const struct sync_value *keyvals = row->src ? row->src : row->dst;
 	if (o->json) {
 		json_t *r = json_object();
@@ -191,24 +227,35 @@ json_error(const struct rb_error *err)
 /* Diffs one plan table; prints or adds to jtables. Returns an exit code. */
 static int
 diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sync_table *t,
-         const struct rb_ctx *ctx, bool json, bool rows, json_t *jtables)
+         const struct rb_ctx *ctx, bool json, bool rows, json_t *jtables, struct sync_review_writer *review)
 {
-	struct rb_error err = {0};
+	struct rb_error err = {0}, rerr = {0};
 	struct sync_spec *spec = NULL;
 	char *display = qualified(plan, t->name);
 	struct sync_counts counts;
 	char digest[65] = "";
-	struct table_out o = { .json = json, .rows = rows, .jrows = json && rows ? json_array() : NULL };
+	struct table_out o = { .json = json, .rows = rows, .jrows = json && rows ? json_array() : NULL,
+	                       .review = review, .review_err = &rerr };
 	bool ok = sync_table_resolve(src, dst, plan, t, ctx, &spec, &err);
 	if (!json) {
 		print_header(t, spec, display);
 		if (ok && rows)
 			fflush(stdout);
 	}
+	if (ok && review)
+		ok = sync_review_table_begin(review, spec, t->mode_explicit, &err);
 	if (ok) {
-		struct sync_diff_hooks hooks = { .row = rows ? on_row : NULL, .userdata = &o };
+		struct sync_diff_hooks hooks = { .row = rows || review ? on_row : NULL, .userdata = &o };
 		ok = sync_diff_table(src, dst, spec, ctx, &hooks, &counts, digest, &err);
 	}
+	if (ok && rerr.code) {
+		rb_error_clear(&err);
+		err = rerr;                       /* takes rerr's strings */
+		memset(&rerr, 0, sizeof rerr);
+		ok = false;
+	}
+	if (ok && review)
+		ok = sync_review_table_end(review, &counts, digest, &err);
 	int code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
 
 	if (json) {
@@ -268,6 +315,7 @@ diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sy
 	}
 	json_decref(o.jrows);
 	rb_error_clear(&err);
+	rb_error_clear(&rerr);
 	sync_spec_free(spec);
 	free(display);
 	return code;
@@ -280,11 +328,12 @@ sync_diff(int argc, char **argv)
 		{"plan", required_argument, NULL, 'p'},
 		{"table", required_argument, NULL, 't'},
 		{"rows", no_argument, NULL, 'r'},
+		{"out", required_argument, NULL, 'o'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *plan_path = NULL, *only = NULL;
+	const char *plan_path = NULL, *only = NULL, *out_path = NULL;
 	bool json = false, rows = false;
 	int c;
 	optind = 1;
@@ -294,6 +343,7 @@ sync_diff(int argc, char **argv)
 		case 'p': plan_path = optarg; break;
 		case 't': only = optarg; break;
 		case 'r': rows = true; break;
+		case 'o': out_path = optarg; break;
 		case 'j': json = true; break;
 		case 'h': usage(stdout); return RB_EXIT_OK;
 		case ':': return cli_usage_error("sync", "option \"%s\" needs a value", argv[optind - 1]);
@@ -344,12 +394,41 @@ sync_diff(int argc, char **argv)
 		return code;
 	}
 
-	atomic_int *cancel = cli_cancel_begin();
-	struct rb_ctx ctx = { .bus = NULL, .cancel = cancel };
 	int code = RB_EXIT_OK;
+	struct events *bus = events_new();
+	struct journal *j = NULL;
+	struct sync_review_writer *review = NULL;
+	if (out_path) {
+		j = cli_run_open(plan, bus, &code);
+		char *db = j ? db_query_value(dst, "SELECT pg_catalog.current_database()", &err) : NULL;
+		review = db ? sync_review_create(out_path, plan, db, util_user_name(), &err) : NULL;
+		free(db);
+		if (review == NULL) {
+			if (j) {
+				cli_print_error(&err);
+				code = err.code ? err.code : RB_EXIT_STEP;
+				struct rb_error jerr = {0};
+				cli_run_finish(j, bus, code, "sync diff failed", &jerr);
+				rb_error_clear(&jerr);
+				journal_close(j);
+			}
+			rb_error_clear(&err);
+			events_free(bus);
+			PQfinish(src);
+			PQfinish(dst);
+			plan_free(plan);
+			return code;
+		}
+		events_log(bus, LOG_LEVEL_INFO, "sync", "pgrunbook sync diff %s -> %s by %s, review file %s", plan->source,
+		           plan->target, util_user_name(), out_path);
+	}
+
+	atomic_int *cancel = cli_cancel_begin();
+	struct rb_ctx ctx = { .bus = bus, .cancel = cancel };
 	json_t *jtables = json_array(), *jskipped = json_array();
 	if (!json)
-		printf("sync diff: %s -> %s (read-only; no review file saved)\n", plan->source, plan->target);
+		printf("sync diff: %s -> %s (read-only%s)\n", plan->source, plan->target,
+		       out_path ? "" : "; no review file saved");
 
 	/* The target's tables the plan does not list, or lists in skip mode. */
 	struct strlist all = {0}, listed = {0};
@@ -370,7 +449,7 @@ sync_diff(int argc, char **argv)
 			continue;
 		if (!json)
 			putchar('\n');
-		if (diff_one(src, dst, plan, t, &ctx, json, rows, jtables) != RB_EXIT_OK)
+		if (diff_one(src, dst, plan, t, &ctx, json, rows, jtables, review) != RB_EXIT_OK)
 			code = RB_EXIT_STEP;  /* the next table is still diffed */
 		if (rb_ctx_cancelled(&ctx))
 			break;
@@ -388,10 +467,42 @@ sync_diff(int argc, char **argv)
 		if (!strlist_contains(&listed, all.items[i]))
 			json_array_append_new(jskipped, json_pack("{s:s, s:s}", "table", all.items[i],
 			                                          "reason", "not in the plan"));
+	bool saved = false;
+	struct rb_error jerr = {0};
+	if (review) {
+		for (size_t i = 0; i < json_array_size(jskipped); i++) {
+			json_t *sk = json_array_get(jskipped, i);
+			sync_review_skipped(review, json_string_value(json_object_get(sk, "table")),
+			                    json_string_value(json_object_get(sk, "reason")));
+		}
+		if (code == RB_EXIT_OK) {
+			saved = sync_review_commit(review, &err);
+			if (!saved) {
+				cli_print_error(&err);
+				rb_error_clear(&err);
+				code = RB_EXIT_STEP;
+			}
+		} else {
+			sync_review_abort(review);
+		}
+		review = NULL;
+		if (saved) {
+			json_t *data = json_pack("{s:s, s:s, s:o}", "kind", "sync_review", "path", out_path,
+			                         "tables", json_deep_copy(jtables));
+			/* The journal keeps the counts and digests, not the rows. */
+			for (size_t i = 0; i < json_array_size(json_object_get(data, "tables")); i++)
+				json_object_del(json_array_get(json_object_get(data, "tables"), i), "rows");
+			events_emitf(bus, EV_STEP, "sync", data, "review saved to %s", out_path);
+			json_decref(data);
+		}
+		code = cli_run_finish(j, bus, code, saved ? "sync diff: review saved" : "sync diff failed", &jerr);
+	}
 	if (json) {
-		json_t *o = json_pack("{s:s, s:s, s:n, s:o, s:o, s:b, s:i}", "source", plan->source,
-		                      "target", plan->target, "review_file", "tables", jtables,
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:b, s:i}", "source", plan->source,
+		                      "target", plan->target, "review_file", saved ? out_path : NULL, "tables", jtables,
 		                      "skipped", jskipped, "ok", code == RB_EXIT_OK, "exit_code", code);
+		if (j)
+			json_object_set_new(o, "run_id", json_string(journal_run_id(j)));
 		cli_print_json(o);
 	} else {
 		printf("\nskipped:");
@@ -408,11 +519,177 @@ sync_diff(int argc, char **argv)
 		json_decref(jskipped);
 		printf("\nsync diff: %s\n", code == RB_EXIT_OK ? "done" :
 		       rb_ctx_cancelled(&ctx) ? "cancelled" : "failed for at least one table");
+		if (saved)
+			printf("review saved to %s\n", out_path);
+		else if (out_path)
+			printf("no review file saved\n");
 	}
+	fflush(stdout);
+	if (j) {
+		cli_run_report(j, &jerr);
+		journal_close(j);
+	}
+	rb_error_clear(&jerr);
+	events_free(bus);
 	strlist_free(&all);
 	strlist_free(&listed);
 	PQfinish(src);
 	PQfinish(dst);
+	plan_free(plan);
+	return code;
+}
+
+/* Prints each table's apply as it ends (text mode). */
+static void
+print_apply_event(const struct rb_event *ev, void *userdata)
+{
+	(void)userdata;
+	if (ev->type == EV_STEP && ev->data && ev->message) {
+		const char *state = json_string_value(json_object_get(ev->data, "state"));
+		if (state && strcmp(state, "started") != 0)
+			printf("  %s\n", ev->message);
+		else if (state == NULL)
+			printf("  %s\n", ev->message);
+		fflush(stdout);
+	} else if (ev->type == EV_LOG && ev->level >= LOG_LEVEL_WARN && ev->message) {
+		fprintf(stderr, "pgrunbook: %s\n", ev->message);
+	}
+}
+
+static int
+sync_apply_cmd(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"plan", required_argument, NULL, 'p'},
+		{"review", required_argument, NULL, 'r'},
+		{"confirm", required_argument, NULL, 'c'},
+		{"allow-protected-overwrite", no_argument, NULL, 'a'},
+		{"confirm-overwrite", required_argument, NULL, 'o'},
+		{"confirm-delete", required_argument, NULL, 'd'},
+		{"waive-backup", required_argument, NULL, 'w'},
+		{"lock-wait", required_argument, NULL, 'l'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *plan_path = NULL, *review_path = NULL;
+	struct sync_apply_opts opts = { .who = util_user_name() };
+	bool json = false;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p': plan_path = optarg; break;
+		case 'r': review_path = optarg; break;
+		case 'c': opts.confirm = optarg; break;
+		case 'a': opts.allow_protected_overwrite = true; break;
+		case 'o': opts.confirm_overwrite = optarg; break;
+		case 'd': opts.confirm_delete = optarg; break;
+		case 'w': opts.waive_backup = optarg; break;
+		case 'l': {
+			char *end;
+			long long v = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v < 0 || v > 86400)
+				return cli_usage_error("sync", "--lock-wait wants whole seconds from 0 to 86400, not \"%s\"",
+				                       optarg);
+			opts.lock_wait_ms = v > 0 ? v * 1000 : 1;
+			break;
+		}
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return RB_EXIT_OK;
+		case ':': return cli_usage_error("sync", "option \"%s\" needs a value", argv[optind - 1]);
+		default: return cli_usage_error("sync", "unknown option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("sync", "unexpected argument \"%s\"", argv[optind]);
+	if (plan_path == NULL)
+		return cli_usage_error("sync", "--plan FILE is required");
+	if (review_path == NULL)
+		return cli_usage_error("sync", "--review FILE is required (make one with: pgrunbook sync diff --plan "
+		                       "FILE --out REVIEW)");
+	if (opts.confirm_overwrite && !opts.allow_protected_overwrite)
+		return cli_usage_error("sync", "--confirm-overwrite goes with --allow-protected-overwrite");
+
+	struct plan *plan = cli_load_plan(plan_path);
+	if (plan == NULL)
+		return RB_EXIT_PLAN;
+	struct rb_error err = {0}, jerr = {0};
+	if (!plan->sync.present || plan->source == NULL) {
+		rb_error_setc(&err, RB_EXIT_PLAN, "the plan has no %s", plan->sync.present ? "source to sync from" :
+		              "sync section");
+		cli_print_error(&err);
+		rb_error_clear(&err);
+		plan_free(plan);
+		return RB_EXIT_PLAN;
+	}
+	struct events *bus = events_new();
+	int code = RB_EXIT_OK;
+	struct journal *j = cli_run_open(plan, bus, &code);
+	if (j == NULL) {
+		events_free(bus);
+		plan_free(plan);
+		return code;
+	}
+	if (!json)
+		events_subscribe(bus, print_apply_event, NULL);
+	events_log(bus, LOG_LEVEL_INFO, "sync", "pgrunbook sync apply of %s to %s, by %s", review_path, plan->target,
+	           util_user_name());
+	struct sync_review rv;
+	struct sync_apply_result res = {0};
+	bool loaded = sync_review_load(review_path, plan, &rv, &err), ok = false;
+	if (loaded) {
+		if (!json)
+			printf("sync apply: %s -> %s (database %s), review %s\n", rv.source, rv.target, rv.target_db,
+			       review_path);
+		fflush(stdout);
+		struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
+		ok = sync_apply(plan, &rv, &opts, &ctx, &res, &err);
+		cli_cancel_end();
+	} else {
+		events_emitf(bus, EV_STAGE_FAILED, "sync", NULL, "%s", err.message ? err.message : "bad review file");
+	}
+	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
+	code = cli_run_finish(j, bus, code, ok ? "sync apply done" : "sync apply failed", &jerr);
+	if (json) {
+		json_t *o = loaded ? sync_apply_result_json(&res) : json_pack("{s:n, s:b, s:[]}", "database", "refused", 1,
+		                                                               "tables");
+		json_object_set_new(o, "ok", json_boolean(code == RB_EXIT_OK));
+		json_object_set_new(o, "exit_code", json_integer(code));
+		json_object_set_new(o, "run_id", json_string(journal_run_id(j)));
+		if (!ok)
+			json_object_set_new(o, "error", json_error(&err));
+		cli_print_json(o);
+	} else if (loaded) {
+		const char *stopped = NULL;
+		for (size_t i = 0; i < res.ntables; i++) {
+			const struct sync_apply_table *t = &res.tables[i];
+			if (t->state == SYNC_TABLE_NOT_REACHED)
+				printf("  %s: not reached\n", t->display);
+			if (t->state == SYNC_TABLE_FAILED && !stopped)
+				stopped = t->display;
+		}
+		if (ok)
+			printf("sync apply: done\n");
+		else if (res.refused)
+			printf("sync apply: refused; nothing was written\n");
+		else if (stopped)
+			printf("sync apply: stopped at %s; later tables were not touched\n", stopped);
+		else
+			printf("sync apply: failed\n");
+	}
+	fflush(stdout);
+	if (!ok)
+		cli_print_error(&err);
+	cli_run_report(j, &jerr);
+	rb_error_clear(&jerr);
+	rb_error_clear(&err);
+	if (loaded)
+		sync_review_free(&rv);
+	sync_apply_result_free(&res);
+	events_free(bus);
+	journal_close(j);
 	plan_free(plan);
 	return code;
 }
@@ -426,5 +703,7 @@ cmd_sync(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "diff") == 0)
 		return sync_diff(argc - 1, argv + 1);
-	return cli_usage_error("sync", "unknown sync command \"%s\" (this version has: diff)", argv[1]);
+	if (strcmp(argv[1], "apply") == 0)
+		return sync_apply_cmd(argc - 1, argv + 1);
+	return cli_usage_error("sync", "unknown sync command \"%s\" (expected diff or apply)", argv[1]);
 }

@@ -96,3 +96,34 @@ confirm_check(struct rb_ctx *ctx, const char *stage, const char *expected, const
 	rb_error_hint(err, "Type exactly \"%s\" (headless: --confirm \"%s\").", expected, expected);
 	return false;
 }
+
+bool
+confirm_backup_precondition(struct rb_ctx *ctx, const char *stage, const char *verb, const char *database,
+                            bool backup_ok, const char *waive_backup, const char *who, struct rb_error *err)
+{
+	if (backup_ok)
+		return true;
+	char *phrase = confirm_phrase("waive-backup", database);
+	bool ok;
+	if (waive_backup == NULL) {
+		ok = rb_error_setc(err, RB_EXIT_STEP, "no verified backup of %s in this run; nothing was run", database);
+		rb_error_detail(err, "%c%s needs a verified backup of its target taken in the same run, or a typed "
+		                "waiver (DESIGN.md \"Preconditions\"). This build cannot take backups yet.",
+		                toupper((unsigned char)stage[0]), stage + 1);
+		rb_error_hint(err, "To %s without a backup, type the waiver: --waive-backup \"%s\" (it is journaled).",
+		              verb, phrase);
+	} else {
+		ok = confirm_check(ctx, "backup", phrase, waive_backup, err);
+		if (ok) {
+			json_t *data = json_pack("{s:s, s:s?, s:s, s:s}", "database", database, "who", who, "phrase", phrase,
+			                         "before", stage);
+			events_emitf(ctx->bus, EV_STAGE_WAIVED, "backup", data, "backup waived by %s before %s: no verified "
+			             "backup of %s", who ? who : "the operator", stage, database);
+			json_decref(data);
+		} else {
+			rb_error_hint(err, "Type exactly --waive-backup \"%s\".", phrase);
+		}
+	}
+	free(phrase);
+	return ok;
+}

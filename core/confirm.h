@@ -40,4 +40,15 @@ const char *confirm_miss_text(enum confirm_miss m);
 bool confirm_check(struct rb_ctx *ctx, const char *stage, const char *expected, const char *typed,
                    struct rb_error *err);
 
+/*
+ * The backup precondition of a step that writes to database (DESIGN.md "Preconditions"): true when
+ * backup_ok (the caller knows the run has a verified backup or a journaled waiver); otherwise
+ * waive_backup must be the typed "waive-backup <database>", checked here (confirm_ok or
+ * confirm_miss) and journaled as stage_waived of stage "backup" with who. stage ("migrate",
+ * "sync") and verb ("deploy", "apply") word the messages. False with err set (RB_EXIT_STEP).
+ */
+bool confirm_backup_precondition(struct rb_ctx *ctx, const char *stage, const char *verb, const char *database,
+                                 bool backup_ok, const char *waive_backup, const char *who,
+                                 struct rb_error *err);
+
 #endif

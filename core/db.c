@@ -846,3 +846,12 @@ db_query_value(PGconn *conn, const char *sql, struct rb_error *err)
 	PQclear(res);
 	return v;
 }
+
+char *
+db_quote_ident(PGconn *conn, const char *s)
+{
+	char *q = PQescapeIdentifier(conn, s, strlen(s));
+	char *r = xstrdup(q ? q : "\"\"");
+	PQfreemem(q);
+	return r;
+}

@@ -68,6 +68,9 @@ char *db_describe(PGconn *conn);
 /* Runs a query that returns one value; the copied text (caller frees) or NULL with err set. */
 char *db_query_value(PGconn *conn, const char *sql, struct rb_error *err);
 
+/* s as a quoted SQL identifier (PQescapeIdentifier; "" when that fails). Caller frees. */
+char *db_quote_ident(PGconn *conn, const char *s);
+
 /* Fills err from a failed result (message, detail, hint, SQLSTATE) with the given exit code. */
 void db_error_from_result(struct rb_error *err, const PGresult *res, int code);
 

@@ -1135,37 +1135,6 @@ dangerous_list(const struct deploy_preview *pv, const struct mig_status *state, 
 	return strbuf_detach(&sb);
 }
 
-/* The backup precondition; true when met (a waiver is checked and journaled here). */
-static bool
-backup_precondition(struct deployer *d, struct rb_error *err)
-{
-	if (d->o->backup_ok)
-		return true;
-	char *phrase = confirm_phrase("waive-backup", d->pv.database);
-	bool ok;
-	if (d->o->waive_backup == NULL) {
-		ok = rb_error_setc(err, RB_EXIT_STEP, "no verified backup of %s in this run; nothing was run",
-		                   d->pv.database);
-		rb_error_detail(err, "Migrate needs a verified backup of its target taken in the same run, or a "
-		                "typed waiver (DESIGN.md \"Preconditions\"). This build cannot take backups yet.");
-		rb_error_hint(err, "To deploy without a backup, type the waiver: --waive-backup \"%s\" (it is "
-		              "journaled).", phrase);
-	} else {
-		ok = confirm_check(d->ctx, "backup", phrase, d->o->waive_backup, err);
-		if (ok) {
-			json_t *data = json_pack("{s:s, s:s?, s:s}", "database", d->pv.database, "who", d->o->who,
-			                         "phrase", phrase);
-			events_emitf(d->ctx->bus, EV_STAGE_WAIVED, "backup", data, "backup waived by %s before migrate: "
-			             "no verified backup of %s", d->o->who ? d->o->who : "the operator", d->pv.database);
-			json_decref(data);
-		} else {
-			rb_error_hint(err, "Type exactly --waive-backup \"%s\".", phrase);
-		}
-	}
-	free(phrase);
-	return ok;
-}
-
 /*
  * What must hold before anything of the pending migrations runs: the backup (or its typed waiver)
  * and, for dangerous statements, the typed "deploy <db>". Both journaled.
@@ -1173,7 +1142,8 @@ backup_precondition(struct deployer *d, struct rb_error *err)
 static bool
 preconditions(struct deployer *d, struct rb_error *err)
 {
-	if (!backup_precondition(d, err))
+	if (!confirm_backup_precondition(d->ctx, "migrate", "deploy", d->pv.database, d->o->backup_ok,
+	                                 d->o->waive_backup, d->o->who, err))
 		return false;
 	if (!d->pv.dangerous)
 		return true;

@@ -385,14 +385,6 @@ key_order_for(unsigned typoid)
 	}
 }
 
-static char *
-quote_ident(PGconn *conn, const char *s)
-{
-	char *q = PQescapeIdentifier(conn, s, strlen(s));
-	char *r = xstrdup(q ? q : "\"\"");
-	PQfreemem(q);
-	return r;
-}
 
 static void
 add_column(struct sync_spec *spec, const char *name, const char *type, unsigned typoid, bool key)
@@ -443,7 +435,7 @@ copy_sql(PGconn *conn, const struct sync_spec *spec, const char *alias, const ch
 	const char *dot = alias ? "." : "";
 	strbuf_adds(&sb, "COPY (SELECT ");
 	for (size_t i = 0; i < spec->ncols; i++) {
-		char *q = quote_ident(conn, spec->cols[i].name);
+		char *q = db_quote_ident(conn, spec->cols[i].name);
 		if (i)
 			strbuf_adds(&sb, ", ");
 		if (spec->cols[i].key && spec->cols[i].order == SYNC_KEY_TEXT)
@@ -452,14 +444,14 @@ copy_sql(PGconn *conn, const struct sync_spec *spec, const char *alias, const ch
 			strbuf_addf(&sb, "%s%s%s", pre, dot, q);
 		free(q);
 	}
-	char *qs = quote_ident(conn, spec->schema), *qt = quote_ident(conn, spec->table);
+	char *qs = db_quote_ident(conn, spec->schema), *qt = db_quote_ident(conn, spec->table);
 	strbuf_addf(&sb, " FROM %s.%s", qs, qt);
 	free(qs);
 	free(qt);
 	if (alias) {
 		strbuf_addf(&sb, " %s JOIN %s r ON ", alias, joined);
 		for (size_t i = 0; i < spec->nkey; i++) {
-			char *q = quote_ident(conn, spec->cols[i].name);
+			char *q = db_quote_ident(conn, spec->cols[i].name);
 			strbuf_addf(&sb, "%s%s.%s = r.%s", i ? " AND " : "", alias, q, q);
 			free(q);
 		}
@@ -467,7 +459,7 @@ copy_sql(PGconn *conn, const struct sync_spec *spec, const char *alias, const ch
 	strbuf_adds(&sb, " ORDER BY ");
 	for (size_t i = 0; i < spec->nkey; i++) {
 		const struct sync_column *c = &spec->cols[i];
-		char *q = quote_ident(conn, c->name);
+		char *q = db_quote_ident(conn, c->name);
 		if (i)
 			strbuf_adds(&sb, ", ");
 		if (c->order == SYNC_KEY_TEXT)
