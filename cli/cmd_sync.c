@@ -258,7 +258,8 @@ diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sy
 		ok = sync_review_table_end(review, &counts, digest, &err);
 	int code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
 
-	if (json) {
+	{
+		/* Always built: the journal keeps it with a saved review. */
 		json_t *jt = json_object();
 		json_object_set_new(jt, "table", json_string(display));
 		json_object_set_new(jt, "plan_name", json_string(t->name));
@@ -295,7 +296,8 @@ diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sy
 			json_object_set_new(jt, "error", json_error(&err));
 		}
 		json_array_append_new(jtables, jt);
-	} else if (ok) {
+	}
+	if (!json && ok) {
 		printf("  to_insert:    %" PRId64 "\n", counts.n[SYNC_INSERT]);
 		printf("  to_update:    %" PRId64 "\n", counts.n[SYNC_UPDATE]);
 		printf("  to_delete:    %" PRId64 "%s\n", counts.n[SYNC_DELETE],
@@ -304,7 +306,7 @@ diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sy
 		printf("  differs_kept: %" PRId64 "\n", counts.n[SYNC_DIFFERS_KEPT]);
 		printf("  unchanged:    %" PRId64 "\n", counts.n[SYNC_UNCHANGED]);
 		printf("  digest:       %s\n", digest);
-	} else {
+	} else if (!json) {
 		char *m = rb_error_format(&err);
 		printf("  error:        %s\n", m);
 		free(m);
@@ -487,8 +489,8 @@ sync_diff(int argc, char **argv)
 		}
 		review = NULL;
 		if (saved) {
-			json_t *data = json_pack("{s:s, s:s, s:o}", "kind", "sync_review", "path", out_path,
-			                         "tables", json_deep_copy(jtables));
+			json_t *data = json_pack("{s:s, s:s, s:o, s:O}", "kind", "sync_review", "path", out_path,
+			                         "tables", json_deep_copy(jtables), "skipped", jskipped);
 			/* The journal keeps the counts and digests, not the rows. */
 			for (size_t i = 0; i < json_array_size(json_object_get(data, "tables")); i++)
 				json_object_del(json_array_get(json_object_get(data, "tables"), i), "rows");

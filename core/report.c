@@ -742,6 +742,141 @@ classify_migration(const struct journal_record *r)
 	return NULL;
 }
 
+static json_int_t
+jint(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static const char *
+jstr_or(const json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : dflt;
+}
+
+/* Whether a sync_table step for table ends (applied or failed) after record i. */
+static bool
+sync_table_ended(const struct run_state *st, size_t i, const char *table)
+{
+	for (size_t k = i + 1; k < st->nrecords; k++) {
+		const json_t *d = st->records[k].data;
+		if (st->records[k].type != EV_STEP || strcmp(jstr_or(d, "kind", ""), "sync_table") != 0 ||
+		    strcmp(jstr_or(d, "table", ""), table) != 0)
+			continue;
+		const char *state = jstr_or(d, "state", "");
+		if (strcmp(state, "applied") == 0 || strcmp(state, "failed") == 0)
+			return true;
+		if (strcmp(state, "started") == 0)
+			return false;
+	}
+	return false;
+}
+
+/*
+ * Data sync: each saved review (per table counts, the tables skipped) and each table's apply
+ * (applied, failed and rolled back, or never finished).
+ */
+static void
+render_sync(struct strbuf *sb, const struct run_state *st)
+{
+	bool header = false;
+	struct strbuf apply = {0};
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		const json_t *d = r->data;
+		const char *kind = jstr_or(d, "kind", "");
+		bool review = r->type == EV_STEP && strcmp(kind, "sync_review") == 0;
+		bool started = r->type == EV_STAGE_STARTED && r->stage && strcmp(r->stage, "sync") == 0;
+		bool table = r->type == EV_STEP && strcmp(kind, "sync_table") == 0;
+		if (!review && !started && !table)
+			continue;
+		if (!header) {
+			strbuf_adds(sb, "## Sync\n\n");
+			header = true;
+		}
+		if (review) {
+			strbuf_adds(sb, "Review saved to ");
+			md_code(sb, jstr_or(d, "path", "?"), false);
+			strbuf_adds(sb, " at ");
+			md_inline(sb, r->ts);
+			strbuf_adds(sb, ":\n\n| Table | Mode | On conflict | Protected | To insert | To update | To delete | "
+			            "Conflicts | Differs, kept | Unchanged |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+			size_t k;
+			json_t *t;
+			json_array_foreach(json_object_get(d, "tables"), k, t) {
+				json_t *c = json_object_get(t, "counts");
+				strbuf_adds(sb, "| ");
+				md_cell(sb, jstr_or(t, "table", "?"));
+				strbuf_adds(sb, " | ");
+				md_cell(sb, jstr_or(t, "mode", "?"));
+				strbuf_adds(sb, " | ");
+				md_cell(sb, jstr_or(t, "on_conflict", "?"));
+				strbuf_addf(sb, " | %s | ", json_is_true(json_object_get(t, "protected")) ? "yes" : "no");
+				if (json_is_object(c))
+					strbuf_addf(sb, "%" JSON_INTEGER_FORMAT " | %" JSON_INTEGER_FORMAT " | %" JSON_INTEGER_FORMAT
+					            " | %" JSON_INTEGER_FORMAT " | %" JSON_INTEGER_FORMAT " | %" JSON_INTEGER_FORMAT " |\n",
+					            jint(c, "to_insert"), jint(c, "to_update"), jint(c, "to_delete"),
+					            jint(c, "conflicts"), jint(c, "differs_kept"), jint(c, "unchanged"));
+				else
+					strbuf_adds(sb, "failed | | | | | |\n");
+			}
+			strbuf_addc(sb, '\n');
+		}
+		json_t *skipped = json_object_get(d, "skipped");
+		if ((review || started) && json_array_size(skipped) > 0) {
+			strbuf_adds(sb, review ? "Skipped (not synced): " : "Skipped by the applied review: ");
+			size_t k;
+			json_t *s;
+			json_array_foreach(skipped, k, s) {
+				if (k)
+					strbuf_adds(sb, ", ");
+				if (json_is_string(s)) {
+					md_inline(sb, json_string_value(s));
+				} else {
+					md_inline(sb, jstr_or(s, "table", "?"));
+					strbuf_adds(sb, " (");
+					md_inline(sb, jstr_or(s, "reason", "?"));
+					strbuf_adds(sb, ")");
+				}
+			}
+			strbuf_adds(sb, ".\n\n");
+		}
+		if (table) {
+			const char *state = jstr_or(d, "state", "");
+			const char *tname = jstr_or(d, "table", "?");
+			char *what = NULL;
+			if (strcmp(state, "applied") == 0)
+				what = xasprintf("applied: %" JSON_INTEGER_FORMAT " inserted, %" JSON_INTEGER_FORMAT " updated, %"
+				                 JSON_INTEGER_FORMAT " deleted", jint(d, "inserted"), jint(d, "updated"),
+				                 jint(d, "deleted"));
+			else if (strcmp(state, "failed") == 0)
+				what = xstrdup("**failed: rolled back, nothing of it written**");
+			else if (strcmp(state, "started") == 0 && !sync_table_ended(st, i, tname))
+				what = xstrdup("**never finished**: pgrunbook stopped before recording the outcome; its "
+				               "transaction rolled back unless it had just committed (sync diff shows which)");
+			if (what) {
+				if (apply.len == 0)
+					strbuf_adds(&apply, "| Time | Table | Outcome | Message |\n|---|---|---|---|\n");
+				strbuf_adds(&apply, "| ");
+				md_cell(&apply, r->ts);
+				strbuf_adds(&apply, " | ");
+				md_cell(&apply, tname);
+				strbuf_addf(&apply, " | %s | ", what);
+				md_cell(&apply, r->message ? r->message : "");
+				strbuf_adds(&apply, " |\n");
+				free(what);
+			}
+		}
+	}
+	if (apply.len) {
+		strbuf_adds(sb, "Apply:\n\n");
+		strbuf_add(sb, apply.buf, apply.len);
+		strbuf_addc(sb, '\n');
+	}
+	strbuf_release(&apply);
+}
+
 static void
 render_checklist(struct strbuf *sb, const struct run_state *st)
 {
@@ -802,6 +937,7 @@ report_markdown(const struct run_state *st)
 	render_stages(&sb, st);
 	render_results(&sb, st);
 	render_record_table(&sb, st, "Migrations", "Outcome", classify_migration);
+	render_sync(&sb, st);
 	render_record_table(&sb, st, "Confirmations", "Outcome", classify_confirmation);
 	render_checklist(&sb, st);
 	render_record_table(&sb, st, "Warnings and errors", "Kind", classify_problem);

@@ -897,8 +897,11 @@ sync_apply(const struct plan *plan, const struct sync_review *rv, const struct s
 		a.order[i] = i;
 		res->tables[i].display = xstrdup(rv->tables[i].display);
 	}
-	json_t *sdata = json_pack("{s:s?, s:s, s:s, s:s?}", "environment", plan->target, "database", rv->target_db,
-	                          "review", rv->path, "who", o->who);
+	json_t *skipped = json_array();
+	for (size_t i = 0; i < rv->skipped.len; i++)
+		json_array_append_new(skipped, json_string(rv->skipped.items[i]));
+	json_t *sdata = json_pack("{s:s?, s:s, s:s, s:s?, s:o}", "environment", plan->target, "database", rv->target_db,
+	                          "review", rv->path, "who", o->who, "skipped", skipped);
 	events_emitf(ctx->bus, EV_STAGE_STARTED, STAGE, sdata, "applying the review %s to %s", rv->path, rv->target_db);
 	json_decref(sdata);
 
