@@ -423,68 +423,42 @@ check_column(const struct sync_spec *spec, const struct side_table *s, const str
 	return si;
 }
 
-/*
- * COPY (SELECT <cols> FROM <table> [alias JOIN joined r ON keys equal] ORDER BY <key order>) TO
- * STDOUT; alias is NULL for the whole table.
- */
-static char *
-copy_sql(PGconn *conn, const struct sync_spec *spec, const char *alias, const char *joined)
+/* COPY (SELECT <cols> FROM <table> ORDER BY <key order>) TO STDOUT. */
+static void
+build_copy_sql(PGconn *conn, struct sync_spec *spec)
 {
 	struct strbuf sb = {0};
-	const char *pre = alias ? alias : "";
-	const char *dot = alias ? "." : "";
 	strbuf_adds(&sb, "COPY (SELECT ");
 	for (size_t i = 0; i < spec->ncols; i++) {
 		char *q = db_quote_ident(conn, spec->cols[i].name);
 		if (i)
 			strbuf_adds(&sb, ", ");
 		if (spec->cols[i].key && spec->cols[i].order == SYNC_KEY_TEXT)
-			strbuf_addf(&sb, "(%s%s%s)::pg_catalog.text", pre, dot, q);
+			strbuf_addf(&sb, "(%s)::pg_catalog.text", q);
 		else
-			strbuf_addf(&sb, "%s%s%s", pre, dot, q);
+			strbuf_adds(&sb, q);
 		free(q);
 	}
 	char *qs = db_quote_ident(conn, spec->schema), *qt = db_quote_ident(conn, spec->table);
-	strbuf_addf(&sb, " FROM %s.%s", qs, qt);
+	strbuf_addf(&sb, " FROM %s.%s ORDER BY ", qs, qt);
 	free(qs);
 	free(qt);
-	if (alias) {
-		strbuf_addf(&sb, " %s JOIN %s r ON ", alias, joined);
-		for (size_t i = 0; i < spec->nkey; i++) {
-			char *q = db_quote_ident(conn, spec->cols[i].name);
-			strbuf_addf(&sb, "%s%s.%s = r.%s", i ? " AND " : "", alias, q, q);
-			free(q);
-		}
-	}
-	strbuf_adds(&sb, " ORDER BY ");
 	for (size_t i = 0; i < spec->nkey; i++) {
 		const struct sync_column *c = &spec->cols[i];
 		char *q = db_quote_ident(conn, c->name);
 		if (i)
 			strbuf_adds(&sb, ", ");
 		if (c->order == SYNC_KEY_TEXT)
-			strbuf_addf(&sb, "(%s%s%s)::pg_catalog.text COLLATE pg_catalog.\"C\"", pre, dot, q);
+			strbuf_addf(&sb, "(%s)::pg_catalog.text COLLATE pg_catalog.\"C\"", q);
 		else if (c->order == SYNC_KEY_BPCHAR || (c->order == SYNC_KEY_BYTES &&
 		         strcmp(c->type, "uuid") != 0 && strcmp(c->type, "boolean") != 0))
-			strbuf_addf(&sb, "%s%s%s COLLATE pg_catalog.\"C\"", pre, dot, q);
+			strbuf_addf(&sb, "%s COLLATE pg_catalog.\"C\"", q);
 		else
-			strbuf_addf(&sb, "%s%s%s", pre, dot, q);
+			strbuf_adds(&sb, q);
 		free(q);
 	}
 	strbuf_adds(&sb, ") TO STDOUT");
-	return strbuf_detach(&sb);
-}
-
-static void
-build_copy_sql(PGconn *conn, struct sync_spec *spec)
-{
-	spec->copy_sql = copy_sql(conn, spec, NULL, NULL);
-}
-
-char *
-sync_copy_join_sql(PGconn *conn, const struct sync_spec *spec, const char *joined)
-{
-	return copy_sql(conn, spec, "t", joined);
+	spec->copy_sql = strbuf_detach(&sb);
 }
 
 bool
@@ -1040,7 +1014,8 @@ diff_run(struct diff *d, const struct sync_diff_hooks *hooks, struct sync_counts
 				return false;
 		} else if (c > 0) {
 			counts->n[SYNC_DELETE]++;
-			digest_add(d, 'D', t->line, t->len);
+			if (spec->delete_rows)
+				digest_add(d, 'D', t->line, t->len);
 			if (row_fn)
 				report(d, SYNC_DELETE, row_fn, userdata);
 			if (!side_advance(d, t))

@@ -146,7 +146,8 @@ struct sync_diff_hooks {
  * SHA-256 (hex) of what the changes depend on, in key order: for each insert "I" and the
  * source's key fields as COPY text; for each update, conflict or delete "U", "C" or "D" and the
  * target's whole COPY line; each record ends with a newline. Rows whose target is kept
- * (differs_kept) are not part of it. A duplicate key or a NULL key on either side, a skip-mode
+ * (differs_kept), and rows only in the target when the spec does not delete them, are not part
+ * of it. A duplicate key or a NULL key on either side, a skip-mode
  * spec, a server error or ctx's cancel flag (both statements are cancelled) end it: false with
  * err set (code RB_EXIT_STEP). Both connections are left idle and in blocking mode.
  */
@@ -154,13 +155,6 @@ bool sync_diff_table(PGconn *src, PGconn *dst, const struct sync_spec *spec,
                      const struct rb_ctx *ctx, const struct sync_diff_hooks *hooks,
                      struct sync_counts *counts, char digest_out[65], struct rb_error *err);
 
-/*
- * COPY (SELECT <the spec's columns as the diff reads them> FROM <table> t JOIN <joined> r ON
- * <every key column equal> ORDER BY <the diff's key order>) TO STDOUT: the target rows whose keys
- * are in joined (a relation with the key columns under the same names), as lines byte-identical
- * to the diff's. Caller frees.
- */
-char *sync_copy_join_sql(PGconn *conn, const struct sync_spec *spec, const char *joined);
 
 /*
  * Decodes one field of COPY's text format in[0 .. len) into out, which may be in itself (the

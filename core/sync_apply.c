@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "confirm.h"
 #include "db.h"
 #include "deploy.h"
@@ -136,31 +134,6 @@ exec_ok(struct applier *a, const char *sql, int nparams, const char *const *para
 	else
 		PQclear(res);
 	return true;
-}
-
-/* The review's table as a spec, for sync_copy_join_sql(); borrows the review's strings. */
-static void
-spec_from(const struct sync_review_table *t, struct sync_spec *spec)
-{
-	memset(spec, 0, sizeof *spec);
-	spec->plan_name = t->plan_name;
-	spec->schema = t->schema;
-	spec->table = t->name;
-	spec->display = t->display;
-	spec->mode = t->mode;
-	spec->on_conflict = t->on_conflict;
-	spec->delete_rows = t->delete_rows;
-	spec->protected_ = t->protected_;
-	spec->key_from_plan = t->key_from_plan;
-	spec->ncols = t->ncols;
-	spec->nkey = t->nkey;
-	spec->cols = xcalloc(t->ncols, sizeof *spec->cols);
-	for (size_t i = 0; i < t->ncols; i++) {
-		spec->cols[i].name = t->cols[i].name;
-		spec->cols[i].type = t->cols[i].type;
-		spec->cols[i].key = t->cols[i].key;
-		spec->cols[i].order = t->cols[i].order;
-	}
 }
 
 static char *
@@ -420,28 +393,6 @@ key_display(const struct sync_review_table *t, const char *line, size_t len)
 }
 
 static void
-md_add(EVP_MD_CTX *md, char tag, const char *data, size_t len)
-{
-	EVP_DigestUpdate(md, &tag, 1);
-	EVP_DigestUpdate(md, data, len);
-	EVP_DigestUpdate(md, "\n", 1);
-}
-
-static size_t
-key_len(const struct sync_review_table *t, const char *line, size_t len)
-{
-	size_t pos = 0;
-	for (size_t i = 0; i < t->nkey; i++) {
-		const char *tab = memchr(line + pos, '\t', len - pos);
-		size_t end = tab ? (size_t)(tab - line) : len;
-		if (i + 1 == t->nkey || tab == NULL)
-			return end;
-		pos = end + 1;
-	}
-	return len;
-}
-
-static void
 progress(struct applier *a, const struct sync_review_table *t, const char *phase, int64_t rows)
 {
 	json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "kind", "sync_apply", "table", t->display, "phase", phase,
@@ -468,7 +419,7 @@ load_rows(struct applier *a, const struct sync_review_table *t)
 	int64_t sent = 0;
 	int r = 0;
 	while (ok && (r = sync_review_next(c, &kind, &line, &len, a->err)) > 0) {
-		if (kind != 'I' && kind != 'U' && kind != 'D')
+		if (kind != 'I' && kind != 'U' && (kind != 'D' || !t->delete_rows))
 			continue;
 		strbuf_reset(&sb);
 		strbuf_addc(&sb, kind);
@@ -504,168 +455,6 @@ load_rows(struct applier *a, const struct sync_review_table *t)
 	return ok;
 }
 
-struct verify {
-	struct applier *a;
-	const struct sync_review_table *t;
-	PGconn *conn;
-	char   *row;      /* the current target line, or NULL at the end */
-	size_t  len;
-	bool    done;
-	int64_t mismatches;
-	char   *first;    /* what the first mismatch was */
-};
-
-static bool
-verify_next(struct verify *v)
-{
-	PQfreemem(v->row);
-	v->row = NULL;
-	v->len = 0;
-	if (v->done)
-		return true;
-	char *buf = NULL;
-	int n = PQgetCopyData(v->conn, &buf, 0);
-	if (n == -1) {
-		v->done = true;
-		return true;
-	}
-	if (n < 0)
-		return rb_error_setc(v->a->err, RB_EXIT_CONNECT, "could not read the target rows of %s: %s",
-		                     v->t->display, PQerrorMessage(v->conn));
-	v->row = buf;
-	v->len = (size_t)n;
-	if (v->len && buf[v->len - 1] == '\n')
-		v->len--;
-	return true;
-}
-
-static void
-mismatch(struct verify *v, const char *line, size_t len, const char *what)
-{
-	if (v->mismatches++ == 0) {
-		char *k = key_display(v->t, line, len);
-		v->first = xasprintf("%s %s", k, what);
-		free(k);
-	}
-}
-
-/*
- * Re-reads, inside the table's transaction and under its lock, the target rows of every reviewed
- * key and checks them against the review: each line as reviewed, and the digest recomputed.
- */
-static bool
-verify_rows(struct applier *a, const struct sync_review_table *t)
-{
-	struct sync_spec spec;
-	spec_from(t, &spec);
-	char *sql = sync_copy_join_sql(a->work, &spec, TEMP_TABLE);
-	free(spec.cols);
-	PGresult *res = PQexec(a->work, sql);   /* db_exec() drains COPY TO STDOUT */
-	free(sql);
-	if (PQresultStatus(res) != PGRES_COPY_OUT)
-		return sql_fail(a, res, "could not re-read the target rows");
-	PQclear(res);
-	struct verify v = { .a = a, .t = t, .conn = a->work };
-	struct keycmp k = { .t = t };
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	struct sync_review_cursor *c = sync_review_open(a->rv, t, a->err);
-	bool ok = md && c && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && verify_next(&v);
-	char kind;
-	const char *line;
-	size_t len;
-	int r = 0;
-	struct strbuf cur = {0};
-	while (ok && (r = sync_review_next(c, &kind, &line, &len, a->err)) > 0) {
-		if (kind == 'u' || kind == 'c')
-			continue;   /* read with their U or C */
-		strbuf_reset(&cur);
-		strbuf_add(&cur, line, len);
-		while (ok && v.row && key_cmp(&k, v.row, v.len, cur.buf, cur.len) < 0) {
-			mismatch(&v, v.row, v.len, "is in the target but not in the review");
-			ok = verify_next(&v);
-		}
-		if (!ok)
-			break;
-		bool present = v.row && key_cmp(&k, v.row, v.len, cur.buf, cur.len) == 0;
-		if (kind == 'I') {
-			if (present) {
-				mismatch(&v, cur.buf, cur.len, "was added to the target after the review");
-				md_add(md, 'X', v.row, v.len);
-			} else {
-				md_add(md, 'I', cur.buf, key_len(t, cur.buf, cur.len));
-			}
-		} else {
-			char want = kind;
-			const char *old = cur.buf;
-			size_t oldlen = cur.len;
-			if (kind == 'U' || kind == 'C') {
-				char k2;
-				if ((r = sync_review_next(c, &k2, &line, &len, a->err)) <= 0 || k2 != kind + ('a' - 'A')) {
-					if (r >= 0)
-						rb_error_setc(a->err, RB_EXIT_STEP, "the review file %s is damaged", a->rv->path);
-					ok = false;
-					break;
-				}
-				old = line;
-				oldlen = len;
-			}
-			if (!present) {
-				mismatch(&v, cur.buf, cur.len, "was deleted from the target after the review");
-				md_add(md, 'X', cur.buf, cur.len);
-			} else {
-				if (v.len != oldlen || memcmp(v.row, old, oldlen) != 0)
-					mismatch(&v, cur.buf, cur.len, "was changed in the target after the review");
-				md_add(md, want, v.row, v.len);
-			}
-		}
-		if (present)
-			ok = verify_next(&v);
-	}
-	if (r < 0)
-		ok = false;
-	while (ok && v.row) {
-		mismatch(&v, v.row, v.len, "is in the target but not in the review");
-		ok = verify_next(&v);
-	}
-	/* Drain the COPY and its result whatever happened. */
-	if (!v.done) {
-		char *buf;
-		while (PQgetCopyData(a->work, &buf, 0) > 0)
-			PQfreemem(buf);
-	}
-	PQfreemem(v.row);
-	while ((res = PQgetResult(a->work)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && ok)
-			ok = sql_fail(a, res, "could not re-read the target rows");
-		else
-			PQclear(res);
-	}
-	char got[65] = "";
-	unsigned char buf[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	if (ok && (EVP_DigestFinal_ex(md, buf, &n) != 1 || n != 32))
-		ok = rb_error_setc(a->err, RB_EXIT_STEP, "SHA-256 failed in libcrypto");
-	else if (ok)
-		hex_encode(buf, 32, got);
-	if (ok && (v.mismatches > 0 || strcmp(got, t->digest) != 0)) {
-		ok = rb_error_setc(a->err, RB_EXIT_STEP, "%" PRId64 " row%s of %s changed since the review: the table was "
-		                   "rolled back", v.mismatches ? v.mismatches : 1, v.mismatches > 1 ? "s" : "", t->display);
-		rb_error_detail(a->err, "%s%s%sThe digest of the target rows the changes depend on is %.12s..., the "
-		                "review's %.12s....", v.first ? "First: " : "", v.first ? v.first : "",
-		                v.first ? ". " : "", got, t->digest);
-		rb_error_hint(a->err, "Run pgrunbook sync diff --out again, review it, and apply the new review.");
-	}
-	free(v.first);
-	strbuf_release(&cur);
-	strbuf_release(&k.a);
-	strbuf_release(&k.b);
-	sync_review_close(c);
-	EVP_MD_CTX_free(md);
-	if (ok)
-		progress(a, t, "verify", t->records);
-	return ok;
-}
-
 static int64_t
 cmd_tuples(PGresult *res)
 {
@@ -673,23 +462,69 @@ cmd_tuples(PGresult *res)
 	return s && *s ? strtoll(s, NULL, 10) : -1;
 }
 
-/* Runs one set-based statement that must touch exactly want rows. */
+/* A COPY TO STDOUT being read on the work connection. */
+struct stream {
+	struct applier *a;
+	const struct sync_review_table *t;
+	char   *row;      /* the current line without its newline, or NULL at the end */
+	size_t  len;
+	bool    done;
+	int64_t read;
+};
+
 static bool
-write_rows(struct applier *a, const struct sync_review_table *t, const char *sql, const char *verb, int64_t want,
-           int64_t *done)
+stream_next(struct stream *v)
 {
-	PGresult *res = NULL;
-	if (!exec_ok(a, sql, 0, NULL, verb, &res))
-		return false;
-	int64_t got = cmd_tuples(res);
-	PQclear(res);
-	*done = got;
-	if (got != want)
-		return rb_error_setc(a->err, RB_EXIT_STEP, "%s %s %" PRId64 " rows of %s where the review has %" PRId64
-		                     "; the table was rolled back", verb, got < want ? "touched only" : "touched",
-		                     got, t->display, want);
-	progress(a, t, verb, got);
+	PQfreemem(v->row);
+	v->row = NULL;
+	v->len = 0;
+	if (v->done)
+		return true;
+	char *buf = NULL;
+	int n = PQgetCopyData(v->a->work, &buf, 0);
+	if (n == -1) {
+		v->done = true;
+		return true;
+	}
+	if (n < 0)
+		return rb_error_setc(v->a->err, RB_EXIT_CONNECT, "could not read the target rows of %s: %s",
+		                     v->t->display, PQerrorMessage(v->a->work));
+	v->row = buf;
+	v->len = (size_t)n;
+	if (v->len && buf[v->len - 1] == '\n')
+		v->len--;
+	if ((++v->read & 0xfff) == 0 && rb_ctx_cancelled(v->a->ctx)) {
+		/* Cancel the statement; stream_end() drains what is left and the table rolls back. */
+		PGcancel *pc = PQgetCancel(v->a->work);
+		char ebuf[256];
+		if (pc) {
+			PQcancel(pc, ebuf, sizeof ebuf);
+			PQfreeCancel(pc);
+		}
+		return rb_error_setc(v->a->err, RB_EXIT_STEP, "the apply of %s was cancelled", v->t->display);
+	}
 	return true;
+}
+
+/* Reads what is left of the COPY and its result; false with err set (unless already) on an error. */
+static bool
+stream_end(struct stream *v, bool ok, const char *what)
+{
+	if (!v->done) {
+		char *buf;
+		while (PQgetCopyData(v->a->work, &buf, 0) > 0)
+			PQfreemem(buf);
+	}
+	PQfreemem(v->row);
+	v->row = NULL;
+	PGresult *res;
+	while ((res = PQgetResult(v->a->work)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && ok)
+			ok = sql_fail(v->a, res, what);
+		else
+			PQclear(res);
+	}
+	return ok;
 }
 
 static char *
@@ -704,7 +539,190 @@ key_join(PGconn *conn, const struct sync_review_table *t, const char *l, const c
 	return strbuf_detach(&sb);
 }
 
-/* The UPDATE, INSERT and DELETE of one table. */
+/*
+ * "COPY (WITH w AS (<dml> RETURNING <alias's columns as the diff reads them>) SELECT * FROM w
+ * ORDER BY <the diff's key order>) TO STDOUT": the rows a statement changed, as they were, in
+ * the review's order and text.
+ */
+static char *
+returning_copy(PGconn *conn, const struct sync_review_table *t, const char *dml, const char *alias)
+{
+	struct strbuf sb = {0};
+	strbuf_addf(&sb, "COPY (WITH w AS (%s RETURNING ", dml);
+	for (size_t i = 0; i < t->ncols; i++) {
+		char *q = db_quote_ident(conn, t->cols[i].name);
+		if (t->cols[i].key && t->cols[i].order == SYNC_KEY_TEXT)
+			strbuf_addf(&sb, "%s(%s.%s)::pg_catalog.text AS %s", i ? ", " : "", alias, q, q);
+		else
+			strbuf_addf(&sb, "%s%s.%s AS %s", i ? ", " : "", alias, q, q);
+		free(q);
+	}
+	strbuf_adds(&sb, ") SELECT * FROM w ORDER BY ");
+	for (size_t i = 0; i < t->nkey; i++) {
+		const struct sync_review_column *c = &t->cols[i];
+		char *q = db_quote_ident(conn, c->name);
+		bool bytes = c->order == SYNC_KEY_TEXT || c->order == SYNC_KEY_BPCHAR ||
+		             (c->order == SYNC_KEY_BYTES && strcmp(c->type, "uuid") != 0 && strcmp(c->type, "boolean") != 0);
+		strbuf_addf(&sb, "%s%s%s", i ? ", " : "", q, bytes ? " COLLATE pg_catalog.\"C\"" : "");
+		free(q);
+	}
+	strbuf_adds(&sb, ") TO STDOUT");
+	return strbuf_detach(&sb);
+}
+
+/*
+ * Runs an UPDATE (kind 'U') or DELETE (kind 'D') that returns the rows as they were before it,
+ * and compares them byte for byte, in key order, with the target rows the review holds for that
+ * kind: any row changed, gone or extra since the review fails the table (the caller rolls back).
+ * Those rows are exactly what the review's digest covers, so this is the digest check row by row.
+ */
+static bool
+write_checked(struct applier *a, const struct sync_review_table *t, char kind, const char *dml, const char *alias,
+              int64_t want, int64_t *done)
+{
+	char *sql = returning_copy(a->work, t, dml, alias);
+	PGresult *res = PQexec(a->work, sql);   /* db_exec() drains COPY TO STDOUT */
+	free(sql);
+	const char *verb = kind == 'U' ? "update" : "delete";
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+		return sql_fail(a, res, kind == 'U' ? "could not update the rows" : "could not delete the rows");
+	PQclear(res);
+	struct stream v = { .a = a, .t = t };
+	struct keycmp k = { .t = t };
+	struct sync_review_cursor *c = sync_review_open(a->rv, t, a->err);
+	bool ok = c && stream_next(&v);
+	int64_t got = 0, changed = 0;
+	char *first = NULL;
+	char rk;
+	const char *line;
+	size_t len;
+	int r = 0;
+	char old_tag = kind == 'U' ? 'u' : 'D';
+	while (ok && (r = sync_review_next(c, &rk, &line, &len, a->err)) > 0) {
+		if (rk != old_tag)
+			continue;
+		/* line: the target row as reviewed; v.row: as it was just before this statement. */
+		while (ok && v.row && key_cmp(&k, v.row, v.len, line, len) < 0) {
+			if (changed++ == 0)
+				first = key_display(t, v.row, v.len);
+			got++;
+			ok = stream_next(&v);
+		}
+		if (!ok)
+			break;
+		if (v.row == NULL || key_cmp(&k, v.row, v.len, line, len) != 0) {
+			if (changed++ == 0) {
+				char *kd = key_display(t, line, len);
+				first = xasprintf("%s is gone from the target", kd);
+				free(kd);
+			}
+			continue;
+		}
+		if (v.len != len || memcmp(v.row, line, len) != 0) {
+			if (changed++ == 0) {
+				char *kd = key_display(t, line, len);
+				first = xasprintf("%s was changed", kd);
+				free(kd);
+			}
+		}
+		got++;
+		ok = stream_next(&v);
+	}
+	if (r < 0)
+		ok = false;
+	while (ok && v.row) {
+		if (changed++ == 0)
+			first = key_display(t, v.row, v.len);
+		got++;
+		ok = stream_next(&v);
+	}
+	ok = stream_end(&v, ok, kind == 'U' ? "could not update the rows" : "could not delete the rows");
+	sync_review_close(c);
+	strbuf_release(&k.a);
+	strbuf_release(&k.b);
+	*done = got;
+	if (ok && (changed > 0 || got != want)) {
+		ok = rb_error_setc(a->err, RB_EXIT_STEP, "%s changed since the review: the table was rolled back",
+		                   t->display);
+		rb_error_detail(a->err, "The %s found %" PRId64 " of the %" PRId64 " reviewed target rows as reviewed%s%s.",
+		                verb, got - changed < 0 ? 0 : got - changed, want, first ? "; first: " : "",
+		                first ? first : "");
+		rb_error_hint(a->err, "Run pgrunbook sync diff --out again, review it, and apply the new review.");
+	}
+	free(first);
+	if (ok)
+		progress(a, t, verb, got);
+	return ok;
+}
+
+/*
+ * Whether the target has a valid, immediate, non-partial unique index on exactly the key columns;
+ * *index receives its name (caller frees) or NULL.
+ */
+static bool
+key_is_unique(struct applier *a, const struct sync_review_table *t, char **index)
+{
+	struct strbuf cols = {0};
+	strbuf_addc(&cols, '{');
+	for (size_t i = 0; i < t->nkey; i++) {
+		strbuf_addf(&cols, "%s\"", i ? "," : "");
+		for (const char *p = t->cols[i].name; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				strbuf_addc(&cols, '\\');
+			strbuf_addc(&cols, *p);
+		}
+		strbuf_addc(&cols, '"');
+	}
+	strbuf_addc(&cols, '}');
+	static const char sql[] =
+		"SELECT ic.relname FROM pg_catalog.pg_index i "
+		"JOIN pg_catalog.pg_class c ON c.oid = i.indrelid "
+		"JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indimmediate AND i.indisvalid "
+		"AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = pg_catalog.cardinality($3::text[]) "
+		"AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname) FROM pg_catalog.pg_attribute a "
+		"     WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1])) "
+		"  = (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest($3::text[]) x) "
+		"ORDER BY i.indisprimary DESC LIMIT 1";
+	const char *params[3] = { t->schema, t->name, cols.buf };
+	PGresult *res = NULL;
+	bool ok = exec_ok(a, sql, 3, params, "could not read the table's unique indexes", &res);
+	if (ok) {
+		*index = PQntuples(res) > 0 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+		PQclear(res);
+	}
+	strbuf_release(&cols);
+	return ok;
+}
+
+/*
+ * The reviewed inserts' keys must still be absent from the target. With a unique index on the key
+ * the INSERT itself proves it (a duplicate fails it); otherwise they are looked up first.
+ */
+static bool
+inserts_absent(struct applier *a, const struct sync_review_table *t, const char *tq, const char *on, bool unique)
+{
+	if (unique)
+		return true;
+	char *sql = xasprintf("SELECT pg_catalog.count(*) FROM %s AS t JOIN " TEMP_TABLE " AS r ON %s WHERE r."
+	                      KIND_COL " = 'I'", tq, on);
+	PGresult *res = NULL;
+	bool ok = exec_ok(a, sql, 0, NULL, "could not check the rows to insert", &res);
+	free(sql);
+	if (ok && strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+		ok = rb_error_setc(a->err, RB_EXIT_STEP, "%s changed since the review: the table was rolled back",
+		                   t->display);
+		rb_error_detail(a->err, "%s row%s the review inserts now exist%s in the target.", PQgetvalue(res, 0, 0),
+		                strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s",
+		                strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "s" : "");
+		rb_error_hint(a->err, "Run pgrunbook sync diff --out again, review it, and apply the new review.");
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* The writes of one table: UPDATE and DELETE checked row by row against the review, then INSERT. */
 static bool
 write_table(struct applier *a, const struct sync_review_table *t, struct sync_apply_table *out)
 {
@@ -720,26 +738,51 @@ write_table(struct applier *a, const struct sync_review_table *t, struct sync_ap
 		free(q);
 	}
 	char *on = key_join(a->work, t, "t", "r");
-	bool ok = true;
 	int64_t n_upd = t->counts.n[SYNC_UPDATE], n_ins = t->counts.n[SYNC_INSERT], n_del = applied_deletes(t);
-	if (ok && n_upd > 0 && set.len > 0) {
-		char *sql = xasprintf("UPDATE %s AS t SET %s FROM " TEMP_TABLE " AS r WHERE r." KIND_COL " = 'U' AND %s",
-		                      tq, set.buf, on);
-		ok = write_rows(a, t, sql, "update", n_upd, &out->updated);
-		free(sql);
+	char *unique = NULL;   /* the unique index on the key, if any */
+	bool ok = (n_ins == 0 || key_is_unique(a, t, &unique)) &&
+	          (n_ins == 0 || inserts_absent(a, t, tq, on, unique != NULL));
+	if (ok && n_upd > 0) {
+		/* o: the row as it was (same snapshot), found again by its tuple id. */
+		char *dml = xasprintf("UPDATE %s AS t SET %s FROM " TEMP_TABLE " AS r, %s AS o WHERE r." KIND_COL " = 'U' "
+		                      "AND %s AND o.tableoid = t.tableoid AND o.ctid = t.ctid", tq,
+		                      set.len ? set.buf : "", tq, on);
+		if (set.len == 0)
+			ok = rb_error_setc(a->err, RB_EXIT_STEP, "table %s has only key columns: nothing to update", t->display);
+		else
+			ok = write_checked(a, t, 'U', dml, "o", n_upd, &out->updated);
+		free(dml);
+	}
+	if (ok && n_del > 0) {
+		char *dml = xasprintf("DELETE FROM %s AS t USING " TEMP_TABLE " AS r WHERE r." KIND_COL " = 'D' AND %s",
+		                      tq, on);
+		ok = write_checked(a, t, 'D', dml, "t", n_del, &out->deleted);
+		free(dml);
 	}
 	if (ok && n_ins > 0) {
 		char *sql = xasprintf("INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM " TEMP_TABLE
 		                      " AS r WHERE r." KIND_COL " = 'I'", tq, cols.buf, rcols.buf);
-		ok = write_rows(a, t, sql, "insert", n_ins, &out->inserted);
+		PGresult *res = db_exec(a->work, sql, 0, NULL, a->ctx);
 		free(sql);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			out->inserted = cmd_tuples(res);
+			PQclear(res);
+			if (out->inserted != n_ins)
+				ok = rb_error_setc(a->err, RB_EXIT_STEP, "the insert into %s added %" PRId64 " rows where the review "
+				                   "has %" PRId64 "; the table was rolled back", t->display, out->inserted, n_ins);
+			else
+				progress(a, t, "insert", out->inserted);
+		} else if (unique && state && strcmp(state, "23505") == 0 && PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) &&
+		           strcmp(PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME), unique) == 0) {
+			ok = sql_fail(a, res, "a row the review inserts already exists in the target");
+			rb_error_hint(a->err, "%s changed since the review: run pgrunbook sync diff --out again, review it, and "
+			              "apply the new review.", t->display);
+		} else {
+			ok = sql_fail(a, res, "could not insert the rows");
+		}
 	}
-	if (ok && n_del > 0) {
-		char *sql = xasprintf("DELETE FROM %s AS t USING " TEMP_TABLE " AS r WHERE r." KIND_COL " = 'D' AND %s",
-		                      tq, on);
-		ok = write_rows(a, t, sql, "delete", n_del, &out->deleted);
-		free(sql);
-	}
+	free(unique);
 	free(on);
 	free(tq);
 	strbuf_release(&cols);
@@ -845,8 +888,6 @@ apply_table(struct applier *a, const struct sync_review_table *t, struct sync_ap
 	          exec_ok(a, lock, 0, NULL, "could not lock the table against writes", NULL) &&
 	          exec_ok(a, create.buf, 0, NULL, "could not create the temporary table", NULL) &&
 	          load_rows(a, t) &&
-	          exec_ok(a, "ANALYZE " TEMP_TABLE, 0, NULL, "could not analyze the temporary table", NULL) &&
-	          verify_rows(a, t) &&
 	          write_table(a, t, out) &&
 	          (t->counts.n[SYNC_INSERT] == 0 || move_sequences(a, t, out));
 	if (ok && rb_ctx_cancelled(a->ctx))

@@ -90,10 +90,12 @@ json_t *sync_apply_result_json(const struct sync_apply_result *r);
  *
  * Then per table, foreign-key parents first (among the review's tables; the review's order
  * otherwise), in one transaction each: lock the table against writes (SHARE ROW EXCLUSIVE, the
- * plan's lock_timeout), COPY the reviewed rows into a temporary table, re-read the target rows
- * they depend on and compare with the review (a mismatch aborts: run the diff again), then one
- * set-based UPDATE, INSERT and (delete: true) DELETE, each of which must touch exactly the
- * reviewed number of rows, move the sequences behind the table's serial and identity columns
+ * plan's lock_timeout), COPY the reviewed rows into a temporary table, then one set-based UPDATE
+ * and (delete: true) DELETE that return the rows as they were, compared byte for byte and in
+ * number with the review's target rows (the rows its digest covers; a difference aborts: run
+ * the diff again), then one INSERT whose keys must still be absent (the key's unique index, or a
+ * lookup first), each touching exactly the reviewed number of rows; move the sequences behind
+ * the table's serial and identity columns
  * past the new maximum, and commit. The first failing table stops the apply: it is rolled back
  * and the later tables are left untouched (state not reached).
  *

@@ -497,7 +497,11 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 			case 'C': nk[SYNC_CONFLICT]++; pending = 'C'; break;
 			case 'u': md_add(tab_md, 'U', l, ll); pending = 0; break;
 			case 'c': md_add(tab_md, 'C', l, ll); pending = 0; break;
-			case 'D': nk[SYNC_DELETE]++; md_add(tab_md, 'D', l, ll); break;
+			case 'D':
+				nk[SYNC_DELETE]++;
+				if (t->delete_rows)
+					md_add(tab_md, 'D', l, ll);
+				break;
 			}
 			recs++;
 			continue;

@@ -81,7 +81,10 @@ write_review(struct fixture *f, enum plan_on_conflict oc, bool conflict)
 	c.n[SYNC_DIFFERS_KEPT] = 1;
 	c.n[SYNC_DELETE] = 1;
 	char dg[65];
-	digest_of(conflict ? "I1\nC2\told\tx\nD4\tgone\t\nI10\n" : "I1\nU2\told\tx\nD4\tgone\t\nI10\n", dg);
+	/* The target-only row is part of the digest only when the table deletes it. */
+	char *rec = xasprintf("I1\n%c2\told\tx\n%sI10\n", conflict ? 'C' : 'U', f->spec.delete_rows ? "D4\tgone\t\n" : "");
+	digest_of(rec, dg);
+	free(rec);
 	assert_true(sync_review_table_end(w, &c, dg, &err));
 	sync_review_skipped(w, "public.Order", "not in the plan");
 	assert_true(sync_review_commit(w, &err));
