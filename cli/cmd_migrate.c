@@ -1,7 +1,6 @@
 /* cmd_migrate.c: `pgrunbook migrate status|deploy|resolve|lint`: Prisma migrations against an environment. */
 #include "config.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -443,15 +442,10 @@ cmd_migrate(int argc, char **argv)
 		case 'w': waive = optarg; break;
 		case 'a': applied = optarg; break;
 		case 'b': rolled_back = optarg; break;
-		case 'L': {
-			char *end;
-			errno = 0;
-			double v = strtod(optarg, &end);
-			if (errno || end == optarg || *end != '\0' || v < 0 || v > 3600)
+		case 'L':
+			if (!cli_parse_seconds(optarg, 3600, &lock_wait_ms))
 				return cli_usage_error("migrate", "--lock-wait takes seconds from 0 to 3600, not \"%s\"", optarg);
-			lock_wait_ms = (long long)(v * 1000.0);
 			break;
-		}
 		case 'h': usage(stdout); return RB_EXIT_OK;
 		case ':': return cli_usage_error("migrate", "option \"%s\" needs a value", argv[optind - 1]);
 		default: return cli_usage_error("migrate", "unknown option \"%s\"", argv[optind - 1]);

@@ -590,12 +590,10 @@ sync_apply_cmd(int argc, char **argv)
 		case 'd': opts.confirm_delete = optarg; break;
 		case 'w': opts.waive_backup = optarg; break;
 		case 'l': {
-			char *end;
-			long long v = strtoll(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || v < 0 || v > 86400)
-				return cli_usage_error("sync", "--lock-wait wants whole seconds from 0 to 86400, not \"%s\"",
-				                       optarg);
-			opts.lock_wait_ms = v > 0 ? v * 1000 : 1;
+			long long ms;
+			if (!cli_parse_seconds(optarg, 3600, &ms))
+				return cli_usage_error("sync", "--lock-wait takes seconds from 0 to 3600, not \"%s\"", optarg);
+			opts.lock_wait_ms = ms > 0 ? ms : 1;
 			break;
 		}
 		case 'j': json = true; break;

@@ -39,6 +39,8 @@ struct plan *cli_load_plan(const char *path);
 void cli_print_error(const struct rb_error *err);
 /* Prints a JSON value to stdout (indented, sorted keys, trailing newline) and decrefs it. */
 void cli_print_json(json_t *v);
+/* Parses seconds (a decimal from 0 to max) into *ms; false when s is not such a number. */
+bool cli_parse_seconds(const char *s, double max, long long *ms);
 /* Prints "pgrunbook: <fmt>" to stderr with a hint to run --help; returns RB_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

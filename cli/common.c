@@ -1,6 +1,7 @@
 /* common.c: plan loading with diagnostics, error and JSON printing for the subcommands. */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,4 +131,16 @@ cli_run_report(const struct journal *j, const struct rb_error *jerr)
 		return;
 	}
 	fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
+}
+
+bool
+cli_parse_seconds(const char *s, double max, long long *ms)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !(v >= 0 && v <= max))
+		return false;
+	*ms = (long long)(v * 1000.0);
+	return true;
 }
