@@ -456,6 +456,8 @@ sync_diff(int argc, char **argv)
 		if (rb_ctx_cancelled(&ctx))
 			break;
 	}
+	if (rb_ctx_cancelled(&ctx))
+		code = RB_EXIT_STEP;   /* a review of some tables only is no review */
 	cli_cancel_end();
 
 	/* Skipped: skip-mode tables of the plan, then the target's tables the plan does not list. */
@@ -649,6 +651,7 @@ sync_apply_cmd(int argc, char **argv)
 		cli_cancel_end();
 	} else {
 		events_emitf(bus, EV_STAGE_FAILED, "sync", NULL, "%s", err.message ? err.message : "bad review file");
+		res.refused = true;
 	}
 	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
 	code = cli_run_finish(j, bus, code, ok ? "sync apply done" : "sync apply failed", &jerr);
@@ -661,7 +664,7 @@ sync_apply_cmd(int argc, char **argv)
 		if (!ok)
 			json_object_set_new(o, "error", json_error(&err));
 		cli_print_json(o);
-	} else if (loaded) {
+	} else {
 		const char *stopped = NULL;
 		for (size_t i = 0; i < res.ntables; i++) {
 			const struct sync_apply_table *t = &res.tables[i];

@@ -71,7 +71,13 @@ sync_review_create(const char *path, const struct plan *plan, const char *target
                    struct rb_error *err)
 {
 	char *tmp = xasprintf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* A leftover .tmp (an earlier diff that died) goes; the new one is ours alone, mode 0600. */
+	if (unlink(tmp) != 0 && errno != ENOENT) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not remove the leftover %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return NULL;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		rb_error_setc(err, RB_EXIT_STEP, "could not create the review file %s: %s", tmp, strerror(errno));
 		free(tmp);
@@ -416,6 +422,59 @@ md_hex(EVP_MD_CTX *md, char out[65])
 	return true;
 }
 
+/* "schema.table" as the diff resolves a plan table name. Caller frees. */
+static char *
+plan_display(const struct plan *plan, const char *name)
+{
+	if (strchr(name, '.'))
+		return xstrdup(name);
+	const char *schema = plan->migrations.schema && plan->migrations.schema[0] ? plan->migrations.schema : "public";
+	return xasprintf("%s.%s", schema, name);
+}
+
+/*
+ * Every table of the review is a table of the plan, once, with the plan's rules: the file's own
+ * flags (protected, mode, delete) decide what an apply asks for, so they must be the plan's.
+ */
+static bool
+tables_match_plan(const struct plan *plan, const struct sync_review *rv, struct rb_error *err)
+{
+	for (size_t i = 0; i < rv->ntables; i++) {
+		const struct sync_review_table *t = &rv->tables[i];
+		const struct plan_sync_table *pt = NULL;
+		for (size_t k = 0; k < plan->sync.ntables && !pt; k++)
+			if (strcmp(plan->sync.tables[k].name, t->plan_name) == 0)
+				pt = &plan->sync.tables[k];
+		char *want = pt ? plan_display(plan, pt->name) : NULL;
+		const char *why = NULL;
+		if (pt == NULL)
+			why = "is not a sync table of the plan";
+		else if (strcmp(want, t->display) != 0)
+			why = "names another table than the plan";
+		else if (pt->mode == PLAN_MODE_SKIP || pt->mode != t->mode || pt->on_conflict != t->on_conflict ||
+		         pt->delete_rows != t->delete_rows || pt->protected_ != t->protected_ ||
+		         pt->mode_explicit != t->mode_explicit)
+			why = "has other rules (mode, on_conflict, delete, protected) than the plan";
+		else if (t->counts.n[SYNC_UPDATE] > 0 &&
+		         !(t->mode == PLAN_MODE_UPSERT && t->on_conflict == PLAN_CONFLICT_LOCAL_WINS))
+			why = "holds updates its mode cannot make";
+		else if (t->counts.n[SYNC_CONFLICT] > 0 && t->on_conflict != PLAN_CONFLICT_ERROR)
+			why = "holds conflicts its on_conflict cannot make";
+		for (size_t k = 0; k < i && !why; k++)
+			if (strcmp(rv->tables[k].display, t->display) == 0)
+				why = "appears twice";
+		free(want);
+		if (why) {
+			rb_error_setc(err, RB_EXIT_STEP, "the review %s is not one this plan makes: table %s %s", rv->path,
+			              t->display, why);
+			rb_error_hint(err, "Make a new review with pgrunbook sync diff --plan FILE --out REVIEW and check it "
+			              "before applying.");
+			return false;
+		}
+	}
+	return true;
+}
+
 bool
 sync_review_load(const char *path, const struct plan *plan, struct sync_review *out, struct rb_error *err)
 {
@@ -427,7 +486,7 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 		rb_error_hint(err, "Make one with pgrunbook sync diff --plan FILE --out REVIEW.");
 		return false;
 	}
-	EVP_MD_CTX *file_md = EVP_MD_CTX_new(), *tab_md = EVP_MD_CTX_new();
+	EVP_MD_CTX *file_md = EVP_MD_CTX_new(), *tab_md = EVP_MD_CTX_new(), *rec_md = EVP_MD_CTX_new();
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -438,7 +497,7 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 	int64_t recs = 0, nk[SYNC_KIND_COUNT] = {0};
 	char pending = 0;   /* 'U' or 'C' waiting for its 'u' or 'c' */
 	bool open_table = false;
-	if (file_md == NULL || tab_md == NULL || EVP_DigestInit_ex(file_md, EVP_sha256(), NULL) != 1) {
+	if (file_md == NULL || tab_md == NULL || rec_md == NULL || EVP_DigestInit_ex(file_md, EVP_sha256(), NULL) != 1) {
 		rb_error_setc(err, RB_EXIT_STEP, "could not start SHA-256 in libcrypto");
 		goto out;
 	}
@@ -503,6 +562,8 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 					md_add(tab_md, 'D', l, ll);
 				break;
 			}
+			EVP_DigestUpdate(rec_md, line, len);
+			EVP_DigestUpdate(rec_md, "\n", 1);
 			recs++;
 			continue;
 		}
@@ -554,6 +615,7 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 				memset(nk, 0, sizeof nk);
 				pending = 0;
 				EVP_DigestInit_ex(tab_md, EVP_sha256(), NULL);
+				EVP_DigestInit_ex(rec_md, EVP_sha256(), NULL);
 			}
 			break;
 		case 'E': {
@@ -578,6 +640,11 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 				goto out;
 			}
 			memcpy(t->digest, dg, 65);
+			if (!md_hex(rec_md, t->records_sha256)) {
+				json_decref(o);
+				rb_error_setc(err, RB_EXIT_STEP, "SHA-256 failed in libcrypto");
+				goto out;
+			}
 			t->records = recs;
 			open_table = false;
 			break;
@@ -629,12 +696,15 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 		              out->source, out->target, plan->source ? plan->source : "?", plan->target ? plan->target : "?");
 		goto out;
 	}
+	if (plan && !tables_match_plan(plan, out, err))
+		goto out;
 	ok = true;
 out:
 	free(line);
 	fclose(f);
 	EVP_MD_CTX_free(file_md);
 	EVP_MD_CTX_free(tab_md);
+	EVP_MD_CTX_free(rec_md);
 	if (!ok) {
 		char *keep = out->path;
 		out->path = NULL;
@@ -678,6 +748,9 @@ struct sync_review_cursor {
 	size_t  cap;
 	int64_t left;
 	const char *path;
+	const char *want;       /* the table's records_sha256 */
+	EVP_MD_CTX *md;
+	bool    checked;
 };
 
 struct sync_review_cursor *
@@ -694,20 +767,37 @@ sync_review_open(const struct sync_review *rv, const struct sync_review_table *t
 	c->f = f;
 	c->left = t->records;
 	c->path = rv->path;
+	c->want = t->records_sha256;
+	c->md = EVP_MD_CTX_new();
+	if (c->md == NULL || EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not start SHA-256 in libcrypto");
+		sync_review_close(c);
+		return NULL;
+	}
 	return c;
 }
 
 int
 sync_review_next(struct sync_review_cursor *c, char *kind, const char **line, size_t *len, struct rb_error *err)
 {
-	if (c->left <= 0)
+	if (c->left <= 0) {
+		char got[65];
+		if (!c->checked && (!md_hex(c->md, got) || strcmp(got, c->want) != 0)) {
+			rb_error_setc(err, RB_EXIT_STEP, "the review file %s changed since it was checked", c->path);
+			rb_error_hint(err, "Nothing of this table was committed. Make a new review with pgrunbook sync diff "
+			              "--out and apply that.");
+			return -1;
+		}
+		c->checked = true;
 		return 0;
+	}
 	ssize_t n = getline(&c->line, &c->cap, c->f);
 	if (n < 3 || c->line[n - 1] != '\n' || c->line[1] != '\t' || strchr("IUuCcD", c->line[0]) == NULL) {
 		rb_error_setc(err, RB_EXIT_STEP, "the review file %s changed while it was being applied", c->path);
 		return -1;
 	}
 	c->left--;
+	EVP_DigestUpdate(c->md, c->line, (size_t)n);
 	c->line[n - 1] = '\0';
 	*kind = c->line[0];
 	*line = c->line + 2;
@@ -720,7 +810,9 @@ sync_review_close(struct sync_review_cursor *c)
 {
 	if (c == NULL)
 		return;
-	fclose(c->f);
+	if (c->f)
+		fclose(c->f);
+	EVP_MD_CTX_free(c->md);
 	free(c->line);
 	free(c);
 }

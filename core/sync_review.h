@@ -90,6 +90,8 @@ struct sync_review_table {
 	char                       digest[65];
 	int64_t                    records;      /* record lines stored (I, U, u, C, c, D) */
 	long                       offset;       /* file offset of the first record line */
+	char                       records_sha256[65]; /* of the record lines as loaded: a cursor that
+	                                                  reads other bytes fails at the table's end */
 };
 
 struct sync_review {
@@ -109,8 +111,10 @@ struct sync_review {
 
 /*
  * Reads and checks a review: the magic line, the final checksum over the whole file (a
- * truncated or edited file is refused), every line's shape; with plan given, that its hash and
- * target match. False with err set (code RB_EXIT_STEP) saying what is wrong and to run
+ * truncated or edited file is refused), every line's shape, each table's counts and digest
+ * against its rows; with plan given, that its hash, source and target match and that every table
+ * is one of the plan's sync tables with the plan's mode, on_conflict, delete and protection (the
+ * file's own flags are never trusted alone), holding only rows its mode can produce. False with err set (code RB_EXIT_STEP) saying what is wrong and to run
  * `pgrunbook sync diff --out` again. Caller frees with sync_review_free().
  */
 bool sync_review_load(const char *path, const struct plan *plan, struct sync_review *out,
@@ -124,7 +128,9 @@ struct sync_review_cursor *sync_review_open(const struct sync_review *rv, const 
 /*
  * The next record: its kind letter ('I', 'U', 'u', 'C', 'c', 'D') and the COPY line after the
  * tab (borrowed until the next call, no newline). Returns 1, 0 at the table's end, -1 on a read
- * error (err set).
+ * error (err set). At the table's end the lines read are checked against the table's
+ * records_sha256: a file changed since it was loaded returns -1 there ("changed since it was
+ * checked"), so a caller that reads to the end before committing never writes changed rows.
  */
 int sync_review_next(struct sync_review_cursor *c, char *kind, const char **line, size_t *len,
                      struct rb_error *err);

@@ -21,6 +21,7 @@ static char dir[] = "/tmp/test_sync_review.XXXXXX";
 
 struct fixture {
 	struct plan      plan;
+	struct plan_sync_table pt;   /* the plan's entry for the table */
 	struct sync_spec spec;
 	struct sync_column cols[3];
 	char             path[256];
@@ -43,6 +44,21 @@ fixture_init(struct fixture *f, const char *name)
 	                              .display = (char *)"public.T", .mode = PLAN_MODE_UPSERT,
 	                              .on_conflict = PLAN_CONFLICT_LOCAL_WINS, .cols = f->cols, .ncols = 3, .nkey = 1 };
 	snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
+	f->plan.sync.present = true;
+	f->plan.sync.tables = &f->pt;
+	f->plan.sync.ntables = 1;
+}
+
+/* The plan's entry as the spec has it (the loader checks the review against it). */
+static void
+plan_entry_from_spec(struct fixture *f, bool mode_explicit)
+{
+	f->pt.name = f->spec.plan_name;
+	f->pt.mode = f->spec.mode;
+	f->pt.mode_explicit = mode_explicit;
+	f->pt.on_conflict = f->spec.on_conflict;
+	f->pt.delete_rows = f->spec.delete_rows;
+	f->pt.protected_ = f->spec.protected_;
 }
 
 static void
@@ -67,6 +83,7 @@ write_review(struct fixture *f, enum plan_on_conflict oc, bool conflict)
 {
 	struct rb_error err = {0};
 	f->spec.on_conflict = oc;
+	plan_entry_from_spec(f, true);
 	struct sync_review_writer *w = sync_review_create(f->path, &f->plan, "shop_prod", "tester", &err);
 	assert_non_null(w);
 	assert_true(sync_review_table_begin(w, &f->spec, true, &err));
@@ -138,6 +155,33 @@ test_roundtrip(void **state)
 	assert_int_equal(sync_review_next(c, &kind, &line, &len, &err), 0);
 	sync_review_close(c);
 
+	/* The file changed after it was loaded: a cursor that reads it to the end says so. */
+	size_t flen;
+	char *bytes = file_read_all(f.path, &flen);
+	assert_non_null(bytes);
+	char *p = memmem(bytes, flen, "\tnew\t", 5);
+	assert_non_null(p);
+	p[1] = 'N';
+	FILE *o = fopen(f.path, "w");
+	assert_non_null(o);
+	assert_int_equal(fwrite(bytes, 1, flen, o), flen);
+	fclose(o);
+	c = sync_review_open(&rv, t, &err);
+	assert_non_null(c);
+	int r;
+	while ((r = sync_review_next(c, &kind, &line, &len, &err)) > 0)
+		;
+	assert_int_equal(r, -1);
+	assert_non_null(strstr(err.message, "changed since it was checked"));
+	sync_review_close(c);
+	rb_error_clear(&err);
+	p[1] = 'n';
+	o = fopen(f.path, "w");
+	assert_non_null(o);
+	assert_int_equal(fwrite(bytes, 1, flen, o), flen);
+	fclose(o);
+	free(bytes);
+
 	/* Another plan (hash), another target. */
 	struct plan other = f.plan;
 	other.hash[0] = 'b';
@@ -150,6 +194,22 @@ test_roundtrip(void **state)
 	other.target = (char *)"staging";
 	assert_false(sync_review_load(f.path, &other, &rv2, &err));
 	assert_non_null(strstr(err.message, "dev -> prod"));
+	sync_review_free(&rv2);
+	rb_error_clear(&err);
+	/* The plan's rules decide, not the file's: a protected table in the plan, not in the file. */
+	other = f.plan;
+	struct plan_sync_table pt = f.pt;
+	pt.protected_ = true;
+	other.sync.tables = &pt;
+	assert_false(sync_review_load(f.path, &other, &rv2, &err));
+	assert_non_null(strstr(err.message, "other rules"));
+	sync_review_free(&rv2);
+	rb_error_clear(&err);
+	/* A table the plan does not list. */
+	pt = f.pt;
+	pt.name = (char *)"Other";
+	assert_false(sync_review_load(f.path, &other, &rv2, &err));
+	assert_non_null(strstr(err.message, "not a sync table of the plan"));
 	sync_review_free(&rv2);
 	rb_error_clear(&err);
 	sync_review_free(&rv);
@@ -306,6 +366,7 @@ test_protected_default_mode(void **state)
 	struct fixture f;
 	fixture_init(&f, "needs4.review");
 	f.spec.protected_ = true;
+	plan_entry_from_spec(&f, false);
 	struct rb_error err = {0};
 	struct sync_review_writer *w = sync_review_create(f.path, &f.plan, "shop_prod", NULL, &err);
 	assert_non_null(w);
