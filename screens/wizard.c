@@ -91,7 +91,8 @@ wizard_on_event(const struct rb_event *ev, void *userdata)
 	 * running statement and who blocks it), not the log.
 	 */
 	if (ev->type == EV_PROGRESS && (ev->stage == NULL || (strcmp(ev->stage, "preflight") != 0 &&
-	                                                      strcmp(ev->stage, "migrate") != 0)))
+	                                                      strcmp(ev->stage, "migrate") != 0 &&
+	                                                      strcmp(ev->stage, "sync") != 0)))
 		return;
 	struct wiz_item *it = xcalloc(1, sizeof *it);
 	it->kind = WIZ_ITEM_EVENT;
@@ -111,6 +112,8 @@ step_text(const char *st, const char *message, json_t *data, enum tui_log_level 
 	const char *kind = json_string_value(json_object_get(data, "kind"));
 	const char *state = json_string_value(json_object_get(data, "state"));
 	const char *mig = json_string_value(json_object_get(data, "migration"));
+	if (mig == NULL)   /* a sync apply's step names its table */
+		mig = json_string_value(json_object_get(data, "table"));
 	bool statement = kind && strcmp(kind, "statement") == 0;
 	if (statement && state && (strcmp(state, "start") == 0 || strcmp(state, "done") == 0))
 		return NULL;
@@ -303,7 +306,8 @@ wizard_init(struct wizard *w, const struct plan *plan, struct journal *j, struct
 		}
 		w->entries[w->nentries++] = (struct wiz_entry){
 			.kind = WIZ_ENTRY_STAGE, .stage = (enum plan_stage)s, .name = plan_stage_name((enum plan_stage)s),
-			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_MIGRATE || s == PLAN_STAGE_REPORT };
+			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_MIGRATE || s == PLAN_STAGE_SYNC ||
+			             s == PLAN_STAGE_REPORT };
 	}
 	if (st)
 		restore(w, st);
@@ -331,6 +335,7 @@ wizard_release(struct wizard *w)
 	rb_error_clear(&w->worker_err);
 	wizard_migrate_release(w);
 	wizard_recover_release(w);
+	wizard_sync_release(w);
 	tui_log_free(w->log);
 	w->log = NULL;
 }
@@ -527,6 +532,8 @@ wizard_entry_ops(const struct wizard *w, int i)
 		return &wiz_report_screen;
 	if (e->stage == PLAN_STAGE_MIGRATE)
 		return &wiz_migrate_screen;
+	if (e->stage == PLAN_STAGE_SYNC)
+		return &wiz_sync_screen;
 	return &wiz_unavailable_screen;
 }
 
@@ -762,8 +769,8 @@ key_enabled(enum command cmd, void *ud)
 	case CMD_NEXT_STAGE:
 		return wz->current + 1 < wz->nentries && !recovering;
 	case CMD_SEARCH:
-		return e->kind == WIZ_ENTRY_STAGE && (e->stage == PLAN_STAGE_PREFLIGHT || e->stage == PLAN_STAGE_MIGRATE) &&
-		       !recovering;
+		return e->kind == WIZ_ENTRY_STAGE && !recovering &&
+		       (e->stage == PLAN_STAGE_PREFLIGHT || e->stage == PLAN_STAGE_MIGRATE || e->stage == PLAN_STAGE_SYNC);
 	case CMD_CONFIRM:   /* waiving the backup, or a way out of a failed migration */
 		return (e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP) || recovering;
 	case CMD_ROLLBACK:
@@ -831,6 +838,8 @@ apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 		track_preflight(wz, it);
 	else if (s == PLAN_STAGE_MIGRATE)
 		wizard_migrate_track(wz, it);
+	else if (s == PLAN_STAGE_SYNC)
+		wizard_sync_track(wz, it);
 	switch (it->type) {
 	case EV_STAGE_STARTED:
 		ws->status = STAGE_RUNNING;

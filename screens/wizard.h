@@ -106,6 +106,18 @@ struct wiz_recover {
 };
 
 /*
+ * The sync stage as its screen shows it (screens/sync.c): the plan's tables with their diff
+ * counts, the rows kept for the drill-down, what was reviewed, the review file and the apply.
+ * Kept in the wizard, not the screen, so that a diff or an apply is followed while another
+ * stage is open. UI thread only; st is NULL until the sync screen first opens.
+ */
+struct wiz_sync_state;
+struct wiz_sync {
+	struct wiz_sync_state *st;
+	unsigned               gen;       /* changes whenever anything here changes */
+};
+
+/*
  * The wizard: the plan, the run and what the screens show. Owned by cli/cmd_wizard.c; the frame
  * and the screens reach it through tui_app_userdata(). Everything here is touched on the UI
  * thread only, except `bus` (emitting is thread-safe) and `cancel`, which the worker reads.
@@ -140,6 +152,7 @@ struct wizard {
 
 	struct wiz_migrate    mig;
 	struct wiz_recover    rec;
+	struct wiz_sync       sync;
 
 	int                   signo;      /* the signal that stopped the wizard, 0 if none */
 	WINDOW               *header, *sidebar, *logwin, *keybar;
@@ -154,6 +167,11 @@ extern const struct screen_ops wiz_checklist_screen;
 extern const struct screen_ops wiz_unavailable_screen;
 extern const struct screen_ops wiz_migrate_screen;
 extern const struct screen_ops wiz_report_screen;
+/*
+ * The sync stage: the table of tables, the diff on the worker with live counts, the drill-down
+ * into a table's rows (reviewing it), and the apply of the reviewed diff behind its phrases.
+ */
+extern const struct screen_ops wiz_sync_screen;
 /*
  * Pushed over the migrate screen for a failed migration; the push argument is its name (copied).
  * It looks at the migration on the wizard's worker and offers the ways out of core/recover.h.
@@ -216,6 +234,13 @@ void wizard_migrate_release(struct wizard *w);
 void wizard_migrate_refresh(struct wizard *w);
 /* Frees what w->rec holds (a queued job too) and clears it. In screens/recover.c. */
 void wizard_recover_release(struct wizard *w);
+/*
+ * Follows a sync event (a queue item of stage "sync": an apply's steps and progress) into w->sync.
+ * In screens/sync.c.
+ */
+void wizard_sync_track(struct wizard *w, const struct wiz_item *it);
+/* Frees what w->sync holds. Join the worker first. In screens/sync.c. */
+void wizard_sync_release(struct wizard *w);
 /*
  * The typed backup waiver ("waive-backup <db>"), shared by every screen that offers it: a wrong
  * phrase is journaled by core (confirm_check, never the typed text) and nothing changes; a match
