@@ -611,8 +611,6 @@ sync_apply_cmd(int argc, char **argv)
 	if (review_path == NULL)
 		return cli_usage_error("sync", "--review FILE is required (make one with: pgrunbook sync diff --plan "
 		                       "FILE --out REVIEW)");
-	if (opts.confirm_overwrite && !opts.allow_protected_overwrite)
-		return cli_usage_error("sync", "--confirm-overwrite goes with --allow-protected-overwrite");
 
 	struct plan *plan = cli_load_plan(plan_path);
 	if (plan == NULL)

@@ -484,6 +484,7 @@ sync_review_load(const char *path, const struct plan *plan, struct sync_review *
 	if (f == NULL) {
 		rb_error_setc(err, RB_EXIT_STEP, "could not open the review file %s: %s", path, strerror(errno));
 		rb_error_hint(err, "Make one with pgrunbook sync diff --plan FILE --out REVIEW.");
+		sync_review_free(out);
 		return false;
 	}
 	EVP_MD_CTX *file_md = EVP_MD_CTX_new(), *tab_md = EVP_MD_CTX_new(), *rec_md = EVP_MD_CTX_new();
@@ -705,12 +706,8 @@ out:
 	EVP_MD_CTX_free(file_md);
 	EVP_MD_CTX_free(tab_md);
 	EVP_MD_CTX_free(rec_md);
-	if (!ok) {
-		char *keep = out->path;
-		out->path = NULL;
+	if (!ok)
 		sync_review_free(out);
-		out->path = keep;
-	}
 	return ok;
 }
 

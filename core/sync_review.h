@@ -114,8 +114,9 @@ struct sync_review {
  * truncated or edited file is refused), every line's shape, each table's counts and digest
  * against its rows; with plan given, that its hash, source and target match and that every table
  * is one of the plan's sync tables with the plan's mode, on_conflict, delete and protection (the
- * file's own flags are never trusted alone), holding only rows its mode can produce. False with err set (code RB_EXIT_STEP) saying what is wrong and to run
- * `pgrunbook sync diff --out` again. Caller frees with sync_review_free().
+ * file's own flags are never trusted alone), holding only rows its mode can produce. False
+ * with err set (code RB_EXIT_STEP) saying what is wrong and to run `pgrunbook sync diff --out`
+ * again. Caller frees with sync_review_free(); on failure *out is left empty.
  */
 bool sync_review_load(const char *path, const struct plan *plan, struct sync_review *out,
                       struct rb_error *err);
