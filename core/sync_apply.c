@@ -811,7 +811,9 @@ write_table(struct applier *a, const struct sync_review_table *t, struct sync_ap
 		           strcmp(PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME), unique) == 0) {
 			ok = sql_fail(a, res, "a row the review inserts already exists in the target");
 			rb_error_hint(a->err, "%s changed since the review: run pgrunbook sync diff --out again, review it, and "
-			              "apply the new review.", t->display);
+			              "apply the new review. If the new diff shows the same insert, the key's type holds "
+			              "values equal to each other that differ as text (citext, a case-insensitive collation, "
+			              "float -0 and 0, interval): give the table another key in the plan.", t->display);
 		} else {
 			ok = sql_fail(a, res, "could not insert the rows");
 		}

@@ -1438,22 +1438,6 @@ drill_key(struct sy_screen *ss, enum command cmd, int raw)
 
 /* --- apply: the checks, the phrases, then the worker --- */
 
-/* Why the backup precondition is not met and how to meet it, or NULL when it is. Caller frees. */
-static char *
-backup_missing(const struct wizard *wz, const char *db)
-{
-	enum run_stage_status st = wz->stages[PLAN_STAGE_BACKUP].status;
-	if (st == STAGE_DONE || st == STAGE_WAIVED)
-		return NULL;
-	bool runnable = false;
-	for (int i = 0; i < wz->nentries; i++)
-		if (wz->entries[i].kind == WIZ_ENTRY_STAGE && wz->entries[i].stage == PLAN_STAGE_BACKUP)
-			runnable = wz->entries[i].available;
-	return xasprintf("Applying the sync needs a verified backup of this run, or the backup waived (backup is %s). "
-	                 "Go to the backup stage (F6 or [) and %sF4 (or c) to waive it with the typed phrase "
-	                 "\"waive-backup %s\"; then come back (F7 or ]) and press F2 again. Nothing was written.",
-	                 journal_stage_status_name(st), runnable ? "run it with F2, or press " : "press ", db);
-}
 
 /* The typed phrases, asked in order: apply, then the protected overwrite, then the delete. */
 struct sy_confirm {
@@ -1588,69 +1572,18 @@ confirm_next(struct sy_confirm *c)
 static void apply_go(struct wizard *wz);
 
 /* The backup waiver for a plan without a backup stage, as on the migrate screen; then the apply goes on. */
-struct sy_waiver {
-	struct wizard *wz;
-	char          *phrase;
-};
-
-static void
-waiver_miss_cb(void *ud, const char *typed, int misses)
-{
-	(void)misses;
-	struct sy_waiver *wv = ud;
-	wizard_confirm_miss(wv->wz, "backup", wv->phrase, typed);
-}
-
-static void
-waiver_done_cb(void *ud, enum tui_confirm_result r, const char *typed)
-{
-	struct sy_waiver *wv = ud;
-	struct wizard *wz = wv->wz;
-	bool go = false;
-	if (r == TUI_CONFIRM_OK)
-		go = wizard_waive_backup(wz, wv->phrase, typed);
-	else if (r == TUI_CONFIRM_REFUSED)
-		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing "
-		           "was written");
-	else
-		events_log(wz->bus, LOG_LEVEL_INFO, "backup", "backup waiver cancelled; nothing was written");
-	free(wv->phrase);
-	free(wv);
-	if (go)
-		apply_go(wz);
-}
-
 static void
 waiver_open(struct wizard *wz, const char *db)
 {
-	struct sy_waiver *wv = xcalloc(1, sizeof *wv);
-	wv->wz = wz;
-	wv->phrase = confirm_phrase("waive-backup", db);
-	json_t *t = wizard_target_result(wz);
-	const char *where = t ? json_string_value(json_object_get(t, "where")) : NULL;
-	const char *const details[] = {
+	static const char *const details[] = {
 		"This plan has no backup stage: applying the sync needs a verified backup of this run, or the backup "
 		"waived.",
 		"If the sync goes wrong, there is no backup of this run to restore.",
 		"After the waiver the apply goes on with its own phrases.",
 		NULL,
 	};
-	struct tui_confirm_opts o = {
-		.title = "Waive the backup",
-		.action = "apply the sync without a verified backup (journaled as waived)",
-		.environment = wz->plan->target,
-		.prod = true,
-		.target = where ? where : db,
-		.details = details,
-		.phrase = wv->phrase,
-		.miss = waiver_miss_cb,
-		.done = waiver_done_cb,
-		.ud = wv,
-	};
-	if (tui_confirm(wz->app, &o) == NULL) {
-		free(wv->phrase);
-		free(wv);
-	}
+	wizard_backup_waiver_open(wz, db, "apply the sync without a verified backup (journaled as waived)", details,
+	                          "nothing was written", apply_go);
 }
 
 /* Why an apply cannot start now, or NULL. Caller frees. */
@@ -1718,7 +1651,7 @@ apply_ask(struct wizard *wz)
 		return;
 	}
 	struct wiz_sync_state *st = model(wz);
-	char *missing = backup_missing(wz, st->needs.database);
+	char *missing = wizard_backup_missing(wz, st->needs.database, "Applying the sync", "Nothing was written.");
 	if (missing && !plan_stage_enabled(wz->plan, PLAN_STAGE_BACKUP)) {
 		free(missing);
 		waiver_open(wz, st->needs.database);   /* no backup stage to go to: the waiver, here */

@@ -13,6 +13,7 @@
 #include "core/preflight.h"
 #include "core/util.h"
 #include "screens/wizard.h"
+#include "tui/confirm.h"
 #include "tui/dialog.h"
 #include "tui/help.h"
 #include "tui/text.h"
@@ -1008,4 +1009,84 @@ wizard_waive_backup(struct wizard *w, const char *phrase, const char *typed)
 	}
 	rb_error_clear(&err);
 	return ok;
+}
+
+char *
+wizard_backup_missing(const struct wizard *w, const char *db, const char *doing, const char *nothing)
+{
+	enum run_stage_status st = w->stages[PLAN_STAGE_BACKUP].status;
+	if (st == STAGE_DONE || st == STAGE_WAIVED)
+		return NULL;
+	bool runnable = false;
+	for (int i = 0; i < w->nentries; i++)
+		if (w->entries[i].kind == WIZ_ENTRY_STAGE && w->entries[i].stage == PLAN_STAGE_BACKUP)
+			runnable = w->entries[i].available;
+	return xasprintf("%s needs a verified backup of this run, or the backup waived (backup is %s). "
+	                 "Go to the backup stage (F6 or [) and %sF4 (or c) to waive it with the typed phrase "
+	                 "\"waive-backup %s\"; then come back (F7 or ]) and press F2 again. %s",
+	                 doing, journal_stage_status_name(st), runnable ? "run it with F2, or press " : "press ", db,
+	                 nothing);
+}
+
+struct backup_waiver {
+	struct wizard *w;
+	char          *phrase;
+	const char    *nothing;
+	void         (*go)(struct wizard *w);
+};
+
+static void
+backup_waiver_miss(void *ud, const char *typed, int misses)
+{
+	(void)misses;
+	struct backup_waiver *bw = ud;
+	wizard_confirm_miss(bw->w, "backup", bw->phrase, typed);
+}
+
+static void
+backup_waiver_done(void *ud, enum tui_confirm_result r, const char *typed)
+{
+	struct backup_waiver *bw = ud;
+	struct wizard *w = bw->w;
+	bool go = false;
+	if (r == TUI_CONFIRM_OK)
+		go = wizard_waive_backup(w, bw->phrase, typed);
+	else if (r == TUI_CONFIRM_REFUSED)
+		events_log(w->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; %s", bw->nothing);
+	else
+		events_log(w->bus, LOG_LEVEL_INFO, "backup", "backup waiver cancelled; %s", bw->nothing);
+	void (*next)(struct wizard *) = bw->go;
+	free(bw->phrase);
+	free(bw);
+	if (go)
+		next(w);
+}
+
+void
+wizard_backup_waiver_open(struct wizard *w, const char *db, const char *action, const char *const *details,
+                          const char *nothing, void (*go)(struct wizard *w))
+{
+	struct backup_waiver *bw = xcalloc(1, sizeof *bw);
+	bw->w = w;
+	bw->phrase = confirm_phrase("waive-backup", db);
+	bw->nothing = nothing;
+	bw->go = go;
+	json_t *t = wizard_target_result(w);
+	const char *where = t ? json_string_value(json_object_get(t, "where")) : NULL;
+	struct tui_confirm_opts o = {
+		.title = "Waive the backup",
+		.action = action,
+		.environment = w->plan->target,
+		.prod = true,
+		.target = where ? where : db,
+		.details = details,
+		.phrase = bw->phrase,
+		.miss = backup_waiver_miss,
+		.done = backup_waiver_done,
+		.ud = bw,
+	};
+	if (tui_confirm(w->app, &o) == NULL) {
+		free(bw->phrase);
+		free(bw);
+	}
 }

@@ -252,6 +252,18 @@ void wizard_sync_release(struct wizard *w);
 void wizard_confirm_miss(struct wizard *w, const char *stage, const char *phrase, const char *typed);
 bool wizard_waive_backup(struct wizard *w, const char *phrase, const char *typed);
 
+/*
+ * The backup precondition as a changing stage's screen words it. wizard_backup_missing: NULL when
+ * the run's backup is done or waived, else why not and how to meet it ("<doing> needs a verified
+ * backup ... <nothing>"); caller frees. wizard_backup_waiver_open: for a plan without a backup
+ * stage, the typed waiver prompt right there ("waive-backup <db>"; details, NULL-terminated, and
+ * action describe the step); a wrong phrase is journaled by core; on a waiver that core accepted,
+ * go(w) runs. nothing ends the log line of a refused or cancelled waiver ("nothing ran").
+ */
+char *wizard_backup_missing(const struct wizard *w, const char *db, const char *doing, const char *nothing);
+void wizard_backup_waiver_open(struct wizard *w, const char *db, const char *action, const char *const *details,
+                               const char *nothing, void (*go)(struct wizard *w));
+
 /* Journals where the wizard stands (for resume) with a reason ("closed", "interrupted ..."). */
 void wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *why);
 /* True when every enabled stage is done. */
