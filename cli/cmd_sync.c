@@ -191,17 +191,6 @@ key_list(const struct sync_spec *spec, char *buf, size_t len)
 	return buf;
 }
 
-/* "schema.table" for a plan table name. Caller frees. */
-static char *
-qualified(const struct plan *plan, const char *name)
-{
-	if (strchr(name, '.'))
-		return xstrdup(name);
-	const char *schema = plan->migrations.schema && plan->migrations.schema[0] ?
-	                     plan->migrations.schema : "public";
-	return xasprintf("%s.%s", schema, name);
-}
-
 static void
 print_header(const struct plan_sync_table *t, const struct sync_spec *spec, const char *display)
 {
@@ -231,7 +220,7 @@ diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sy
 {
 	struct rb_error err = {0}, rerr = {0};
 	struct sync_spec *spec = NULL;
-	char *display = qualified(plan, t->name);
+	char *display = sync_table_display(plan, t->name);
 	struct sync_counts counts;
 	char digest[65] = "";
 	struct table_out o = { .json = json, .rows = rows, .jrows = json && rows ? json_array() : NULL,
@@ -374,7 +363,7 @@ sync_diff(int argc, char **argv)
 	const struct plan_sync_table *want = NULL;
 	if (only) {
 		for (size_t i = 0; i < plan->sync.ntables && !want; i++) {
-			char *q = qualified(plan, plan->sync.tables[i].name);
+			char *q = sync_table_display(plan, plan->sync.tables[i].name);
 			if (strcmp(plan->sync.tables[i].name, only) == 0 || strcmp(q, only) == 0)
 				want = &plan->sync.tables[i];
 			free(q);
@@ -435,7 +424,7 @@ sync_diff(int argc, char **argv)
 	/* The target's tables the plan does not list, or lists in skip mode. */
 	struct strlist all = {0}, listed = {0};
 	for (size_t i = 0; i < plan->sync.ntables; i++)
-		strlist_push_owned(&listed, qualified(plan, plan->sync.tables[i].name));
+		strlist_push_owned(&listed, sync_table_display(plan, plan->sync.tables[i].name));
 	bool listed_ok = only != NULL || sync_list_tables(dst, &ctx, &all, &err);
 	if (!listed_ok) {
 		cli_print_error(&err);

@@ -461,6 +461,15 @@ build_copy_sql(PGconn *conn, struct sync_spec *spec)
 	spec->copy_sql = strbuf_detach(&sb);
 }
 
+char *
+sync_table_display(const struct plan *plan, const char *name)
+{
+	if (strchr(name, '.'))
+		return xstrdup(name);
+	const char *schema = plan->migrations.schema && plan->migrations.schema[0] ? plan->migrations.schema : "public";
+	return xasprintf("%s.%s", schema, name);
+}
+
 bool
 sync_table_resolve(PGconn *src, PGconn *dst, const struct plan *plan,
                    const struct plan_sync_table *t, const struct rb_ctx *ctx,
@@ -474,12 +483,11 @@ sync_table_resolve(PGconn *src, PGconn *dst, const struct plan *plan,
 		spec->schema = xstrndup(t->name, (size_t)(dot - t->name));
 		spec->table = xstrdup(dot + 1);
 	} else {
-		const char *def = plan->migrations.schema && plan->migrations.schema[0] ?
-		                  plan->migrations.schema : "public";
-		spec->schema = xstrdup(def);
+		spec->schema = xstrdup(plan->migrations.schema && plan->migrations.schema[0] ? plan->migrations.schema :
+		                       "public");
 		spec->table = xstrdup(t->name);
 	}
-	spec->display = xasprintf("%s.%s", spec->schema, spec->table);
+	spec->display = sync_table_display(plan, t->name);
 	spec->mode = t->mode;
 	spec->on_conflict = t->on_conflict;
 	spec->delete_rows = t->delete_rows;

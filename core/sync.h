@@ -57,6 +57,12 @@ struct sync_spec {
 	char                 *copy_sql;    /* COPY (SELECT ... ORDER BY ...) TO STDOUT, the same on both sides */
 };
 
+/*
+ * "schema.table" for a plan table name: "schema.Table" as written, else the plan's
+ * migrations.schema (default "public") and the name. Caller frees.
+ */
+char *sync_table_display(const struct plan *plan, const char *name);
+
 /* Frees everything the spec owns and the spec itself; accepts NULL. */
 void sync_spec_free(struct sync_spec *spec);
 

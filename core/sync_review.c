@@ -422,16 +422,6 @@ md_hex(EVP_MD_CTX *md, char out[65])
 	return true;
 }
 
-/* "schema.table" as the diff resolves a plan table name. Caller frees. */
-static char *
-plan_display(const struct plan *plan, const char *name)
-{
-	if (strchr(name, '.'))
-		return xstrdup(name);
-	const char *schema = plan->migrations.schema && plan->migrations.schema[0] ? plan->migrations.schema : "public";
-	return xasprintf("%s.%s", schema, name);
-}
-
 /*
  * Every table of the review is a table of the plan, once, with the plan's rules: the file's own
  * flags (protected, mode, delete) decide what an apply asks for, so they must be the plan's.
@@ -445,7 +435,7 @@ tables_match_plan(const struct plan *plan, const struct sync_review *rv, struct 
 		for (size_t k = 0; k < plan->sync.ntables && !pt; k++)
 			if (strcmp(plan->sync.tables[k].name, t->plan_name) == 0)
 				pt = &plan->sync.tables[k];
-		char *want = pt ? plan_display(plan, pt->name) : NULL;
+		char *want = pt ? sync_table_display(plan, pt->name) : NULL;
 		const char *why = NULL;
 		if (pt == NULL)
 			why = "is not a sync table of the plan";

@@ -107,16 +107,6 @@ struct wiz_sync_state {
 	bool                     consumed; /* the review was applied (wholly or partly): diff again first */
 };
 
-static char *
-qualified(const struct plan *plan, const char *name)
-{
-	if (strchr(name, '.'))
-		return xstrdup(name);
-	const char *schema = plan->migrations.schema && plan->migrations.schema[0] ?
-	                     plan->migrations.schema : "public";
-	return xasprintf("%s.%s", schema, name);
-}
-
 /* "message. detail hint" of an error. Caller frees. */
 static char *
 error_text(const struct rb_error *err)
@@ -202,7 +192,7 @@ plan_skipped(const struct plan *plan, struct wiz_sync_state *st)
 	strlist_free(&st->skipped_why);
 	for (size_t i = 0; i < plan->sync.ntables; i++)
 		if (plan->sync.tables[i].mode == PLAN_MODE_SKIP) {
-			strlist_push_owned(&st->skipped, qualified(plan, plan->sync.tables[i].name));
+			strlist_push_owned(&st->skipped, sync_table_display(plan, plan->sync.tables[i].name));
 			strlist_push(&st->skipped_why, "mode skip");
 		}
 }
@@ -221,7 +211,7 @@ model(struct wizard *w)
 			continue;
 		struct sy_table *t = &st->tables[st->ntables++];
 		t->pt = pt;
-		t->display = qualified(plan, pt->name);
+		t->display = sync_table_display(plan, pt->name);
 	}
 	plan_skipped(plan, st);
 	w->sync.st = st;
@@ -484,7 +474,7 @@ diff_main(void *arg, atomic_int *cancel)
 	/* Skipped: the plan's skip-mode tables, then the target's tables the plan does not list. */
 	struct strlist listed = { 0 }, sk = { 0 }, why = { 0 };
 	for (size_t i = 0; i < plan->sync.ntables; i++) {
-		char *q = qualified(plan, plan->sync.tables[i].name);
+		char *q = sync_table_display(plan, plan->sync.tables[i].name);
 		if (plan->sync.tables[i].mode == PLAN_MODE_SKIP) {
 			strlist_push(&sk, q);
 			strlist_push(&why, "mode skip");
