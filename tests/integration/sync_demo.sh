@@ -297,6 +297,19 @@ t_eq "the journal has an applied step per table" \
 	"$(jq -r 'select(.type == "step" and .data.kind == "sync_table" and .data.state == "applied") | .data.table' "$J" 2>&1 | LC_ALL=C sort | tr '\n' ' ')" \
 	"$(printf 'public.%s\n' "${TABLES[@]}" | LC_ALL=C sort | tr '\n' ' ')"
 
+# --- the report: what was applied, and which tables were skipped (default deny) ---
+t_run 0 "the apply's report" "$PGRUNBOOK" report "$run"
+report=$out
+t_match "the report has a Sync section" "$report" '^## Sync$'
+for tb in "${TABLES[@]}"; do
+	t_match "the report shows $tb applied" "$report" "^\| [^|]* \| public\.$tb \| applied: "
+done
+skipped_want=$(printf '%s' "$j" | jq -r '.skipped[] | select(.reason == "not in the plan") | .table' | LC_ALL=C sort | tr '\n' ' ')
+t_match "the diff named tables it skipped" "$skipped_want" 'public\.'
+for sk in $skipped_want; do
+	t_match "the report names $sk as skipped" "$report" "^Skipped by the applied review: .*$(printf '%s' "$sk" | sed 's/[.]/\\./g') \(not in the plan\)"
+done
+
 # --- nothing left ---
 t_run 3 "the same review again: the target changed since (refused)" "$PGRUNBOOK" sync apply --plan "$P" --review "$R2" \
 	--confirm "apply $TGT" --waive-backup "waive-backup $TGT"
