@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,18 @@
 #include "tui/theme.h"
 
 #define STAGE "sync"
-/* Rows kept in memory per table for the drill-down; the review file has every row that is written. */
+/*
+ * Rows kept in memory per table for the drill-down, by count and by bytes (the copies of the
+ * values and their arrays); the review file has every row that is written.
+ */
 #define SY_KEEP_ROWS 10000
-/* Longer values are cut in the view (and in its search). */
+#define SY_KEEP_BYTES ((size_t)8 * 1024 * 1024)
+#define SY_KEEP_TEXT "10000 rows or 8 MB"
+/* Longer values are cut in the view (and in its search); the view says where and how long. */
 #define SY_VALUE_MAX 512
 #define SY_SEARCH_MAX 128
-/* The review file in the run directory. */
-#define SY_REVIEW_FILE "sync-review.txt"
+/* Each diff's review file in the run directory: sync-review-1.txt, sync-review-2.txt, ... */
+#define SY_REVIEW_PREFIX "sync-review-"
 
 enum sy_state {
 	SY_PENDING,
@@ -40,17 +46,26 @@ enum sy_state {
 	SY_NOT_REACHED,
 };
 
-/* A changed row kept for the drill-down: the values as text (NULL for SQL NULL). */
+/*
+ * A changed row kept for the drill-down: the values as text (NULL for SQL NULL), each cut at
+ * SY_VALUE_MAX bytes; src_full / dst_full say the full length of each cut value (0: not cut) and
+ * diff_at where a changed column's old and new values first differ (byte offset), both NULL
+ * when no value of the row was cut.
+ */
 struct sy_row {
 	enum sync_kind kind;
 	char         **src;      /* ncols values, or NULL when the source has no row */
 	char         **dst;      /* ncols values, or NULL when the target has no row */
 	bool          *changed;  /* ncols, or NULL */
+	size_t        *src_full;
+	size_t        *dst_full;
+	size_t        *diff_at;
 };
 
 struct sy_rows {
 	struct sy_row *items;
 	size_t         n, cap;
+	size_t         bytes;    /* what the kept rows take, about */
 	int64_t        total;    /* rows the diff reported (kept or not) */
 };
 
@@ -105,6 +120,7 @@ struct wiz_sync_state {
 	bool                     apply_refused;
 	struct rb_error          apply_err;
 	bool                     consumed; /* the review was applied (wholly or partly): diff again first */
+	bool                     nothing_journaled; /* "nothing to apply" ended the stage for this review */
 };
 
 /* "message. detail hint" of an error. Caller frees. */
@@ -132,6 +148,9 @@ row_free(struct sy_row *r, size_t ncols)
 	free(r->src);
 	free(r->dst);
 	free(r->changed);
+	free(r->src_full);
+	free(r->dst_full);
+	free(r->diff_at);
 }
 
 static void
@@ -155,6 +174,26 @@ static bool
 has_changes(const struct sy_table *t)
 {
 	return t->rows.total > 0;
+}
+
+/* A review is loaded that writes nothing and refuses nothing: the stage can end without an apply. */
+static bool
+nothing_to_apply(const struct wiz_sync_state *st)
+{
+	const struct sync_apply_needs *nd = &st->needs;
+	return st->rv && !st->consumed && nd->refusals.len == 0 && nd->inserts + nd->updates + nd->deletes == 0;
+}
+
+/* Journals the sync stage done ("nothing to apply") once for the loaded review, when it writes nothing. */
+static void
+nothing_done(struct wizard *w, struct wiz_sync_state *st)
+{
+	if (!nothing_to_apply(st) || st->nothing_journaled)
+		return;
+	st->nothing_journaled = true;
+	json_t *d = json_pack("{s:s, s:s}", "review", st->rv->path, "review_sha256", st->rv->file_sha256);
+	events_emitf(w->bus, EV_STAGE_DONE, STAGE, d, "nothing to apply");
+	json_decref(d);
 }
 
 /* --- the model --- */
@@ -292,23 +331,42 @@ job_free(struct sy_diff_job *job)
 	free(job);
 }
 
-static char *
-value_copy(const struct sync_value *v)
+/* The bytes of v kept for the view: at most SY_VALUE_MAX, not splitting a UTF-8 sequence. */
+static size_t
+value_keep(const struct sync_value *v)
 {
-	if (v->data == NULL)
-		return NULL;
-	return xstrndup(v->data, v->len > SY_VALUE_MAX ? SY_VALUE_MAX : v->len);
+	if (v->len <= SY_VALUE_MAX)
+		return v->len;
+	size_t n = SY_VALUE_MAX;
+	while (n > 0 && ((unsigned char)v->data[n] & 0xC0) == 0x80)
+		n--;
+	return n;
 }
 
-static char **
-values_copy(const struct sync_value *vals, size_t n)
+/* Copies n values (cut) into *out, their full lengths into *full where one is cut; adds the bytes to *bytes. */
+static void
+values_copy(const struct sync_value *vals, size_t n, char ***out, size_t **full, size_t *bytes)
 {
+	*out = NULL;
+	*full = NULL;
 	if (vals == NULL)
-		return NULL;
-	char **out = xcalloc(n + 1, sizeof *out);
-	for (size_t i = 0; i < n; i++)
-		out[i] = value_copy(&vals[i]);
-	return out;
+		return;
+	*out = xcalloc(n + 1, sizeof **out);
+	*bytes += (n + 1) * sizeof **out;
+	for (size_t i = 0; i < n; i++) {
+		if (vals[i].data == NULL)
+			continue;
+		size_t k = value_keep(&vals[i]);
+		(*out)[i] = xstrndup(vals[i].data, k);
+		*bytes += k + 1;
+		if (k < vals[i].len) {
+			if (*full == NULL) {
+				*full = xcalloc(n + 1, sizeof **full);
+				*bytes += (n + 1) * sizeof **full;
+			}
+			(*full)[i] = vals[i].len;
+		}
+	}
 }
 
 static void
@@ -320,21 +378,39 @@ on_row(const struct sync_spec *spec, const struct sync_row *row, void *ud)
 		job->rw_failed = true;
 	struct sy_rows *rs = &job->cur;
 	rs->total++;
-	if (rs->n >= SY_KEEP_ROWS)
+	/* Past either budget no row is kept: the rows kept are the first ones. */
+	if (rs->n >= SY_KEEP_ROWS || rs->bytes >= SY_KEEP_BYTES)
 		return;
 	if (rs->n == rs->cap) {
 		rs->cap = rs->cap ? rs->cap * 2 : 64;
 		rs->items = xrealloc(rs->items, rs->cap * sizeof *rs->items);
 	}
 	struct sy_row *r = &rs->items[rs->n++];
+	memset(r, 0, sizeof *r);
+	size_t bytes = sizeof *r;
 	r->kind = row->kind;
-	r->src = values_copy(row->src, row->ncols);
-	r->dst = values_copy(row->dst, row->ncols);
-	r->changed = NULL;
+	values_copy(row->src, row->ncols, &r->src, &r->src_full, &bytes);
+	values_copy(row->dst, row->ncols, &r->dst, &r->dst_full, &bytes);
 	if (row->changed) {
 		r->changed = xcalloc(row->ncols + 1, sizeof *r->changed);
 		memcpy(r->changed, row->changed, row->ncols * sizeof *r->changed);
+		bytes += (row->ncols + 1) * sizeof *r->changed;
+		if ((r->src_full || r->dst_full) && row->src && row->dst) {
+			/* A value was cut: where the full old and new values first differ. */
+			r->diff_at = xcalloc(row->ncols + 1, sizeof *r->diff_at);
+			bytes += (row->ncols + 1) * sizeof *r->diff_at;
+			for (size_t i = 0; i < row->ncols; i++) {
+				const struct sync_value *a = &row->src[i], *b = &row->dst[i];
+				if (!row->changed[i] || a->data == NULL || b->data == NULL)
+					continue;
+				size_t k = 0, m = a->len < b->len ? a->len : b->len;
+				while (k < m && a->data[k] == b->data[k])
+					k++;
+				r->diff_at[i] = k;
+			}
+		}
 	}
+	rs->bytes += bytes;
 }
 
 static void
@@ -626,11 +702,32 @@ diff_collect(struct wizard *w, void *result, bool stopped)
 		events_log(w->bus, LOG_LEVEL_INFO, STAGE, "diff done: %" PRId64 " to insert, %" PRId64 " to update, %"
 		           PRId64 " to delete into %s", st->needs.inserts, st->needs.updates, st->needs.deletes,
 		           st->needs.database ? st->needs.database : "?");
+		nothing_done(w, st);
 	} else {
 		st->error = error_text(&job->err);
 		events_log(w->bus, LOG_LEVEL_WARN, STAGE, "diff failed: %s", job->err.message ? job->err.message : "?");
 	}
 	job_free(job);
+}
+
+/*
+ * A new review file name in dir: sync-review-N.txt with the first N whose file (or its .tmp) does
+ * not exist, so the file an earlier diff saved (and an apply used) is never overwritten, also
+ * after a resume. Caller frees.
+ */
+static char *
+review_path_next(const char *dir)
+{
+	for (unsigned n = 1;; n++) {
+		char *p = xasprintf("%s/" SY_REVIEW_PREFIX "%u.txt", dir, n);
+		char *tmp = xasprintf("%s.tmp", p);
+		struct stat sb;
+		bool taken = lstat(p, &sb) == 0 || lstat(tmp, &sb) == 0;
+		free(tmp);
+		if (!taken)
+			return p;
+		free(p);
+	}
 }
 
 /* Starts the diff of every table on the worker; the previous diff, its review and reviews are dropped. */
@@ -652,7 +749,7 @@ diff_start(struct wizard *w)
 	pthread_mutex_init(&job->lock, NULL);
 	job->plan = w->plan;
 	job->bus = w->bus;
-	job->review_path = xasprintf("%s/%s", journal_dir(w->journal), SY_REVIEW_FILE);
+	job->review_path = review_path_next(journal_dir(w->journal));
 	job->who = xstrdup(util_user_name());
 	job->jtables = json_array();
 	job->n = st->ntables;
@@ -697,6 +794,7 @@ diff_start(struct wizard *w)
 	st->error = NULL;
 	st->diffed = st->diff_ok = false;
 	st->applied = st->apply_ok = st->apply_refused = st->consumed = false;
+	st->nothing_journaled = false;
 	rb_error_clear(&st->apply_err);
 	st->job = job;
 	st->diff_start_ms = time_monotonic_ms();
@@ -908,23 +1006,40 @@ wizard_sync_release(struct wizard *w)
 
 /* --- the screen --- */
 
+/* The state and the counts first, so that they fit 80 columns; the settings follow (and the detail line). */
 enum {
-	COL_TABLE, COL_MODE, COL_KEY, COL_ONC, COL_PROT, COL_INS, COL_UPD, COL_DEL, COL_CONF, COL_SAME, COL_STATE,
+	COL_TABLE, COL_STATE, COL_INS, COL_UPD, COL_DEL, COL_CONF, COL_SAME, COL_MODE, COL_KEY, COL_ONC, COL_PROT,
 	NCOLS
 };
 
 static const struct tui_table_column columns[NCOLS] = {
 	[COL_TABLE] = { "table", 0, 0, 24, false },
-	[COL_MODE]  = { "mode", 0, 0, 6, false },
-	[COL_KEY]   = { "key", 0, 0, 12, false },
-	[COL_ONC]   = { "on_conflict", 0, 0, 17, false },
-	[COL_PROT]  = { "prot", 0, 0, 4, false },
+	[COL_STATE] = { "state", 0, 8, 28, false },
 	[COL_INS]   = { "insert", 0, 0, 9, true },
 	[COL_UPD]   = { "update", 0, 0, 9, true },
 	[COL_DEL]   = { "delete", 0, 0, 9, true },
 	[COL_CONF]  = { "conflict", 0, 0, 9, true },
 	[COL_SAME]  = { "unchanged", 0, 0, 10, true },
-	[COL_STATE] = { "state", 0, 0, 28, false },
+	[COL_MODE]  = { "mode", 0, 0, 6, false },
+	[COL_KEY]   = { "key", 0, 0, 12, false },
+	[COL_ONC]   = { "on_conflict", 0, 0, 17, false },
+	[COL_PROT]  = { "prot", 0, 0, 4, false },
+};
+
+/* Below SY_WIDE columns: short count titles, so that table, state and the counts fit 80 columns. */
+#define SY_WIDE 100
+static const struct tui_table_column columns_narrow[NCOLS] = {
+	[COL_TABLE] = { "table", 0, 0, 18, false },
+	[COL_STATE] = { "state", 0, 8, 11, false },
+	[COL_INS]   = { "ins", 0, 0, 9, true },
+	[COL_UPD]   = { "upd", 0, 0, 9, true },
+	[COL_DEL]   = { "del", 0, 0, 9, true },
+	[COL_CONF]  = { "conf", 0, 0, 9, true },
+	[COL_SAME]  = { "same", 0, 0, 10, true },
+	[COL_MODE]  = { "mode", 0, 0, 6, false },
+	[COL_KEY]   = { "key", 0, 0, 12, false },
+	[COL_ONC]   = { "on_conflict", 0, 0, 17, false },
+	[COL_PROT]  = { "prot", 0, 0, 4, false },
 };
 
 /* The filters of the drill-down: one kind, or every kind (SYNC_KIND_COUNT). */
@@ -935,6 +1050,8 @@ static const enum sync_kind filter_cycle[] = {
 struct sy_screen {
 	struct wizard    *wz;
 	struct tui_table *table;
+	bool              narrow;            /* the table has columns_narrow */
+	char             *note;              /* a message for the status line until the next key, or NULL */
 	/* The drill-down: the table whose rows are open, -1 for the table of tables. */
 	long              drill;
 	enum sync_kind    filter;            /* SYNC_KIND_COUNT: every kind */
@@ -947,7 +1064,14 @@ struct sy_screen {
 	bool              stale;             /* idx must be built again */
 	long              cursor, top;       /* in idx */
 	int               xoff;
+	int               maxw;              /* the widest line of the last drawn page ... */
+	int               width;             /* ... and the width it was drawn in */
 	int               page;              /* items that fit the last drawn page */
+	/* The whole-row view of the cursor row (Enter in the drill-down). */
+	bool              rowview;
+	long              vtop;              /* its first line shown */
+	long              vlines;            /* its lines, as last drawn */
+	int               vpage;             /* its lines that fit */
 };
 
 static const char *
@@ -1000,7 +1124,10 @@ fill(void *ud, long row, struct tui_table_row *r)
 			return;
 		tui_table_row_set(r, COL_TABLE, st->skipped.items[k]);
 		tui_table_row_set(r, COL_MODE, strcmp(st->skipped_why.items[k], "mode skip") == 0 ? "skip" : "-");
-		tui_table_row_setf(r, COL_STATE, "skipped (%s)", st->skipped_why.items[k]);
+		if (ss->narrow)
+			tui_table_row_set(r, COL_STATE, "skipped");   /* why: in the detail line */
+		else
+			tui_table_row_setf(r, COL_STATE, "skipped (%s)", st->skipped_why.items[k]);
 		tui_table_row_role(r, -1, TUI_ROLE_MUTED);
 		return;
 	}
@@ -1158,14 +1285,20 @@ row_height(const struct sy_table *t, const struct sy_row *r)
 	return n;
 }
 
-/* Draws pieces one after another on row y from column x, w columns, the first skip columns left out. */
-static void
+/*
+ * Draws pieces one after another on row y from column x, w columns, the first skip columns left
+ * out; returns the width of all the pieces (drawn or not).
+ */
+static int
 put_pieces(WINDOW *win, int y, int x, int w, int skip, const char *const *pieces, const enum tui_role *roles,
            int n)
 {
-	int cx = x, room = w;
-	for (int i = 0; i < n && room > 0; i++) {
+	int cx = x, room = w, total = 0;
+	for (int i = 0; i < n; i++) {
 		int pw = tui_text_width(pieces[i]);
+		total += pw;
+		if (room <= 0)
+			continue;
 		if (skip >= pw) {
 			skip -= pw;
 			continue;
@@ -1175,6 +1308,36 @@ put_pieces(WINDOW *win, int y, int x, int w, int skip, const char *const *pieces
 		cx += wrote;
 		room -= wrote;
 	}
+	return total;
+}
+
+/* value_text(), then, when the value was cut for the view, how much of it is shown. */
+static void
+value_show(struct strbuf *sb, const char *v, const size_t *full, size_t i)
+{
+	value_text(sb, v);
+	if (v && full && full[i])
+		strbuf_addf(sb, "... (cut: %zu of %zu bytes shown)", strlen(v), full[i]);
+}
+
+/* For a changed column of which a value was cut: where the full values first differ. */
+static void
+diff_where(struct strbuf *sb, const struct sy_row *r, size_t i)
+{
+	if (r->diff_at && ((r->src_full && r->src_full[i]) || (r->dst_full && r->dst_full[i])))
+		strbuf_addf(sb, " (first differs at byte %zu)", r->diff_at[i] + 1);
+}
+
+/* The row's first line: kind, key and what happens to it. */
+static void
+row_head(const struct sy_table *t, const struct sy_row *r, struct strbuf *sb)
+{
+	strbuf_addf(sb, "%-13s", sync_kind_name(r->kind));
+	row_key(t, r, sb);
+	if (r->kind == SYNC_DELETE && !t->pt->delete_rows)
+		strbuf_adds(sb, "   (only in the target: reported, not deleted)");
+	if (r->kind == SYNC_DIFFERS_KEPT)
+		strbuf_adds(sb, "   (the target's row is kept)");
 }
 
 /* Draws row r from line y (at most maxy); returns the next line. */
@@ -1183,47 +1346,61 @@ draw_row(struct sy_screen *ss, WINDOW *win, const struct sy_table *t, const stru
          int maxy, int x, int w)
 {
 	struct strbuf sb = { 0 };
-	strbuf_addf(&sb, "%-13s", sync_kind_name(r->kind));
-	row_key(t, r, &sb);
-	if (r->kind == SYNC_DELETE && !t->pt->delete_rows)
-		strbuf_adds(&sb, "   (only in the target: reported, not deleted)");
-	if (r->kind == SYNC_DIFFERS_KEPT)
-		strbuf_adds(&sb, "   (the target's row is kept)");
+	row_head(t, r, &sb);
 	if (cur)
 		tui_text_fill(win, y, x, w, tui_attr(TUI_ROLE_CURSOR));
 	const char *p1[] = { sb.buf };
 	enum tui_role r1[] = { cur ? TUI_ROLE_CURSOR : kind_role(r->kind) };
-	put_pieces(win, y++, x, w, ss->xoff, p1, r1, 1);
+	int lw = put_pieces(win, y++, x, w, ss->xoff, p1, r1, 1);
+	if (lw > ss->maxw)
+		ss->maxw = lw;
 	strbuf_release(&sb);
 	if (y >= maxy)
 		return y;
 	if (r->changed == NULL) {
 		/* An insert or a delete: the row's values on one line. */
 		char **vals = r->src ? r->src : r->dst;
+		const size_t *full = r->src ? r->src_full : r->dst_full;
 		strbuf_adds(&sb, r->src ? "    new: " : "    target: ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
 			strbuf_addf(&sb, "%s%s=", i > t->nkey ? ", " : "", t->cols[i]);
-			value_text(&sb, vals[i]);
+			value_show(&sb, vals[i], full, i);
 		}
 		const char *p[] = { sb.buf };
 		enum tui_role rr[] = { TUI_ROLE_NORMAL };
-		put_pieces(win, y++, x, w, ss->xoff, p, rr, 1);
+		lw = put_pieces(win, y++, x, w, ss->xoff, p, rr, 1);
+		if (lw > ss->maxw)
+			ss->maxw = lw;
 		strbuf_release(&sb);
 		return y;
 	}
 	/* Each changed column: old (the target's) -> new (the source's). */
+	size_t left = 0;
+	for (size_t i = 0; i < t->ncols; i++)
+		left += r->changed[i];
 	for (size_t i = 0; i < t->ncols && y < maxy; i++) {
 		if (!r->changed[i])
 			continue;
+		if (left > 1 && y == maxy - 1) {
+			/* The page ends inside the row: say so rather than cut it silently. */
+			char *m = xasprintf("    ... %zu more changed columns: Enter shows the whole row", left);
+			tui_text_put(win, y++, x, m, 0, w, tui_attr(TUI_ROLE_WARN), true);
+			free(m);
+			break;
+		}
+		left--;
 		struct strbuf name = { 0 }, old = { 0 }, neu = { 0 };
 		strbuf_addf(&name, "    %s%s: ", t->cols[i], i < t->nkey ? " (key)" : "");
-		value_text(&old, r->dst[i]);
-		value_text(&neu, r->src[i]);
+		value_show(&old, r->dst[i], r->dst_full, i);
+		value_show(&neu, r->src[i], r->src_full, i);
+		diff_where(&neu, r, i);
 		const char *p[] = { name.buf, old.buf, " -> ", neu.buf };
 		bool kept = r->kind == SYNC_DIFFERS_KEPT;
 		enum tui_role rr[] = { TUI_ROLE_NORMAL, kept ? TUI_ROLE_NORMAL : TUI_ROLE_DANGER, TUI_ROLE_MUTED,
 		                       kept ? TUI_ROLE_MUTED : TUI_ROLE_OK };
-		put_pieces(win, y++, x, w, ss->xoff, p, rr, 4);
+		lw = put_pieces(win, y++, x, w, ss->xoff, p, rr, 4);
+		if (lw > ss->maxw)
+			ss->maxw = lw;
 		strbuf_release(&name);
 		strbuf_release(&old);
 		strbuf_release(&neu);
@@ -1237,6 +1414,105 @@ filter_name(enum sync_kind k)
 	return k == SYNC_KIND_COUNT ? "all" : sync_kind_name(k);
 }
 
+static bool
+drill_filtered(const struct sy_screen *ss)
+{
+	return ss->filter != SYNC_KIND_COUNT || ss->search[0] != '\0';
+}
+
+/* What Esc does to the open table's review mark, for the hint line. */
+static const char *
+drill_esc_hint(const struct sy_screen *ss, const struct sy_table *t)
+{
+	const struct wiz_sync_state *st = ss->wz->sync.st;
+	if (t->reviewed)
+		return "Esc back (reviewed already)";
+	if (!has_changes(t) || t->state != SY_DIFFED)
+		return "Esc back";
+	if (st->rv == NULL)
+		return "Esc back (no review loaded: not marked)";
+	if (st->consumed)
+		return "Esc back (review applied: not marked)";
+	if (drill_filtered(ss))
+		return "Esc back (NOT marked: filter/search on; 0 shows all)";
+	return "Esc back, marks the table reviewed  C-c back";
+}
+
+/* Every line of the whole-row view: each column with its value(s), changed ones marked. */
+static void
+rowview_lines(const struct sy_table *t, const struct sy_row *r, int width, struct strlist *out,
+              struct strlist *roles)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		struct strbuf sb = { 0 };
+		bool changed = r->changed && r->changed[i];
+		strbuf_addf(&sb, "%s%s%s: ", changed ? "* " : "  ", t->cols[i], i < t->nkey ? " (key)" : "");
+		if (r->src && r->dst) {
+			value_show(&sb, r->dst[i], r->dst_full, i);
+			if (changed) {
+				strbuf_adds(&sb, " -> ");
+				value_show(&sb, r->src[i], r->src_full, i);
+				diff_where(&sb, r, i);
+			} else {
+				strbuf_adds(&sb, " (same)");
+			}
+		} else if (r->src) {
+			value_show(&sb, r->src[i], r->src_full, i);
+		} else {
+			value_show(&sb, r->dst[i], r->dst_full, i);
+		}
+		size_t before = out->len;
+		tui_text_wrap(sb.buf, width, out);
+		for (size_t k = before; k < out->len; k++)
+			strlist_push(roles, changed ? (r->kind == SYNC_DIFFERS_KEPT ? "m" : "w") : "n");
+		strbuf_release(&sb);
+	}
+}
+
+static void
+rowview_draw(struct sy_screen *ss, WINDOW *win, const struct sy_table *t, int h, int w)
+{
+	int cw = w - 2, y = 0;
+	const struct sy_row *r = &t->rows.items[ss->idx[ss->cursor]];
+	struct strbuf sb = { 0 };
+	strbuf_addf(&sb, "Sync: row of %s: ", t->display);
+	row_head(t, r, &sb);
+	struct strlist hl = { 0 };
+	tui_text_wrap(sb.buf, cw, &hl);
+	for (size_t k = 0; k < hl.len && k < 2; k++)
+		tui_text_put(win, y++, 1, hl.items[k], 0, cw, tui_attr(TUI_ROLE_HEADER), true);
+	strlist_free(&hl);
+	strbuf_release(&sb);
+	tui_text_put(win, y++, 1, r->src && r->dst ? "Old (target) -> new (source); * changed" :
+	             r->src ? "Every column of the source's row" : "Every column of the target's row", 0, cw,
+	             tui_attr(TUI_ROLE_MUTED), true);
+	tui_text_put(win, y++, 1, "Up/Down PgUp/PgDn scroll  Esc back to the rows", 0, cw, tui_attr(TUI_ROLE_MUTED),
+	             true);
+	struct strlist lines = { 0 }, roles = { 0 };
+	rowview_lines(t, r, cw, &lines, &roles);
+	int room = h - 1 - y;
+	if (room < 1)
+		room = 1;
+	ss->vlines = (long)lines.len;
+	ss->vpage = room;
+	if (ss->vtop > ss->vlines - room)
+		ss->vtop = ss->vlines - room;
+	if (ss->vtop < 0)
+		ss->vtop = 0;
+	for (long k = ss->vtop; k < (long)lines.len && y < h - 1; k++) {
+		char c = roles.items[k][0];
+		enum tui_role role = c == 'w' ? TUI_ROLE_WARN : c == 'm' ? TUI_ROLE_MUTED : TUI_ROLE_NORMAL;
+		tui_text_put(win, y++, 1, lines.items[k], 0, cw, tui_attr(role), true);
+	}
+	long last = ss->vtop + room < (long)lines.len ? ss->vtop + room : (long)lines.len;
+	char *p = xasprintf("lines %ld-%ld of %zu", lines.len ? ss->vtop + 1 : 0, last, lines.len);
+	int pw = tui_text_width(p);
+	tui_text_put(win, h - 1, w - 1 - pw, p, 0, pw, tui_attr(TUI_ROLE_MUTED), false);
+	free(p);
+	strlist_free(&lines);
+	strlist_free(&roles);
+}
+
 static void
 drill_draw(struct sy_screen *ss, struct screen *s, int h, int w)
 {
@@ -1246,6 +1522,11 @@ drill_draw(struct sy_screen *ss, struct screen *s, int h, int w)
 		return;
 	if (ss->stale)
 		build_index(ss);
+	if (ss->rowview && ss->cursor >= 0 && ss->cursor < (long)ss->nidx) {
+		rowview_draw(ss, win, t, h, w);
+		return;
+	}
+	ss->rowview = false;
 	int cw = w - 2, y = 0;
 	char *title = xasprintf("Sync: rows of %s (%s -> %s)", t->display,
 	                        ss->wz->plan->source ? ss->wz->plan->source : "?", ss->wz->plan->target);
@@ -1256,14 +1537,20 @@ drill_draw(struct sy_screen *ss, struct screen *s, int h, int w)
 	            filter_name(ss->filter), ss->search[0] ? ", search \"" : "", ss->search,
 	            ss->search[0] ? "\"" : "");
 	if ((int64_t)t->rows.n < t->rows.total)
-		strbuf_addf(&sb, "; first %zu of %" PRId64 " rows kept here, the review file has every row written",
-		            t->rows.n, t->rows.total);
+		strbuf_addf(&sb, "; first %zu of %" PRId64 " rows kept here (at most " SY_KEEP_TEXT "), the review "
+		            "file has every row written", t->rows.n, t->rows.total);
 	else
 		strbuf_addf(&sb, " of %" PRId64 "", t->rows.total);
-	tui_text_put(win, y++, 1, sb.buf, 0, cw, tui_attr(TUI_ROLE_NORMAL), true);
+	struct strlist wr = { 0 };
+	tui_text_wrap(sb.buf, cw, &wr);
+	for (size_t k = 0; k < wr.len && k < 3; k++)
+		tui_text_put(win, y++, 1, wr.items[k], 0, cw, tui_attr(TUI_ROLE_NORMAL), true);
+	strlist_free(&wr);
 	strbuf_release(&sb);
-	tui_text_put(win, y++, 1, "f or 1-5 filter, 0 all  / search  Esc back: marks the table reviewed", 0, cw,
-	             tui_attr(TUI_ROLE_MUTED), true);
+	tui_text_put(win, y++, 1, "Enter whole row  1-5/f filter  0 all  / search", 0, cw, tui_attr(TUI_ROLE_MUTED),
+	             true);
+	tui_text_put(win, y++, 1, drill_esc_hint(ss, t), 0, cw, tui_attr(drill_filtered(ss) && !t->reviewed &&
+	             has_changes(t) ? TUI_ROLE_WARN : TUI_ROLE_MUTED), true);
 	tui_text_put(win, y++, 1, "old (target) -> new (source)", 0, cw, tui_attr(TUI_ROLE_MUTED), true);
 	int maxy = h - 1;   /* the last line: the search prompt or a message */
 	int first = y;
@@ -1280,6 +1567,8 @@ drill_draw(struct sy_screen *ss, struct screen *s, int h, int w)
 		ss->top++;
 	}
 	int page = 0;
+	ss->maxw = 0;
+	ss->width = cw;
 	for (long k = ss->top; k < (long)ss->nidx && y < maxy; k++, page++)
 		y = draw_row(ss, win, t, &t->rows.items[ss->idx[k]], k == ss->cursor, y, maxy, 1, cw);
 	ss->page = page > 1 ? page - 1 : 1;
@@ -1302,6 +1591,13 @@ drill_draw(struct sy_screen *ss, struct screen *s, int h, int w)
 }
 
 static void
+set_note(struct sy_screen *ss, char *note)
+{
+	free(ss->note);
+	ss->note = note;
+}
+
+static void
 drill_open(struct sy_screen *ss, long row)
 {
 	struct wiz_sync_state *st = ss->wz->sync.st;
@@ -1311,6 +1607,13 @@ drill_open(struct sy_screen *ss, long row)
 		return;
 	}
 	struct sy_table *t = &st->tables[row];
+	if (t->state == SY_DIFF_FAILED) {
+		char *m = xasprintf("%s could not be diffed: %s\n\nFix it, then F5 (or d) diffs again.", t->display,
+		                    t->error ? t->error : "the diff stopped before this table ended");
+		tui_message(ss->wz->app, "Rows", m, TUI_ROLE_DANGER, NULL, NULL);
+		free(m);
+		return;
+	}
 	if (t->state == SY_PENDING || t->state == SY_DIFFING || t->cols == NULL) {
 		tui_message(ss->wz->app, "Rows", t->state == SY_DIFFING ? "This table is being diffed: its rows come "
 		            "when it is done." : "This table is not diffed yet. F5 (or d) runs the diff.",
@@ -1321,30 +1624,75 @@ drill_open(struct sy_screen *ss, long row)
 	ss->filter = SYNC_KIND_COUNT;
 	ss->search[0] = '\0';
 	ss->prompt = false;
+	ss->rowview = false;
 	ss->cursor = ss->top = 0;
 	ss->xoff = 0;
 	ss->stale = true;
 }
 
-/* Leaves the drill-down; the table counts as reviewed (journaled) once its rows were open. */
+/*
+ * Marks t reviewed (journaled as a sync_reviewed step with the loaded review's checksum and the
+ * table's digest). Only while a review is loaded and not yet applied.
+ */
 static void
-drill_close(struct sy_screen *ss)
+review_mark(struct wizard *wz, struct sy_table *t)
+{
+	struct wiz_sync_state *st = wz->sync.st;
+	const char *digest = "";
+	for (size_t i = 0; i < st->rv->ntables; i++)
+		if (strcmp(st->rv->tables[i].display, t->display) == 0)
+			digest = st->rv->tables[i].digest;
+	t->reviewed = true;
+	wz->sync.gen++;
+	const struct sync_counts *c = &t->counts;
+	char *shown = (int64_t)t->rows.n < t->rows.total ?
+	              xasprintf("; first %zu of %" PRId64 " rows shown", t->rows.n, t->rows.total) : xstrdup("");
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "kind", "sync_reviewed", "table",
+	                      t->display, "review", st->review_path ? st->review_path : st->rv->path,
+	                      "review_sha256", st->rv->file_sha256, "digest", digest,
+	                      "rows_shown", (json_int_t)t->rows.n, "rows", (json_int_t)t->rows.total,
+	                      "by", util_user_name());
+	events_emitf(wz->bus, EV_STEP, STAGE, d, "%s reviewed by %s: %" PRId64 " to insert, %" PRId64 " to update, %"
+	             PRId64 " to delete, %" PRId64 " conflicts%s", t->display, util_user_name(), c->n[SYNC_INSERT],
+	             c->n[SYNC_UPDATE], c->n[SYNC_DELETE], c->n[SYNC_CONFLICT], shown);
+	json_decref(d);
+	free(shown);
+}
+
+/*
+ * Leaves the drill-down. Esc from the unfiltered view of a table with changes marks it reviewed
+ * while a review is loaded; otherwise (a filter or search hid rows, Ctrl-C, no review) the table
+ * is not marked and the status line says so and how to mark it.
+ */
+static void
+drill_close(struct sy_screen *ss, bool esc)
 {
 	struct sy_table *t = drill_table(ss);
 	struct wizard *wz = ss->wz;
+	struct wiz_sync_state *st = wz->sync.st;
+	bool filtered = drill_filtered(ss);
 	ss->drill = -1;
 	ss->prompt = false;
+	ss->rowview = false;
 	free(ss->idx);
 	ss->idx = NULL;
 	ss->nidx = 0;
 	if (t == NULL || t->reviewed || !has_changes(t) || t->state != SY_DIFFED)
 		return;
-	t->reviewed = true;
-	wz->sync.gen++;
-	const struct sync_counts *c = &t->counts;
-	events_log(wz->bus, LOG_LEVEL_INFO, STAGE, "%s reviewed by %s: %" PRId64 " to insert, %" PRId64 " to update, %"
-	           PRId64 " to delete, %" PRId64 " conflicts", t->display, util_user_name(), c->n[SYNC_INSERT],
-	           c->n[SYNC_UPDATE], c->n[SYNC_DELETE], c->n[SYNC_CONFLICT]);
+	if (st->rv == NULL)
+		set_note(ss, xasprintf("%s was not marked reviewed: no review is loaded. F5 (or d) diffs and saves "
+		                       "one.", t->display));
+	else if (st->consumed)
+		set_note(ss, xasprintf("%s was not marked reviewed: its review was applied already. F5 (or d) diffs "
+		                       "again.", t->display));
+	else if (!esc)
+		set_note(ss, xasprintf("%s was not marked reviewed (Ctrl-C). Enter, then Esc with every row shown "
+		                       "marks it.", t->display));
+	else if (filtered)
+		set_note(ss, xasprintf("%s was not marked reviewed: a filter or search hid rows. Enter, then Esc "
+		                       "with every row shown (0, no search) marks it.", t->display));
+	else
+		review_mark(wz, t);
 }
 
 static void
@@ -1352,12 +1700,40 @@ set_filter(struct sy_screen *ss, enum sync_kind k)
 {
 	ss->filter = k;
 	ss->cursor = ss->top = 0;
+	ss->xoff = 0;
 	ss->stale = true;
+}
+
+static enum key_result
+rowview_key(struct sy_screen *ss, enum command cmd)
+{
+	long page = ss->vpage > 1 ? ss->vpage - 1 : 1;
+	switch (cmd) {
+	case CMD_CANCEL:
+	case CMD_SELECT:
+		ss->rowview = false;
+		return KEY_RESULT_HANDLED;
+	case CMD_UP: ss->vtop--; break;
+	case CMD_DOWN: ss->vtop++; break;
+	case CMD_PAGE_UP: ss->vtop -= page; break;
+	case CMD_PAGE_DOWN: ss->vtop += page; break;
+	case CMD_HOME: ss->vtop = 0; break;
+	case CMD_END: ss->vtop = ss->vlines; break;
+	default:
+		return KEY_RESULT_PASS;
+	}
+	if (ss->vtop > ss->vlines - ss->vpage)
+		ss->vtop = ss->vlines - ss->vpage;
+	if (ss->vtop < 0)
+		ss->vtop = 0;
+	return KEY_RESULT_HANDLED;
 }
 
 static enum key_result
 drill_key(struct sy_screen *ss, enum command cmd, int raw)
 {
+	if (ss->rowview)
+		return rowview_key(ss, cmd);
 	if (ss->prompt) {
 		if (raw == TUI_KEY_ESC || raw == TUI_CTRL('c')) {
 			ss->prompt = false;
@@ -1366,6 +1742,7 @@ drill_key(struct sy_screen *ss, enum command cmd, int raw)
 			ss->search[ss->input_len] = '\0';
 			ss->prompt = false;
 			ss->cursor = ss->top = 0;
+			ss->xoff = 0;
 			ss->stale = true;
 		} else if (raw == TUI_KEY_BACKSPACE) {
 			ss->input_len = tui_text_prev(ss->input, ss->input_len);
@@ -1382,9 +1759,16 @@ drill_key(struct sy_screen *ss, enum command cmd, int raw)
 		return KEY_RESULT_HANDLED;
 	}
 	long page = ss->page > 0 ? ss->page : 1;
+	int xmax;
 	switch (cmd) {
 	case CMD_CANCEL:
-		drill_close(ss);
+		drill_close(ss, raw != TUI_CTRL('c'));
+		return KEY_RESULT_HANDLED;
+	case CMD_SELECT:
+		if (ss->nidx > 0) {
+			ss->rowview = true;
+			ss->vtop = 0;
+		}
 		return KEY_RESULT_HANDLED;
 	case CMD_SEARCH:
 		ss->prompt = true;
@@ -1398,7 +1782,14 @@ drill_key(struct sy_screen *ss, enum command cmd, int raw)
 	case CMD_HOME: ss->cursor = 0; break;
 	case CMD_END: ss->cursor = (long)ss->nidx - 1; break;
 	case CMD_LEFT: ss->xoff = ss->xoff > 8 ? ss->xoff - 8 : 0; return KEY_RESULT_HANDLED;
-	case CMD_RIGHT: ss->xoff += 8; return KEY_RESULT_HANDLED;
+	case CMD_RIGHT:
+		/* Up to the end of the widest line of the page, no further. */
+		xmax = ss->maxw - ss->width;
+		if (ss->xoff + 8 <= xmax)
+			ss->xoff += 8;
+		else if (xmax > ss->xoff)
+			ss->xoff = xmax;
+		return KEY_RESULT_HANDLED;
 	case CMD_NONE:
 		if (raw == 'f') {
 			size_t n = RB_ARRAY_LEN(filter_cycle), i;
@@ -1600,6 +1991,12 @@ apply_blocked(struct wizard *wz, enum tui_role *role)
 				            st->tables[i].error ? st->tables[i].error : "failed");
 		return strbuf_detach(&sb);
 	}
+	const struct sync_apply_needs *nd = &st->needs;
+	if (nothing_to_apply(st)) {
+		*role = TUI_ROLE_OK;
+		return xasprintf("Nothing to apply: %s already has every row the plan syncs (rows kept as they are and "
+		                 "rows only in the target are not written). The sync stage is done.", nd->database);
+	}
 	struct strbuf sb = { 0 };
 	size_t n = 0;
 	for (size_t i = 0; i < st->ntables; i++) {
@@ -1609,23 +2006,19 @@ apply_blocked(struct wizard *wz, enum tui_role *role)
 	}
 	if (n) {
 		char *m = xasprintf("Apply refused: %zu table%s with changes not reviewed yet: %s.\n\nEnter opens a "
-		                    "table's rows; leaving them (Esc) marks the table reviewed. Nothing was "
-		                    "written.", n, n == 1 ? "" : "s", sb.buf);
+		                    "table's rows; leaving them with Esc while every row is shown (no filter, no "
+		                    "search) marks the table reviewed. Nothing was written.", n, n == 1 ? "" : "s",
+		                    sb.buf);
 		strbuf_release(&sb);
 		return m;
 	}
 	strbuf_release(&sb);
-	const struct sync_apply_needs *nd = &st->needs;
 	if (nd->refusals.len) {
 		strbuf_adds(&sb, "Apply refused: nothing may be written while:");
 		for (size_t i = 0; i < nd->refusals.len; i++)
 			strbuf_addf(&sb, "\n- %s", nd->refusals.items[i]);
 		strbuf_adds(&sb, "\n\nChange the plan or the data, then diff again. Nothing was written.");
 		return strbuf_detach(&sb);
-	}
-	if (nd->inserts + nd->updates + nd->deletes == 0) {
-		*role = TUI_ROLE_OK;
-		return xasprintf("Nothing to apply: %s already has every row the plan syncs.", nd->database);
 	}
 	return NULL;
 }
@@ -1636,6 +2029,8 @@ apply_ask(struct wizard *wz)
 	enum tui_role role;
 	char *why = apply_blocked(wz, &role);
 	if (why) {
+		if (role == TUI_ROLE_OK)
+			nothing_done(wz, model(wz));
 		tui_message(wz->app, role == TUI_ROLE_OK ? "Apply" : "Apply refused", why, role, NULL, NULL);
 		free(why);
 		return;
@@ -1737,15 +2132,15 @@ status_text(struct wizard *wz, enum tui_role *role)
 		*role = TUI_ROLE_DANGER;
 		return xasprintf("Diffed in %s. The apply would be refused: %s", d, nd->refusals.items[0]);
 	}
+	if (nothing_to_apply(st)) {
+		*role = TUI_ROLE_OK;
+		return xasprintf("Diffed in %s: nothing to apply; the sync stage is done.", d);
+	}
 	if (todo) {
 		*role = TUI_ROLE_WARN;
 		return xasprintf("Diffed in %s: %" PRId64 " to insert, %" PRId64 " to update, %" PRId64 " to delete. "
 		                 "%zu table%s to review (Enter), then F2 applies.", d, nd->inserts, nd->updates,
 		                 nd->deletes, todo, todo == 1 ? "" : "s");
-	}
-	if (nd->inserts + nd->updates + nd->deletes == 0) {
-		*role = TUI_ROLE_OK;
-		return xasprintf("Diffed in %s: nothing to apply.", d);
 	}
 	*role = TUI_ROLE_OK;
 	return xasprintf("Every table with changes is reviewed. F2 applies %" PRId64 " inserts, %" PRId64 " updates, %"
@@ -1758,6 +2153,13 @@ detail_draw(struct sy_screen *ss, WINDOW *win, int y, int h, int cw)
 {
 	struct wiz_sync_state *st = ss->wz->sync.st;
 	long row = tui_table_cursor(ss->table);
+	if (st && row >= 0 && (size_t)row >= st->ntables && (size_t)row - st->ntables < st->skipped.len && y < h) {
+		size_t k = (size_t)row - st->ntables;
+		char *m = xasprintf("%s: skipped (%s): not synced", st->skipped.items[k], st->skipped_why.items[k]);
+		tui_text_put(win, y++, 1, m, 0, cw, tui_attr(TUI_ROLE_MUTED), true);
+		free(m);
+		return y;
+	}
 	if (st == NULL || row < 0 || (size_t)row >= st->ntables)
 		return y;
 	const struct sy_table *t = &st->tables[row];
@@ -1811,39 +2213,53 @@ detail_draw(struct sy_screen *ss, WINDOW *win, int y, int h, int cw)
 	return y;
 }
 
-/* What the apply needs, once a review is loaded: the phrases and the protected tables. */
-static int
-needs_draw(struct wiz_sync_state *st, WINDOW *win, int y, int h, int cw)
+/*
+ * What the apply needs, once a review is loaded: the phrases and the protected tables, the
+ * refusals, the review file; wrapped to cw, each line's role in roles (as 'd' danger, 'm' muted).
+ */
+static void
+needs_lines(struct wiz_sync_state *st, int cw, struct strlist *out, struct strlist *roles)
 {
-	if (st->rv == NULL || st->consumed || y >= h)
-		return y;
+	if (st->rv == NULL || st->consumed)
+		return;
 	const struct sync_apply_needs *nd = &st->needs;
 	struct strbuf sb = { 0 };
-	strbuf_addf(&sb, "F2 asks for \"%s\"", nd->phrase ? nd->phrase : "?");
-	if (nd->overwrite_tables.len) {
-		strbuf_addf(&sb, ", then %s (protected tables whose rows change:", CONFIRM_OVERWRITE_PHRASE);
-		for (size_t i = 0; i < nd->overwrite_tables.len; i++)
-			strbuf_addf(&sb, " %s", nd->overwrite_tables.items[i]);
-		strbuf_adds(&sb, ")");
+	if (nothing_to_apply(st)) {
+		strbuf_adds(&sb, "Nothing to apply: F2 asks for no phrase; the sync stage is done.");
+	} else {
+		strbuf_addf(&sb, "F2 asks for \"%s\"", nd->phrase ? nd->phrase : "?");
+		if (nd->overwrite_tables.len) {
+			strbuf_addf(&sb, ", then %s (protected tables whose rows change:", CONFIRM_OVERWRITE_PHRASE);
+			for (size_t i = 0; i < nd->overwrite_tables.len; i++)
+				strbuf_addf(&sb, " %s", nd->overwrite_tables.items[i]);
+			strbuf_adds(&sb, ")");
+		}
+		if (nd->delete_phrase)
+			strbuf_addf(&sb, ", then \"%s\"", nd->delete_phrase);
+		strbuf_adds(&sb, ".");
 	}
-	if (nd->delete_phrase)
-		strbuf_addf(&sb, ", then \"%s\"", nd->delete_phrase);
-	strbuf_addf(&sb, ". Review file: %s", st->review_path);
-	struct strlist wr = { 0 };
-	tui_text_wrap(sb.buf, cw, &wr);
-	for (size_t k = 0; k < wr.len && y < h; k++)
-		tui_text_put(win, y++, 1, wr.items[k], 0, cw, tui_attr(TUI_ROLE_MUTED), true);
-	strlist_free(&wr);
+	size_t before = out->len;
+	tui_text_wrap(sb.buf, cw, out);
 	strbuf_release(&sb);
-	for (size_t i = 0; i < nd->refusals.len && y < h; i++) {
+	for (size_t i = 0; i < nd->refusals.len; i++) {
 		char *m = xasprintf("refused: %s", nd->refusals.items[i]);
-		tui_text_wrap(m, cw, &wr);
-		for (size_t k = 0; k < wr.len && y < h; k++)
-			tui_text_put(win, y++, 1, wr.items[k], 0, cw, tui_attr(TUI_ROLE_DANGER), true);
-		strlist_free(&wr);
+		size_t b2 = out->len;
+		tui_text_wrap(m, cw, out);
 		free(m);
+		for (; before < b2; before++)
+			strlist_push(roles, "m");
+		for (; before < out->len; before++)
+			strlist_push(roles, "d");
 	}
-	return y;
+	const char *path = st->review_path ? st->review_path : st->rv->path;
+	const char *base = strrchr(path, '/');
+	/* Narrow: the file's name (the run directory is in the log and the journal). */
+	char *f = cw < SY_WIDE && base ? xasprintf("Review file: %s in the run directory", base + 1) :
+	          xasprintf("Review file: %s", path);
+	tui_text_wrap(f, cw, out);
+	free(f);
+	for (; before < out->len; before++)
+		strlist_push(roles, "m");
 }
 
 static int
@@ -1857,6 +2273,23 @@ sy_enter(struct screen *s, void *arg)
 	model(ss->wz);
 	ss->table = tui_table_new(columns, NCOLS, fill, ss);
 	return 0;
+}
+
+/* The table of tables with the column set for width cw (the cursor kept). */
+static void
+table_fit(struct sy_screen *ss, int cw)
+{
+	bool narrow = cw < SY_WIDE;
+	if (narrow == ss->narrow && ss->table)
+		return;
+	long cur = ss->table ? tui_table_cursor(ss->table) : 0;
+	long n = ss->table ? tui_table_rows(ss->table) : 0;
+	tui_table_free(ss->table);
+	ss->table = tui_table_new(narrow ? columns_narrow : columns, NCOLS, fill, ss);
+	ss->narrow = narrow;
+	tui_table_set_rows(ss->table, n);
+	if (cur > 0)
+		tui_table_set_cursor(ss->table, cur);
 }
 
 static void
@@ -1873,13 +2306,20 @@ sy_draw(struct screen *s)
 		return;
 	}
 	int cw = w - 2, y = 0;
+	table_fit(ss, cw);
 	char *title = xasprintf("Sync: %s -> %s, %zu table%s", wz->plan->source ? wz->plan->source : "?",
 	                        wz->plan->target, st->ntables, st->ntables == 1 ? "" : "s");
 	tui_text_put(s->win, y++, 1, title, 0, cw, tui_attr(TUI_ROLE_HEADER), true);
 	free(title);
+	struct strlist sl = { 0 };
+	if (ss->note) {
+		tui_text_wrap(ss->note, cw, &sl);
+		for (size_t i = 0; i < sl.len && i < 3 && y < h; i++)
+			tui_text_put(s->win, y++, 1, sl.items[i], 0, cw, tui_attr(TUI_ROLE_WARN), true);
+		strlist_free(&sl);
+	}
 	enum tui_role role;
 	char *status = status_text(wz, &role);
-	struct strlist sl = { 0 };
 	tui_text_wrap(status, cw, &sl);
 	free(status);
 	for (size_t i = 0; i < sl.len && i < 3 && y < h; i++)
@@ -1898,11 +2338,55 @@ sy_draw(struct screen *s)
 		tui_table_draw(ss->table, s->win, (struct tui_rect){ y, 1, th, cw });
 		y += th;
 	}
-	y = detail_draw(ss, s->win, y, h - 1, cw);
-	y = needs_draw(st, s->win, y, h - 1, cw);
+	/* What F2 does comes first: the detail of the table gets what is left (at least two lines). */
+	struct strlist nl = { 0 }, nr = { 0 };
+	needs_lines(st, cw, &nl, &nr);
+	int bottom = h - 1 - (int)nl.len;
+	if (bottom < y + 2)
+		bottom = y + 2 < h - 1 ? y + 2 : h - 1;
+	y = detail_draw(ss, s->win, y, bottom, cw);
+	for (size_t i = 0; i < nl.len && y < h - 1; i++)
+		tui_text_put(s->win, y++, 1, nl.items[i], 0, cw,
+		             tui_attr(nr.items[i][0] == 'd' ? TUI_ROLE_DANGER : TUI_ROLE_MUTED), true);
+	strlist_free(&nl);
+	strlist_free(&nr);
 	if (y < h)
-		tui_text_put(s->win, h - 1, 1, "Enter rows (review)  F5/d diff  F2 apply  Esc cancel", 0, cw,
+		tui_text_put(s->win, h - 1, 1, "Enter rows  F5/d diff  F2 apply  Esc cancel", 0, cw,
 		             tui_attr(TUI_ROLE_MUTED), true);
+}
+
+static void
+diff_answer(void *ud, bool yes)
+{
+	struct wizard *wz = ud;
+	if (yes && !wizard_running(wz, PLAN_STAGE_SYNC))
+		diff_start(wz);
+	else if (!yes)
+		tui_log_add(wz->log, TUI_LOG_INFO, "sync: the review and its marks are kept");
+}
+
+/*
+ * d or F5: a new diff. While a loaded review has tables marked reviewed, asks first: the new diff
+ * drops the review and every mark.
+ */
+static void
+diff_ask(struct wizard *wz)
+{
+	struct wiz_sync_state *st = model(wz);
+	if (wizard_running(wz, PLAN_STAGE_SYNC))
+		return;
+	size_t marked = 0;
+	for (size_t i = 0; st->rv && !st->consumed && i < st->ntables; i++)
+		marked += st->tables[i].reviewed;
+	if (marked == 0) {
+		diff_start(wz);
+		return;
+	}
+	char *q = xasprintf("Diff again? The loaded review (%s) and the review marks of %zu table%s will be lost: "
+	                    "each table with changes must be reviewed again before F2. y diffs again, n keeps them.",
+	                    st->review_path ? st->review_path : "?", marked, marked == 1 ? "" : "s");
+	tui_ask(wz->app, "Diff again", q, diff_answer, wz);
+	free(q);
 }
 
 static enum key_result
@@ -1911,6 +2395,8 @@ sy_key(struct screen *s, enum command cmd, int raw)
 	struct sy_screen *ss = s->priv;
 	struct wizard *wz = ss->wz;
 	struct wiz_sync_state *st = model(wz);
+	if (ss->drill < 0)
+		set_note(ss, NULL);
 	if (ss->drill >= 0) {
 		if (!ss->prompt && cmd == CMD_RUN_STAGE) {
 			apply_ask(wz);
@@ -1925,8 +2411,9 @@ sy_key(struct screen *s, enum command cmd, int raw)
 		apply_ask(wz);
 		return KEY_RESULT_HANDLED;
 	case CMD_REFRESH:
-		if (!wizard_running(wz, PLAN_STAGE_SYNC))
-			diff_start(wz);
+		/* Ctrl-L only redraws; F5 diffs again. */
+		if (raw != TUI_CTRL('l'))
+			diff_ask(wz);
 		tui_app_repaint(s->app);
 		return KEY_RESULT_HANDLED;
 	case CMD_SELECT:
@@ -1951,8 +2438,7 @@ sy_key(struct screen *s, enum command cmd, int raw)
 		return tui_table_key(ss->table, cmd, raw);
 	case CMD_NONE:
 		if (raw == 'd') {
-			if (!wizard_running(wz, PLAN_STAGE_SYNC))
-				diff_start(wz);
+			diff_ask(wz);
 			return KEY_RESULT_HANDLED;
 		}
 		return KEY_RESULT_PASS;
@@ -1967,6 +2453,7 @@ sy_leave(struct screen *s)
 	struct sy_screen *ss = s->priv;
 	tui_table_free(ss->table);
 	free(ss->idx);
+	free(ss->note);
 }
 
 const struct screen_ops wiz_sync_screen = {

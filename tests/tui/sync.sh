@@ -84,8 +84,8 @@ t_match "the sidebar offers sync (not unavailable)" "$screen" '^  sync +pending'
 keys ']'
 expect "] opens the sync screen" 'Sync: dev -> prod, 4 tables'
 t_match "nothing is diffed yet" "$(main_text)" 'Not diffed yet\. F5 \(or d\) compares every table'
-t_match "the tables are listed before the diff, pending" "$screen" 'public\.Unit +upsert +\(pk\) +local_wins +no +- +- +- +- +- +pending'
-t_match "the skip-mode table is listed as skipped" "$screen" 'public\.Legacy +skip .*skipped \(mode skip\)'
+t_match "the tables are listed before the diff, pending" "$screen" 'public\.Unit +pending +- +- +- +- +- +upsert +\(pk\) +local_wins +no'
+t_match "the skip-mode table is listed as skipped" "$screen" 'public\.Legacy +skipped \(mode skip\) +skip'
 
 keys F2
 expect "F2 before any diff is refused" 'Apply refused: nothing is diffed yet'
@@ -104,12 +104,27 @@ done
 keys d
 expect "d starts the diff; it waits on the locked table" 'Diffing table 4 of 4: public\.Tag \(read-only\)\.\.\.  \(Esc cancels\)' 15
 t_match "the tables done so far show their counts" "$screen" \
-	"$(printf '%s' "$dj" | jq -r '.tables[0] | "public.Unit +upsert +id +local_wins +no +\(.counts.to_insert) +\(.counts.to_update) +\(.counts.to_delete) +\(.counts.conflicts) +\(.counts.unchanged) +diffed"')"
-t_match "the locked one is diffing" "$screen" 'public\.Tag +upsert +(id|\(pk\)) +local_wins +no +- +- +- +- +- +diffing'
+	"$(printf '%s' "$dj" | jq -r '.tables[0] | "public.Unit +diffed +\(.counts.to_insert) +\(.counts.to_update) +\(.counts.to_delete) +\(.counts.conflicts) +\(.counts.unchanged) +upsert +id +local_wins +no"')"
+t_match "the locked one is diffing" "$screen" 'public\.Tag +diffing +- +- +- +- +- +upsert +(id|\(pk\)) +local_wins +no'
 keys Escape
 expect "Esc cancels the diff" 'Diff failed: the diff was cancelled; no review file was saved'
-t_match "the cancelled table says so" "$screen" 'public\.Tag +upsert .* failed'
-t_eq "no review file" "$(ls "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review.txt* 2>/dev/null | wc -l)" 0
+t_match "the cancelled table says so" "$screen" 'public\.Tag +failed +'
+t_eq "no review file" "$(ls "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review* 2>/dev/null | wc -l)" 0
+# Without a review no table can be marked reviewed; a table that failed shows its error.
+keys Enter
+expect "the rows of a table diffed before the cancel open" 'Sync: rows of public\.Unit'
+t_match "the hint says Esc does not mark without a review" "$screen" 'Esc back \(no review loaded: not marked\)'
+keys Escape
+expect "Esc: not marked, and the status line says why" 'public\.Unit was not marked reviewed: no review is loaded'
+t_match "Unit stays diffed" "$screen" 'public\.Unit +diffed '
+t_eq "no review mark is journaled" "$(journal | jq -r 'select(.data.kind? == "sync_reviewed") | .data.table' | wc -l)" 0
+keys Home Down Down Down
+expect "the cursor on the failed table" "public\\.Tag: failed; mode" 5
+keys Enter
+expect "Enter on the failed table shows its error, not \"not diffed yet\"" 'public\.Tag could not be diffed: '
+t_nomatch "it does not say not diffed" "$screen" 'not diffed yet'
+keys Escape Home
+wait_for 'public\.Unit: diffed; mode' 5
 t_eq "the diff's statements are gone from the server" \
 	"$(t_sql "select count(*) from pg_stat_activity where query like 'COPY (SELECT%' and pid <> pg_backend_pid()")" 0
 kill "$locker" 2>/dev/null
@@ -124,19 +139,20 @@ keys F5
 expect "F5 diffs every table" 'Diffed in [0-9:]+: ' 30
 for tb in Unit OrderItem Note Tag; do
 	row=$(printf '%s' "$dj" | jq -r --arg t "public.$tb" '.tables[] | select(.table == $t) |
-		"\(.table) +\(.mode) +\(.key | join(",")) +\(.on_conflict) +\(if .protected then "yes" else "no" end) +\(.counts.to_insert) +\(.counts.to_update) +\(.counts.to_delete) +\(.counts.conflicts) +\(.counts.unchanged) +diffed"')
+		"\(.table) +diffed +\(.counts.to_insert) +\(.counts.to_update) +\(.counts.to_delete) +\(.counts.conflicts) +\(.counts.unchanged) +\(.mode) +\(.key | join(",")) +\(.on_conflict) +\(if .protected then "yes" else "no" end)"')
 	t_match "public.$tb: mode, key, on_conflict, protected and the exact counts of sync diff --json" "$screen" "$row"
 done
-t_match "the target's table the plan does not list is skipped" "$screen" 'public\.other +- .*skipped \(not in the plan\)'
+t_match "the target's table the plan does not list is skipped" "$screen" 'public\.other +skipped \(not in the plan\) +-'
 t_match "the status line sums the changes and asks for the reviews" "$(main_text)" \
 	"$(printf '%s' "$dj" | jq -r '[.tables[].counts.to_insert] | add') to insert, $(printf '%s' "$dj" | jq -r '[.tables[].counts.to_update] | add') to update, 1 to delete\\. 4 tables to review"
 t_match "the selected table's detail names every count" "$(main_text)" \
 	"$(printf '%s' "$dj" | jq -r '.tables[0] | "to_insert \(.counts.to_insert), to_update \(.counts.to_update), to_delete \(.counts.to_delete) \\(reported only\\), conflicts \(.counts.conflicts), differs_kept \(.counts.differs_kept), unchanged \(.counts.unchanged) \\(rows read: source \(.source_rows), target \(.target_rows)\\)"')"
 t_match "what F2 will ask is shown, with the review file" "$(main_text)" \
 	"F2 asks for \"apply $T\", then I_UNDERSTAND_PROD_OVERWRITE \\(protected tables whose rows change: public\\.OrderItem\\), then \"delete $T\""
-t_eq "the review file is in the run directory" "$(ls "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review.txt | wc -l)" 1
-t_eq "the review file starts with its magic line" "$(head -n1 "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review.txt)" \
-	"pgrunbook-review 1"
+t_eq "the review file is in the run directory, numbered" "$(ls "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review* | sed 's,.*/,,')" \
+	"sync-review-1.txt"
+review1=$(ls "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review-1.txt)
+t_eq "the review file starts with its magic line" "$(head -n1 "$review1")" "pgrunbook-review 1"
 
 keys F2
 expect "F2 before the reviews is refused" 'Apply refused'
@@ -172,9 +188,52 @@ expect "the search narrows to the rows holding the text" '1 row shown \(filter: 
 t_match "the row that matched" "$screen" 'update +id=5'
 t_match "with its new value" "$screen" "name: 'unit 5' -> 'Renamed five'"
 t_nomatch "the others are hidden" "$screen" 'id=3'
+t_match "the hint says Esc does not mark while the search hides rows" "$screen" 'Esc back \(NOT marked: filter/search on'
 keys Escape
-expect "Esc goes back to the tables and marks Unit reviewed" 'public\.Unit +upsert .* reviewed'
+expect "Esc with the search on does not mark Unit" 'public\.Unit was not marked reviewed: a filter or search hid rows'
+t_match "Unit stays diffed" "$screen" 'public\.Unit +diffed '
+keys Enter
+expect "the rows of Unit again" 'Sync: rows of public\.Unit'
+keys 2
+expect "2 shows the updates only" '2 rows shown \(filter: update\)'
+keys Escape
+expect "Esc with a kind filter does not mark either" 'public\.Unit was not marked reviewed: a filter or search hid rows'
+keys Enter
+expect "the rows of Unit, every row shown" '5 rows shown \(filter: all\) of 5'
+keys C-c
+expect "Ctrl-C goes back without marking" 'public\.Unit was not marked reviewed \(Ctrl-C\)'
+t_eq "nothing marked so far" "$(journal | jq -r 'select(.data.kind? == "sync_reviewed") | .data.table' | wc -l)" 0
+keys Enter
+expect "the rows of Unit once more" '5 rows shown \(filter: all\) of 5'
+t_match "the hint says Esc marks the table" "$screen" 'Esc back, marks the table reviewed'
+keys Escape
+expect "Esc with every row shown marks Unit reviewed" 'public\.Unit +reviewed '
 t_match "the detail line says so too" "$(main_text)" 'public\.Unit: reviewed; mode upsert, key id \(primary key\)'
+t_eq "the mark is a sync_reviewed step with the loaded review's checksum, the table's digest and the rows shown" \
+	"$(journal | jq -c 'select(.type == "step" and .data.kind == "sync_reviewed") | .data | [.table, .review, .review_sha256, .digest, .rows_shown, .rows, .by]')" \
+	"$(jq -cn --arg r "$review1" --arg sha "$(tail -n1 "$review1" | cut -c3-)" --arg dg "$(printf '%s' "$dj" | jq -r '.tables[0].digest')" \
+		'["public.Unit", $r, $sha, $dg, 5, 5, "tester"]')"
+t_eq "the review file's checksum is its own bytes' SHA-256" "$(head -n -1 "$review1" | sha256sum | cut -c1-64)" \
+	"$(tail -n1 "$review1" | cut -c3-)"
+
+# Ctrl-L only redraws: the review and the mark stay; F5 asks before it drops them, n keeps them.
+ndiffs() { journal | jq -r 'select(.type == "log" and .stage == "sync") | .message' | grep -c 'diff of 4 tables from dev to prod started'; }
+nd0=$(ndiffs)
+keys C-l
+sleep 0.5
+wait_for 'public\.Unit +reviewed ' 5 && t_ok "Ctrl-L keeps the mark" || t_fail "Ctrl-L keeps the mark" "$screen"
+t_eq "Ctrl-L started no diff" "$(ndiffs)" "$nd0"
+keys F5
+expect "F5 with a table marked asks first" 'Diff again\? The loaded review'
+t_match "saying the marks will be lost" "$(main_text)" 'review marks of 1 table will be lost'
+keys n
+wait_for 'public\.Unit +reviewed ' 5 && t_ok "n keeps the mark" || t_fail "n keeps the mark" "$screen"
+t_eq "and started no diff" "$(ndiffs)" "$nd0"
+keys d
+expect "d asks too" 'Diff again\? The loaded review'
+keys Escape
+wait_for 'public\.Unit +reviewed ' 5 && t_ok "Esc answers no" || t_fail "Esc answers no" "$screen"
+t_eq "still one diff" "$(ndiffs)" "$nd0"
 
 keys F2
 expect "F2 with tables still to review is refused" 'Apply refused'
@@ -187,9 +246,11 @@ for tb in OrderItem Note Tag; do
 	keys Enter
 	expect "rows of $tb" "Sync: rows of public\\.$tb"
 	keys Escape
-	expect "$tb is reviewed" "public\\.$tb +[a-z]+ .* reviewed"
+	expect "$tb is reviewed" "public\\.$tb +reviewed "
 done
-t_match "each review is journaled with who" "$(journal | jq -r 'select(.type=="log" and .stage=="sync") | .message' | grep -c 'reviewed by tester')" '^4$'
+t_eq "each review is journaled as a step with who" \
+	"$(journal | jq -r 'select(.type=="step" and .data.kind=="sync_reviewed") | "\(.data.table) \(.data.by)"' | tr '\n' ' ')" \
+	"public.Unit tester public.OrderItem tester public.Note tester public.Tag tester "
 t_match "every table with changes is reviewed" "$(main_text)" "Every table with changes is reviewed\\. F2 applies"
 
 # No backup stage in this plan: F2 offers the waiver, then the phrases in order.
@@ -221,7 +282,7 @@ type_text "delete $T"
 keys Enter
 expect "the apply runs and ends" 'Applied: every table as reviewed' 30
 for tb in Unit OrderItem Note Tag; do
-	t_match "public.$tb is applied" "$screen" "public\\.$tb +[a-z]+ .* applied"
+	t_match "public.$tb is applied" "$screen" "public\\.$tb +applied "
 done
 t_match "the sidebar shows sync done" "$screen" '^> sync +done'
 t_match "the selected table's apply result (Tag)" "$(main_text)" 'apply: applied \(0 inserted, 0 updated, 1 deleted\)'
@@ -248,7 +309,7 @@ t_eq "the phrases were confirmed in core" \
 run1=$(ls "$XDG_STATE_HOME"/pgrunbook/runs)
 t_run 0 "the run's report" "$PGRUNBOOK" report "$run1"
 t_match "it has the sync section" "$out" '^## Sync$'
-t_match "with the review the wizard saved" "$out" "^Review saved to \`$XDG_STATE_HOME/pgrunbook/runs/$run1/sync-review.txt\`"
+t_match "with the review the wizard saved" "$out" "^Review saved to \`$XDG_STATE_HOME/pgrunbook/runs/$run1/sync-review-1.txt\`"
 t_match "and each table's counts as sync diff counted them" "$out" \
 	"$(printf '%s' "$dj" | jq -r '.tables[] | select(.table == "public.Unit") | "\\| public\\.Unit \\| upsert \\| local_wins \\| no \\| \(.counts.to_insert) \\| \(.counts.to_update) \\| \(.counts.to_delete) \\| \(.counts.conflicts) \\| \(.counts.differs_kept) \\| \(.counts.unchanged) \\|"')"
 t_match "the skipped tables" "$out" 'Skipped \(not synced\): public\.Legacy \(mode skip\), public\.other \(not in the plan\)\.'
@@ -259,8 +320,23 @@ expect "a second apply of the same review is refused" 'The last apply used this 
 keys Escape
 wait_for 'Applied: every table' 5
 keys d
-expect "d diffs again: nothing left but the kept and reported rows" 'Diffed in [0-9:]+: ' 30
-t_match "Unit now has only the target-only row" "$screen" 'public\.Unit +upsert +id +local_wins +no +0 +0 +1 +0 +12 +diffed'
+expect "d diffs again (no question: the review was applied): nothing left but kept and reported rows" \
+	'Diffed in [0-9:]+: nothing to apply; the sync stage is done' 30
+t_match "Unit now has only the target-only row" "$screen" 'public\.Unit +diffed +0 +0 +1 +0 +12 +upsert +id +local_wins +no'
+t_eq "each diff has its own review file" "$(ls "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review* | sed 's,.*/,,' | tr '\n' ' ')" \
+	"sync-review-1.txt sync-review-2.txt "
+t_eq "the file the apply used is unchanged" "$(journal | jq -r 'select(.type == "step" and .data.kind == "sync_reviewed") | .data.review_sha256' | sort -u)" \
+	"$(head -n -1 "$review1" | sha256sum | cut -c1-64)"
+t_eq "nothing to apply ends the sync stage as done in the journal, with the new review" \
+	"$(journal | jq -c 'select(.type == "stage_done" and .stage == "sync" and .message == "nothing to apply") | .data | [.review, .review_sha256]')" \
+	"$(jq -cn --arg r "${review1%-1.txt}-2.txt" --arg s "$(tail -n1 "${review1%-1.txt}-2.txt" | cut -c3-)" '[$r, $s]')"
+t_nomatch "the screen does not say F2 asks for a phrase" "$(main_text)" 'F2 asks for "'
+t_match "it says F2 asks for none" "$(main_text)" 'Nothing to apply: F2 asks for no phrase; the sync stage is done'
+keys F2
+expect "F2 says there is nothing to apply" "Nothing to apply: $T already has every row"
+keys Escape
+wait_for 'nothing to apply; the sync stage is done' 5
+t_eq "F2 did not journal the stage twice" "$(journal | jq -r 'select(.type == "stage_done" and .stage == "sync" and .message == "nothing to apply") | .ts' | wc -l)" 1
 
 
 # A target row changed after the review: that table fails and rolls back, the later ones are not reached.
@@ -275,7 +351,7 @@ for nav in "Unit:Home" "Note:Home Down Down"; do
 	keys Enter
 	expect "rows of $tb again" "Sync: rows of public\\.$tb"
 	keys Escape
-	expect "$tb reviewed again" "public\\.$tb +[a-z]+ .* reviewed"
+	expect "$tb reviewed again" "public\\.$tb +reviewed "
 done
 expect "every table with changes is reviewed again" 'Every table with changes is reviewed\. F2 applies 1 inserts, 1 updates, 0 deletes'
 t_sql_do 'update "Unit" set name = $$changed after the review$$ where id = 1' "$T"
@@ -285,8 +361,8 @@ expect "only the apply phrase is asked this time" 'Confirm: Apply the sync'
 type_text "apply $T"
 keys Enter
 expect "the apply stops" 'Apply stopped: ' 30
-t_match "Unit failed" "$screen" 'public\.Unit +upsert .* failed'
-t_match "the later tables were not reached" "$screen" 'public\.Note +append .* not reached'
+t_match "Unit failed" "$screen" 'public\.Unit +failed '
+t_match "the later tables were not reached" "$screen" 'public\.Note +not reached '
 t_match "the reason names the review" "$(main_text)" 'changed since the review'
 t_match "the sidebar shows sync failed" "$screen" '^> sync +failed'
 t_eq "nothing was written: Unit rolled back, Note untouched" "$(checksum)" "$sum1"
@@ -320,23 +396,136 @@ expect "the second plan's wizard" '^> preflight +done' 30
 keys ']'
 expect "its sync screen" 'Sync: dev -> prod, 2 tables'
 keys F5
-expect "the counts grow while the table is diffed" 'public\.Huge +append +id +prod_wins +no +0 +0 +0 +0 +[1-9][0-9]* +diffing' 20
-live=$(printf '%s\n' "$screen" | sed -n 's/.*public\.Huge .* \([0-9][0-9]*\) diffing.*/\1/p')
+expect "the counts grow while the table is diffed" 'public\.Huge +diffing +0 +0 +0 +0 +[1-9][0-9]* +append +id +prod_wins +no' 20
+live=$(printf '%s\n' "$screen" | sed -n 's/.*public\.Huge  *diffing  *0  *0  *0  *0  *\([0-9][0-9]*\) .*/\1/p')
 t_match "part of the table so far" "$live" '^[0-9]+$'
 [ "${live:-3000000}" -lt 3000000 ] && t_ok "fewer than all 3000000 rows ($live)" || t_fail "fewer than all 3000000 rows ($live)"
-expect "then the whole table" 'public\.Huge +append +id +prod_wins +no +0 +0 +0 +0 +3000000 +diffed' 60
+expect "then the whole table" 'public\.Huge +diffed +0 +0 +0 +0 +3000000 +append +id +prod_wins +no' 60
 keys Down
-expect "the diff of Big" 'public\.Big +append +id +prod_wins +no +10050 +0 +0 +0 +0 +diffed' 30
+expect "the diff of Big" 'public\.Big +diffed +10050 +0 +0 +0 +0 +append +id +prod_wins +no' 30
 keys Enter
 expect "the drill-down says it keeps the first 10000" \
-	'10000 rows shown \(filter: all\); first 10000 of 10050 rows kept here, the review file has every row written'
+	'10000 rows shown \(filter: all\); first 10000 of 10050 rows kept here \(at most 10000 rows or 8 MB\)'
 keys End
 expect "End goes to the last row kept" 'row 10000 of 10000'
 t_match "which is id 10000" "$screen" 'insert +id=10000 *$'
-review2=$(ls -t "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review.txt | head -n1)
+review2=$(ls -t "$XDG_STATE_HOME"/pgrunbook/runs/*/sync-review-*.txt | head -n1)
 t_eq "the review file has every row" "$(grep -c '^I	' "$review2")" 10050
 keys Escape
-expect "back on the tables" 'public\.Big +append .* reviewed'
+expect "back on the tables" 'public\.Big +reviewed '
+t_eq "the mark's journal line says how many rows were shown" \
+	"$(journal | jq -r 'select(.type == "step" and .data.kind == "sync_reviewed" and .data.table == "public.Big") | "\(.data.rows_shown) \(.data.rows) \(.message)"')" \
+	"10000 10050 public.Big reviewed by tester: 10050 to insert, 0 to update, 0 to delete, 0 conflicts; first 10000 of 10050 rows shown"
+keys q
+expect "q quits" 'wizard finished: 0'
+# --- 80x24: the counts, the detail line and the F2 line visible; a row wider than the page; a
+# value longer than the view keeps; a table whose rows pass the drill-down's byte budget ---
+both "create table \"Wide\" (id int primary key, $(seq -s, -f 'c%g text' 1 14));
+	create table \"Long\" (id int primary key, v text);
+	create table \"Mem\" (id int primary key, a text, b text, c text, d text)"
+t_sql_do "insert into \"Wide\" values (1, $(seq -s, -f "'new %g'" 1 14));
+	insert into \"Long\" values (1, repeat('x', 1000) || 'B');
+	insert into \"Mem\" select g, repeat('a', 600), repeat('b', 600), repeat('c', 600), repeat('d', 600)
+		from generate_series(1, 5000) g" "$S"
+t_sql_do "insert into \"Wide\" values (1, $(seq -s, -f "'old %g'" 1 14));
+	insert into \"Long\" values (1, repeat('x', 1000) || 'A')" "$T"
+P3=$T_TMP/plan3.yaml
+cat >"$P3" <<EOF
+name: sync screen, 80x24
+environments:
+  dev:  { conninfo: "host=$PGHOST port=$PGPORT dbname=$S" }
+  prod: { conninfo: "host=$PGHOST port=$PGPORT dbname=$T" }
+source: dev
+target: prod
+sync:
+  tables:
+    Wide: { mode: upsert, on_conflict: local_wins }
+    Long: { mode: upsert, on_conflict: local_wins }
+    Mem: { mode: append }
+EOF
+start 80 24 --plan "$P3"
+expect "the 80x24 wizard" '^> preflight +done' 30
+keys ']'
+expect "its sync screen" 'Sync: dev -> prod, 3 tables'
+keys d
+expect "the diff at 80x24" 'Diffed in [0-9:]+: ' 30
+t_match "table, state and every count visible at 80 columns (Wide)" "$screen" '│  public\.Wide +diffed +0 +1 +0 +0 +0( |$)'
+t_match "(Long)" "$screen" '│  public\.Long +diffed +0 +1 +0 +0 +0( |$)'
+t_match "(Mem)" "$screen" '│  public\.Mem +diffed +5000 +0 +0 +0 +0( |$)'
+t_match "the count titles too" "$screen" 'table +state +ins +upd +del +conf +same'
+t_match "the detail line of the selected table is visible" "$screen" '│  public\.Wide: diffed; mode upsert'
+t_match "and what F2 asks for" "$screen" "│  F2 asks for \"apply $T\""
+keys Enter
+expect "the rows of Wide at 80x24" 'Sync: rows of public\.Wide'
+t_match "the hint that Esc marks the table fits" "$screen" '│  Esc back, marks the table reviewed  C-c back'
+t_match "a row wider than the page says what is not shown" "$screen" '\.\.\. [0-9]+ more changed columns: Enter'
+t_nomatch "c14 is not on the page" "$screen" 'c14:'
+keys Enter
+expect "Enter shows the whole row" 'Old \(target\) -> new \(source\); \* changed'
+t_match "from the key" "$screen" "│    id \(key\): '1' \(same\)"
+keys End
+expect "scrolling to its end shows the last changed column" "│  \\* c14: 'old 14' -> 'new 14'"
+keys Escape
+expect "Esc goes back to the rows" 'Sync: rows of public\.Wide'
+keys Escape
+expect "and marks Wide" 'public\.Wide +reviewed '
+keys Down Enter
+expect "the rows of Long" 'Sync: rows of public\.Long'
+t_match "the long value is shown cut, and says so" "$screen" "    v: 'x+$"
+# shellcheck disable=SC2046
+keys $(printf 'Right %.0s' $(seq 150))
+expect "Right scrolls to the end of the widest line and no further" '│ .*bytes shown\) \(first differs at byte 1001\)$'
+keys Enter
+expect "the whole row of Long" 'Old \(target\) -> new \(source\); \* changed'
+keys PageDown
+expect "its second page" 'lines 13-'
+t_match "the old value is marked as cut" "$(main_text)" "x'\\.\\.\\. \\(cut: 512 of 1001 bytes shown\\) -> 'x"
+keys End
+expect "its last page" 'lines [0-9]+-([0-9]+) of \1'
+t_match "the new value too, with where the two first differ" "$(main_text)" \
+	"x'\\.\\.\\. \\(cut: 512 of 1001 bytes shown\\) \\(first differs at byte 1001\\)"
+keys Escape Escape
+expect "Long reviewed" 'public\.Long +reviewed '
+keys Down Enter
+expect "the rows of Mem" 'Sync: rows of public\.Mem'
+kept=$(main_text | sed -n 's/.*first \([0-9]*\) of 5000 rows kept here (at most 10000 rows or 8 MB).*/\1/p')
+t_match "the byte budget keeps fewer rows than the row cap, and says so" "$kept" '^[0-9]+$'
+[ "${kept:-5000}" -lt 5000 ] && [ "${kept:-0}" -gt 1000 ] && t_ok "kept $kept of 5000 (8 MB)" || t_fail "kept ${kept:-?} of 5000 (8 MB)"
+keys Escape
+expect "Mem reviewed" 'public\.Mem +reviewed '
+t_eq "its mark says how many rows were shown" \
+	"$(journal | jq -r 'select(.type == "step" and .data.kind == "sync_reviewed" and .data.table == "public.Mem") | "\(.data.rows_shown) \(.data.rows)"' | tail -n1)" \
+	"$kept 5000"
+t_match "its journal line too" "$(journal | jq -r 'select(.type == "step" and .data.kind == "sync_reviewed" and .data.table == "public.Mem") | .message' | tail -n1)" \
+	"; first $kept of 5000 rows shown\$"
+keys q
+expect "q quits" 'wizard finished: 0'
+
+# --- a plan whose sync writes nothing (no table is synced): the diff ends the stage as done ---
+P4=$T_TMP/plan4.yaml
+cat >"$P4" <<EOF
+name: sync screen, nothing to sync
+environments:
+  dev:  { conninfo: "host=$PGHOST port=$PGPORT dbname=$S" }
+  prod: { conninfo: "host=$PGHOST port=$PGPORT dbname=$T" }
+source: dev
+target: prod
+sync:
+  tables:
+    Legacy: { mode: skip }
+EOF
+start 80 24 --plan "$P4"
+expect "the wizard of a plan that syncs nothing" '^> preflight +done' 30
+keys ']'
+expect "its sync screen" 'Sync: dev -> prod, 0 tables'
+t_match "the sync stage is pending" "$screen" '^> sync +pending'
+keys d
+expect "the diff says there is nothing to apply" 'Diffed in [0-9:]+: nothing to apply; the sync' 30
+expect "the sidebar shows sync done" '^> sync +done'
+run4=$(ls -t "$XDG_STATE_HOME"/pgrunbook/runs | head -n1)
+t_eq "the journal has the sync stage done: nothing to apply" \
+	"$(jq -r 'select(.stage == "sync" and (.type | startswith("stage_"))) | "\(.type) \(.message)"' "$XDG_STATE_HOME/pgrunbook/runs/$run4/journal.jsonl")" \
+	"stage_done nothing to apply"
 keys q
 expect "q quits" 'wizard finished: 0'
 t_done
