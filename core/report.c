@@ -789,7 +789,8 @@ render_sync(struct strbuf *sb, const struct run_state *st)
 		bool review = r->type == EV_STEP && strcmp(kind, "sync_review") == 0;
 		bool started = r->type == EV_STAGE_STARTED && r->stage && strcmp(r->stage, "sync") == 0;
 		bool table = r->type == EV_STEP && strcmp(kind, "sync_table") == 0;
-		if (!review && !started && !table)
+		bool marked = r->type == EV_STEP && strcmp(kind, "sync_reviewed") == 0;
+		if (!review && !started && !table && !marked)
 			continue;
 		if (!header) {
 			strbuf_adds(sb, "## Sync\n\n");
@@ -842,6 +843,23 @@ render_sync(struct strbuf *sb, const struct run_state *st)
 			}
 			strbuf_adds(sb, ".\n\n");
 		}
+		if (marked) {
+			/* A table marked reviewed on the sync screen. */
+			char *what = xasprintf("reviewed by %s (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " rows shown)",
+			                       jstr_or(d, "by", "?"), jint(d, "rows_shown"), jint(d, "rows"));
+			if (apply.len == 0)
+				strbuf_adds(&apply, "| Time | Table | Outcome | Message |\n|---|---|---|---|\n");
+			strbuf_adds(&apply, "| ");
+			md_cell(&apply, r->ts);
+			strbuf_adds(&apply, " | ");
+			md_cell(&apply, jstr_or(d, "table", "?"));
+			strbuf_adds(&apply, " | ");
+			md_cell(&apply, what);
+			strbuf_adds(&apply, " | ");
+			md_cell(&apply, r->message ? r->message : "");
+			strbuf_adds(&apply, " |\n");
+			free(what);
+		}
 		if (table) {
 			const char *state = jstr_or(d, "state", "");
 			const char *tname = jstr_or(d, "table", "?");
@@ -870,7 +888,7 @@ render_sync(struct strbuf *sb, const struct run_state *st)
 		}
 	}
 	if (apply.len) {
-		strbuf_adds(sb, "Apply:\n\n");
+		strbuf_adds(sb, "Review marks and apply:\n\n");
 		strbuf_add(sb, apply.buf, apply.len);
 		strbuf_addc(sb, '\n');
 	}
