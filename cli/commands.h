@@ -20,6 +20,8 @@ int cmd_runs(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 /* `pgrunbook --plan FILE [--run RUN]` (argv[0] is the program) and `pgrunbook resume [RUN]`. */
 int cmd_wizard(int argc, char **argv);
 int cmd_resume(int argc, char **argv);

@@ -1,0 +1,1851 @@
+/* backup.c: pg_dump as a child process, checksums, manifests and restore-tested verification. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <openssl/evp.h>
+
+#include "backup.h"
+#include "db.h"
+#include "events.h"
+#include "util.h"
+
+#define STAGE "backup"
+#define MANIFEST_VERSION 1
+
+extern char **environ;
+
+/* --- child processes --- */
+
+struct child {
+	pid_t pid;
+	int   err_fd;   /* read end of its stderr; -1 once closed */
+	int   out_fd;   /* read end of its stdout, or -1 */
+};
+
+typedef void (*child_line_fn)(const char *line, void *ud);
+
+struct child_io {
+	child_line_fn  on_line;   /* each stderr line; may be NULL */
+	void         (*tick)(void *ud);  /* about four times a second; may be NULL */
+	void          *ud;
+	struct strbuf  out;       /* its stdout, when captured */
+	struct strbuf  errors;    /* stderr lines that are not --verbose chatter (capped) */
+	struct strbuf  partial;   /* an unfinished stderr line */
+	bool           cancelled; /* the cancel flag stopped it */
+};
+
+/*
+ * Starts argv[0] (a path) in its own process group with stdin from /dev/null, stderr (and
+ * stdout when capture_out) to pipes, umask 077, and an environment without PGPASSWORD.
+ */
+static bool
+child_start(char *const argv[], bool capture_out, struct child *c, struct rb_error *err)
+{
+	int ep[2], op[2] = { -1, -1 };
+	c->pid = -1;
+	c->err_fd = c->out_fd = -1;
+	if (pipe2(ep, O_CLOEXEC) != 0)
+		return rb_error_setc(err, RB_EXIT_STEP, "could not create a pipe: %s", strerror(errno));
+	if (capture_out && pipe2(op, O_CLOEXEC) != 0) {
+		close(ep[0]);
+		close(ep[1]);
+		return rb_error_setc(err, RB_EXIT_STEP, "could not create a pipe: %s", strerror(errno));
+	}
+	size_t n = 0;
+	for (char **e = environ; *e; e++)
+		n++;
+	char **envp = xcalloc(n + 1, sizeof *envp);
+	size_t k = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "PGPASSWORD=", 11) != 0)
+			envp[k++] = *e;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+#else
+		(void)parent;
+#endif
+		umask(077);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(capture_out ? op[1] : (devnull >= 0 ? devnull : 2), 1);
+		dup2(ep[1], 2);
+		execve(argv[0], argv, envp);
+		_exit(127);
+	}
+	int saved = errno;
+	free(envp);
+	close(ep[1]);
+	if (op[1] >= 0)
+		close(op[1]);
+	if (pid < 0) {
+		close(ep[0]);
+		if (op[0] >= 0)
+			close(op[0]);
+		return rb_error_setc(err, RB_EXIT_STEP, "could not fork: %s", strerror(saved));
+	}
+	setpgid(pid, pid);  /* also here, so the group exists before any kill */
+	c->pid = pid;
+	c->err_fd = ep[0];
+	c->out_fd = op[0];
+	return true;
+}
+
+static bool
+is_chatter(const char *line)
+{
+	/* pg_dump/pg_restore --verbose lines: "pg_dump: reading ...", never "pg_dump: error: ..." */
+	const char *p = strchr(line, ':');
+	if (p == NULL || strncmp(line, "pg_", 3) != 0)
+		return false;
+	p++;
+	while (*p == ' ')
+		p++;
+	return strncmp(p, "error:", 6) != 0 && strncmp(p, "warning:", 8) != 0 && strncmp(p, "detail:", 7) != 0 &&
+	       strncmp(p, "hint:", 5) != 0 && strncmp(p, "while ", 6) != 0 && strncmp(p, "from TOC", 8) != 0;
+}
+
+static void
+child_feed_err(struct child_io *io, const char *buf, size_t n, bool eof)
+{
+	strbuf_add(&io->partial, buf, n);
+	for (;;) {
+		char *nl = io->partial.buf ? memchr(io->partial.buf, '\n', io->partial.len) : NULL;
+		if (nl == NULL && !(eof && io->partial.len > 0))
+			break;
+		size_t len = nl ? (size_t)(nl - io->partial.buf) : io->partial.len;
+		char *line = xstrndup(io->partial.buf, len);
+		if (io->on_line)
+			io->on_line(line, io->ud);
+		if (!is_chatter(line) && io->errors.len < 4000) {
+			strbuf_adds(&io->errors, line);
+			strbuf_addc(&io->errors, '\n');
+		}
+		free(line);
+		size_t rest = io->partial.len - len - (nl ? 1 : 0);
+		memmove(io->partial.buf, io->partial.buf + len + (nl ? 1 : 0), rest);
+		io->partial.len = rest;
+		io->partial.buf[rest] = '\0';
+	}
+}
+
+/*
+ * Reads the child's output until it exits, calling io's hooks; when ctx's cancel flag is set the
+ * process group gets SIGTERM, and SIGKILL 5 s later. Returns the wait status.
+ */
+static int
+child_wait(struct child *c, const struct rb_ctx *ctx, struct child_io *io)
+{
+	long long term_at = 0;
+	int status = 0;
+	bool exited = false;
+	char buf[8192];
+	while (!exited || c->err_fd >= 0 || c->out_fd >= 0) {
+		if (!exited && rb_ctx_cancelled(ctx)) {
+			long long now = time_monotonic_ms();
+			if (term_at == 0) {
+				kill(-c->pid, SIGTERM);
+				term_at = now;
+				io->cancelled = true;
+			} else if (now - term_at > 5000) {
+				kill(-c->pid, SIGKILL);
+			}
+		}
+		struct pollfd fds[2];
+		int nfds = 0;
+		if (c->err_fd >= 0)
+			fds[nfds++] = (struct pollfd){ .fd = c->err_fd, .events = POLLIN };
+		if (c->out_fd >= 0)
+			fds[nfds++] = (struct pollfd){ .fd = c->out_fd, .events = POLLIN };
+		if (nfds > 0) {
+			int r = poll(fds, (nfds_t)nfds, 250);
+			if (r < 0 && errno != EINTR)
+				break;
+			for (int i = 0; r > 0 && i < nfds; i++) {
+				if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+					continue;
+				ssize_t got = read(fds[i].fd, buf, sizeof buf);
+				if (got < 0 && errno == EINTR)
+					continue;
+				bool is_err = fds[i].fd == c->err_fd;
+				if (got <= 0) {
+					close(fds[i].fd);
+					if (is_err) {
+						child_feed_err(io, "", 0, true);
+						c->err_fd = -1;
+					} else {
+						c->out_fd = -1;
+					}
+				} else if (is_err) {
+					child_feed_err(io, buf, (size_t)got, false);
+				} else {
+					strbuf_add(&io->out, buf, (size_t)got);
+				}
+			}
+		} else {
+			struct timespec ts = { 0, 100 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		if (!exited) {
+			pid_t w = waitpid(c->pid, &status, WNOHANG);
+			if (w == c->pid || (w < 0 && errno == ECHILD))
+				exited = true;
+		}
+		if (io->tick)
+			io->tick(io->ud);
+	}
+	if (!exited)
+		waitpid(c->pid, &status, 0);
+	/* workers of a parallel dump may outlive their leader for a moment */
+	kill(-c->pid, SIGKILL);
+	return status;
+}
+
+static void
+child_io_release(struct child_io *io)
+{
+	strbuf_release(&io->out);
+	strbuf_release(&io->errors);
+	strbuf_release(&io->partial);
+}
+
+/* "exited with status 1", "was terminated by signal 25 (File size limit exceeded)". Caller frees. */
+static char *
+describe_status(int status)
+{
+	if (WIFEXITED(status))
+		return xasprintf("exited with status %d", WEXITSTATUS(status));
+	if (WIFSIGNALED(status))
+		return xasprintf("was terminated by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	return xasprintf("ended with wait status %d", status);
+}
+
+static bool
+status_ok(int status)
+{
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The last non-empty lines of a child's error text, joined for a message. Caller frees. */
+static char *
+errors_text(const struct child_io *io)
+{
+	if (io->errors.len == 0)
+		return xstrdup("(no error output)");
+	char *s = xstrdup(io->errors.buf);
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == '\n')
+		s[--n] = '\0';
+	return s;
+}
+
+/* --- finding pg_dump and pg_restore --- */
+
+/* Runs "<path> --version"; the major version (0 when it cannot be read) and the text. */
+static int
+tool_major(const char *path, char **text)
+{
+	char *argv[] = { (char *)path, (char *)"--version", NULL };
+	struct child c;
+	struct rb_error err = {0};
+	*text = NULL;
+	if (!child_start(argv, true, &c, &err)) {
+		rb_error_clear(&err);
+		return 0;
+	}
+	struct child_io io = {0};
+	int status = child_wait(&c, NULL, &io);
+	int major = 0;
+	const char *v = io.out.buf ? strstr(io.out.buf, "(PostgreSQL) ") : NULL;
+	if (status_ok(status) && v) {
+		major = atoi(v + 13);
+		*text = xstrndup(io.out.buf, strcspn(io.out.buf, "\n"));
+	}
+	child_io_release(&io);
+	return major;
+}
+
+struct tools {
+	char *bindir;
+	char *pg_dump;
+	char *pg_restore;
+	char *version;   /* "pg_dump (PostgreSQL) 15.8 ..." */
+	int   major;
+};
+
+static void
+tools_free(struct tools *t)
+{
+	free(t->bindir);
+	free(t->pg_dump);
+	free(t->pg_restore);
+	free(t->version);
+	memset(t, 0, sizeof *t);
+}
+
+/* Finds pg_dump and pg_restore for a server of major version `server_major` (see backup.h). */
+static bool
+tools_find(int server_major, struct tools *out, struct rb_error *err)
+{
+	struct strlist dirs = {0};
+	const char *e = getenv("PG_BINDIR");
+	if (e && *e)
+		strlist_push(&dirs, e);
+	strlist_push_owned(&dirs, xasprintf("/usr/lib/postgresql/%d/bin", server_major));
+	const char *path = getenv("PATH");
+	if (path) {
+		char *copy = xstrdup(path), *save = NULL;
+		for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
+			if (*d && !strlist_contains(&dirs, d))
+				strlist_push(&dirs, d);
+		free(copy);
+	}
+	struct strbuf seen = {0};
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < dirs.len; i++) {
+		char *dump = xasprintf("%s/pg_dump", dirs.items[i]);
+		char *restore = xasprintf("%s/pg_restore", dirs.items[i]);
+		char *text = NULL;
+		int major = 0;
+		if (access(dump, X_OK) == 0 && access(restore, X_OK) == 0)
+			major = tool_major(dump, &text);
+		if (major > 0)
+			strbuf_addf(&seen, "%s%s (%d)", seen.len ? ", " : "", dump, major);
+		bool better = major == server_major ? (out->major != server_major)
+		                                    : (major > server_major && out->major == 0);
+		if (better) {
+			tools_free(out);
+			out->bindir = xstrdup(dirs.items[i]);
+			out->pg_dump = dump;
+			out->pg_restore = restore;
+			out->version = text;
+			out->major = major;
+		} else {
+			free(dump);
+			free(restore);
+			free(text);
+		}
+	}
+	strlist_free(&dirs);
+	if (out->major == 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "no pg_dump of major version %d or newer found", server_major);
+		if (seen.len)
+			rb_error_detail(err, "Found only older ones: %s. An older pg_dump cannot dump a newer server.", seen.buf);
+		else
+			rb_error_detail(err, "Looked in $PG_BINDIR, /usr/lib/postgresql/%d/bin and $PATH.", server_major);
+		rb_error_hint(err, "Install the client of the server's version (\"apt-get install postgresql-client-%d\") "
+		              "or set PG_BINDIR to its bin directory.", server_major);
+	}
+	strbuf_release(&seen);
+	return out->major != 0;
+}
+
+/* --- checksums and sizes --- */
+
+static bool
+sha256_file(const char *path, char out[65], int64_t *size, struct rb_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return rb_error_setc(err, RB_EXIT_STEP, "could not open %s: %s", path, strerror(errno));
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		close(fd);
+		return rb_error_setc(err, RB_EXIT_USAGE, "could not initialise SHA-256");
+	}
+	size_t cap = 1 << 20;
+	unsigned char *buf = xmalloc(cap);
+	int64_t total = 0;
+	bool ok = true;
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ok = rb_error_setc(err, RB_EXIT_STEP, "could not read %s: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		total += n;
+	}
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	if (ok && (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32))
+		ok = rb_error_setc(err, RB_EXIT_USAGE, "could not compute SHA-256 of %s", path);
+	if (ok) {
+		hex_encode(digest, 32, out);
+		*size = total;
+	}
+	free(buf);
+	EVP_MD_CTX_free(md);
+	close(fd);
+	return ok;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every regular file under dir (recursively), relative paths into files. */
+static bool
+tree_list(const char *root, const char *rel, struct strlist *files, struct rb_error *err)
+{
+	char *dir = rel ? xasprintf("%s/%s", root, rel) : xstrdup(root);
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not open directory %s: %s", dir, strerror(errno));
+		free(dir);
+		return false;
+	}
+	bool ok = true;
+	struct dirent *de;
+	while (ok && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char *r = rel ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+		char *full = xasprintf("%s/%s", root, r);
+		struct stat st;
+		if (lstat(full, &st) != 0)
+			ok = rb_error_setc(err, RB_EXIT_STEP, "could not stat %s: %s", full, strerror(errno));
+		else if (S_ISDIR(st.st_mode))
+			ok = tree_list(root, r, files, err);
+		else if (S_ISREG(st.st_mode))
+			strlist_push(files, r);
+		else
+			ok = rb_error_setc(err, RB_EXIT_STEP, "%s is neither a file nor a directory", full);
+		free(full);
+		free(r);
+	}
+	closedir(d);
+	free(dir);
+	return ok;
+}
+
+/* SHA-256 and size of an archive: a file, or a directory (see backup.h). */
+static bool
+archive_checksum(const char *path, char out[65], int64_t *size, struct rb_error *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return rb_error_setc(err, RB_EXIT_STEP, "could not stat %s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return sha256_file(path, out, size, err);
+	struct strlist files = {0};
+	bool ok = tree_list(path, NULL, &files, err);
+	if (ok && files.len > 1)
+		qsort(files.items, files.len, sizeof *files.items, cmp_str);
+	struct strbuf sb = {0};
+	int64_t total = 0;
+	for (size_t i = 0; ok && i < files.len; i++) {
+		char *full = xasprintf("%s/%s", path, files.items[i]);
+		char hex[65];
+		int64_t n = 0;
+		ok = sha256_file(full, hex, &n, err);
+		free(full);
+		if (ok) {
+			strbuf_addf(&sb, "%s  %s\n", hex, files.items[i]);
+			total += n;
+		}
+	}
+	if (ok) {
+		sha256_hex(sb.buf ? sb.buf : "", sb.len, out);
+		*size = total;
+	}
+	strbuf_release(&sb);
+	strlist_free(&files);
+	return ok;
+}
+
+/* Bytes in a file or directory tree so far (for progress); 0 when it does not exist yet. */
+static int64_t
+tree_size(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return (int64_t)st.st_size;
+	int64_t total = 0;
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char *full = xasprintf("%s/%s", path, de->d_name);
+		total += tree_size(full);
+		free(full);
+	}
+	closedir(d);
+	return total;
+}
+
+/* --- files --- */
+
+static void
+fsync_dir_of(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	int fd = open(slash ? (*dir ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+/* Writes the manifest atomically (mode 0600): path.tmp, fsync, rename, fsync of the directory. */
+static bool
+manifest_write(const char *path, json_t *m, struct rb_error *err)
+{
+	char *text = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	char *tmp = xasprintf("%s.tmp", path);
+	bool ok = false;
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not create %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rb_error_setc(err, RB_EXIT_STEP, "could not write %s: %s", tmp, n < 0 ? strerror(errno) : "short write");
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not write %s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not rename %s to %s: %s", tmp, path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	fsync_dir_of(path);
+	ok = true;
+out:
+	free(tmp);
+	free(text);
+	return ok;
+}
+
+static json_t *
+manifest_read(const char *path, struct rb_error *err)
+{
+	json_error_t jerr;
+	json_t *m = json_load_file(path, 0, &jerr);
+	if (m == NULL) {
+		if (access(path, F_OK) != 0)
+			rb_error_setc(err, RB_EXIT_STEP, "the backup has no manifest %s: %s", path, strerror(errno));
+		else
+			rb_error_setc(err, RB_EXIT_STEP, "the manifest %s is not valid JSON: line %d: %s", path, jerr.line,
+			              jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(m) || json_integer_value(json_object_get(m, "pgrunbook_backup")) != MANIFEST_VERSION ||
+	    !json_is_string(json_object_get(m, "sha256")) || !json_is_integer(json_object_get(m, "size")) ||
+	    !json_is_string(json_object_get(m, "database")) || !json_is_array(json_object_get(m, "table_list"))) {
+		rb_error_setc(err, RB_EXIT_STEP, "%s is not a pgrunbook backup manifest", path);
+		rb_error_detail(err, "It lacks pgrunbook_backup: %d, database, size, sha256 or table_list.",
+		                MANIFEST_VERSION);
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* --- tables and row counts --- */
+
+struct btable {
+	char   *schema;
+	char   *name;
+	bool    partitioned;
+	int64_t rows;
+};
+
+struct btables {
+	struct btable *items;
+	size_t         n;
+};
+
+static void
+btables_free(struct btables *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->items[i].schema);
+		free(t->items[i].name);
+	}
+	free(t->items);
+	memset(t, 0, sizeof *t);
+}
+
+static const char tables_sql[] =
+	"SELECT n.nspname, c.relname, c.relkind OPERATOR(pg_catalog.=) 'p' "
+	"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+	"WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[]) "
+	"AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast']::pg_catalog.name[]) "
+	"AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~) '^pg_(toast_)?temp_' "
+	"AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d "
+	"  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+	"  AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e') "
+	"ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"";
+
+/* Lists the counted tables and counts their rows, in the caller's transaction (see backup.h). */
+static bool
+tables_count(PGconn *conn, const struct rb_ctx *ctx, struct btables *out, struct rb_error *err)
+{
+	memset(out, 0, sizeof *out);
+	PGresult *res = db_exec(conn, tables_sql, 0, NULL, ctx);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error_from_result(err, res, RB_EXIT_STEP);
+		rb_error_prefix(err, "could not list the tables");
+		PQclear(res);
+		return false;
+	}
+	out->n = (size_t)PQntuples(res);
+	out->items = xcalloc(out->n ? out->n : 1, sizeof *out->items);
+	for (size_t i = 0; i < out->n; i++) {
+		out->items[i].schema = xstrdup(PQgetvalue(res, (int)i, 0));
+		out->items[i].name = xstrdup(PQgetvalue(res, (int)i, 1));
+		out->items[i].partitioned = PQgetvalue(res, (int)i, 2)[0] == 't';
+	}
+	PQclear(res);
+	for (size_t i = 0; i < out->n; i++) {
+		struct btable *t = &out->items[i];
+		char *qs = db_quote_ident(conn, t->schema), *qn = db_quote_ident(conn, t->name);
+		char *sql = xasprintf("SELECT pg_catalog.count(*) FROM %s%s.%s", t->partitioned ? "" : "ONLY ", qs, qn);
+		free(qs);
+		free(qn);
+		res = db_exec(conn, sql, 0, NULL, ctx);
+		free(sql);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			db_error_from_result(err, res, RB_EXIT_STEP);
+			rb_error_prefix(err, "could not count the rows of %s.%s", t->schema, t->name);
+			PQclear(res);
+			btables_free(out);
+			return false;
+		}
+		t->rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	return true;
+}
+
+static char *
+table_key(const char *schema, const char *name)
+{
+	return xasprintf("%s.%s", schema, name);
+}
+
+static json_t *
+tables_json(const struct btables *t, json_t **list_out)
+{
+	json_t *obj = json_object(), *list = json_array();
+	for (size_t i = 0; i < t->n; i++) {
+		char *k = table_key(t->items[i].schema, t->items[i].name);
+		json_object_set_new(obj, k, json_integer(t->items[i].rows));
+		free(k);
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "schema", t->items[i].schema, "name",
+		                                      t->items[i].name, "kind",
+		                                      t->items[i].partitioned ? "partitioned" : "table",
+		                                      "rows", (json_int_t)t->items[i].rows));
+	}
+	*list_out = list;
+	return obj;
+}
+
+/* --- connection strings --- */
+
+static void
+conninfo_add(struct strbuf *sb, const char *key, const char *val)
+{
+	strbuf_addf(sb, "%s%s='", sb->len ? " " : "", key);
+	for (const char *p = val; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			strbuf_addc(sb, '\\');
+		strbuf_addc(sb, *p);
+	}
+	strbuf_addc(sb, '\'');
+}
+
+/*
+ * A conninfo for database dbname on the very server conn is connected to: conn's options
+ * (PQconninfo) with the host and port it reached, without any password. Caller frees.
+ */
+static char *
+conninfo_for(PGconn *conn, const char *dbname)
+{
+	struct strbuf sb = {0};
+	PQconninfoOption *opts = PQconninfo(conn);
+	bool had_hostaddr = false;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0 ||
+		    strcmp(o->keyword, "dbname") == 0 || strcmp(o->keyword, "host") == 0 ||
+		    strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "service") == 0 ||
+		    strcmp(o->keyword, "target_session_attrs") == 0 || strcmp(o->keyword, "client_encoding") == 0 ||
+		    strcmp(o->keyword, "options") == 0 || strcmp(o->keyword, "fallback_application_name") == 0)
+			continue;
+		if (strcmp(o->keyword, "hostaddr") == 0) {
+			had_hostaddr = true;
+			continue;
+		}
+		conninfo_add(&sb, o->keyword, o->val);
+	}
+	PQconninfoFree(opts);
+	const char *host = PQhost(conn), *port = PQport(conn);
+	if (host && *host)
+		conninfo_add(&sb, "host", host);
+	const char *ha = PQhostaddr(conn);
+	if (had_hostaddr && ha && *ha)
+		conninfo_add(&sb, "hostaddr", ha);
+	if (port && *port)
+		conninfo_add(&sb, "port", port);
+	conninfo_add(&sb, "dbname", dbname);
+	return strbuf_detach(&sb);
+}
+
+static PGconn *
+connect_conninfo(const char *conninfo, struct rb_error *err)
+{
+	const char *const kw[] = { "dbname", "fallback_application_name", "client_encoding", NULL };
+	const char *const val[] = { conninfo, "pgrunbook", "UTF8", NULL };
+	PGconn *c = PQconnectdbParams(kw, val, 1);
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		char *m = c ? xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n")) : xstrdup("out of memory");
+		rb_error_setc(err, RB_EXIT_CONNECT, "could not connect to the scratch database: %s", m);
+		free(m);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Runs a command that returns no rows; false with err set. */
+static bool
+exec_cmd(PGconn *conn, const char *sql, const struct rb_ctx *ctx, struct rb_error *err)
+{
+	PGresult *res = db_exec(conn, sql, 0, NULL, ctx);
+	ExecStatusType st = PQresultStatus(res);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	PQclear(res);
+	return ok;
+}
+
+/* The plan's backup.dir resolved against the plan file, without "./" segments. Caller frees. */
+static char *
+backup_dir(const struct plan *p)
+{
+	char *d = plan_path(p, p->backup.dir);
+	char *w = d;
+	for (const char *r = d; *r;) {
+		if (r[0] == '.' && (r[1] == '/' || r[1] == '\0') && (r == d || r[-1] == '/')) {
+			r += r[1] ? 2 : 1;
+			continue;
+		}
+		if (r[0] == '/' && w > d && w[-1] == '/') {
+			r++;
+			continue;
+		}
+		*w++ = *r++;
+	}
+	while (w > d + 1 && w[-1] == '/')
+		w--;
+	*w = '\0';
+	if (*d == '\0') {
+		free(d);
+		d = xstrdup(".");
+	}
+	return d;
+}
+
+/* --- steps and results --- */
+
+static void
+step_event(const struct rb_ctx *ctx, const char *step, bool ok, json_t *fields, const char *fmt, ...)
+	RB_PRINTF(5, 6);
+
+static void
+step_event(const struct rb_ctx *ctx, const char *step, bool ok, json_t *fields, const char *fmt, ...)
+{
+	json_t *data = fields ? fields : json_object();
+	json_object_set_new(data, "kind", json_string("backup"));
+	json_object_set_new(data, "step", json_string(step));
+	json_object_set_new(data, "state", json_string(ok ? "done" : "failed"));
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	events_emitf(ctx ? ctx->bus : NULL, EV_STEP, STAGE, data, "%s", msg);
+	free(msg);
+	json_decref(data);
+}
+
+void
+backup_result_free(struct backup_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->path);
+	free(r->manifest_path);
+	free(r->environment);
+	free(r->database);
+	free(r->format);
+	free(r->why);
+	json_decref(r->manifest);
+	memset(r, 0, sizeof *r);
+}
+
+json_t *
+backup_result_json(const struct backup_result *r)
+{
+	json_t *tables = r->manifest ? json_object_get(r->manifest, "tables") : NULL;
+	return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:s?, s:b, s:s?, s:O?}", "path", r->path, "manifest",
+	                 r->manifest_path, "environment", r->environment, "database", r->database, "format", r->format,
+	                 "size", (json_int_t)r->size, "sha256", r->sha256[0] ? r->sha256 : NULL, "verified",
+	                 r->verified, "why", r->why, "tables", tables);
+}
+
+static void
+stage_end(const struct rb_ctx *ctx, const struct backup_result *r, bool ok, const struct rb_error *err,
+          const char *done_msg)
+{
+	json_t *res = backup_result_json(r);
+	events_emitf(ctx ? ctx->bus : NULL, EV_STAGE_RESULT, STAGE, res, "backup result");
+	json_decref(res);
+	if (ok)
+		events_emitf(ctx ? ctx->bus : NULL, EV_STAGE_DONE, STAGE, NULL, "%s", done_msg);
+	else
+		events_emitf(ctx ? ctx->bus : NULL, EV_STAGE_FAILED, STAGE, NULL, "%s",
+		             err->message ? err->message : "backup failed");
+}
+
+/* --- server identity --- */
+
+struct server_id {
+	char *host;
+	char *port;
+	char *sysid;    /* NULL when not readable */
+	char *version;  /* server_version */
+};
+
+static void
+server_id_free(struct server_id *s)
+{
+	free(s->host);
+	free(s->port);
+	free(s->sysid);
+	free(s->version);
+	memset(s, 0, sizeof *s);
+}
+
+static void
+server_id_read(PGconn *conn, struct server_id *s)
+{
+	s->host = xstrdup(PQhost(conn) ? PQhost(conn) : "");
+	s->port = xstrdup(PQport(conn) ? PQport(conn) : "");
+	PGresult *res = PQexec(conn, "SELECT pg_catalog.current_setting('server_version'), "
+	                             "(SELECT system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system())");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		s->version = xstrdup(PQgetvalue(res, 0, 0));
+		if (!PQgetisnull(res, 0, 1))
+			s->sysid = xstrdup(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	if (s->version == NULL) {  /* pg_control_system() not allowed: the version alone */
+		res = PQexec(conn, "SELECT pg_catalog.current_setting('server_version')");
+		s->version = xstrdup(PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "");
+		PQclear(res);
+	}
+}
+
+static json_t *
+server_id_json(const struct server_id *s)
+{
+	return json_pack("{s:s, s:s, s:s?, s:s}", "host", s->host, "port", s->port, "system_identifier", s->sysid,
+	                 "version", s->version);
+}
+
+/* Whether a manifest's server is this one: system identifiers when both are known, else host and port. */
+static bool
+server_matches(json_t *mserver, const struct server_id *s)
+{
+	const char *sysid = json_string_value(json_object_get(mserver, "system_identifier"));
+	if (sysid && s->sysid)
+		return strcmp(sysid, s->sysid) == 0;
+	const char *host = json_string_value(json_object_get(mserver, "host"));
+	const char *port = json_string_value(json_object_get(mserver, "port"));
+	return host && port && strcmp(host, s->host) == 0 && strcmp(port, s->port) == 0;
+}
+
+/* --- verification --- */
+
+struct verifier {
+	const struct plan *p;
+	struct rb_ctx     *ctx;
+	PGconn            *conn;      /* control connection on the target's server, outside a transaction */
+	const struct tools *tools;
+	const char        *path;      /* the archive */
+	json_t            *manifest;  /* borrowed */
+	const char        *database;  /* for the scratch database's name */
+	char              *scratch;   /* the scratch database's name, once chosen */
+};
+
+/* Step 1: the archive's size and SHA-256 against the manifest. */
+static bool
+verify_checksum(struct verifier *v, struct rb_error *err)
+{
+	char hex[65];
+	int64_t size = 0;
+	if (!archive_checksum(v->path, hex, &size, err)) {
+		step_event(v->ctx, "checksum", false, NULL, "checksum: %s", err->message);
+		return false;
+	}
+	json_int_t want_size = json_integer_value(json_object_get(v->manifest, "size"));
+	const char *want = json_string_value(json_object_get(v->manifest, "sha256"));
+	if (size != (int64_t)want_size) {
+		rb_error_setc(err, RB_EXIT_STEP, "the archive %s is %" PRId64 " bytes, the manifest says %" JSON_INTEGER_FORMAT,
+		              v->path, size, want_size);
+		rb_error_detail(err, "The backup was cut off or changed after it was taken.");
+	} else if (want == NULL || strcmp(hex, want) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "checksum mismatch: the archive %s has SHA-256 %s, the manifest says %s",
+		              v->path, hex, want ? want : "nothing");
+		rb_error_detail(err, "The backup was changed after it was taken.");
+	} else {
+		step_event(v->ctx, "checksum", true, json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)size),
+		           "checksum: SHA-256 %s matches the manifest", hex);
+		return true;
+	}
+	step_event(v->ctx, "checksum", false, json_pack("{s:s}", "error", err->message), "checksum: %s", err->message);
+	return false;
+}
+
+/* Step 2: pg_restore --list parses the archive and lists every counted table's data. */
+static bool
+verify_list(struct verifier *v, struct rb_error *err)
+{
+	char *argv[] = { v->tools->pg_restore, (char *)"--list", (char *)v->path, NULL };
+	struct child c;
+	if (!child_start(argv, true, &c, err))
+		return false;
+	struct child_io io = {0};
+	int status = child_wait(&c, v->ctx, &io);
+	bool ok = true;
+	if (io.cancelled) {
+		ok = rb_error_setc(err, RB_EXIT_STEP, "the verification was cancelled");
+	} else if (!status_ok(status)) {
+		char *how = describe_status(status), *text = errors_text(&io);
+		ok = rb_error_setc(err, RB_EXIT_STEP, "pg_restore --list could not read the archive %s: it %s", v->path, how);
+		rb_error_detail(err, "%s", text);
+		free(how);
+		free(text);
+	}
+	/* entries: "<dumpid>; <tableoid> <oid> <desc> <schema> <tag> <owner>" */
+	struct strlist entries = {0};
+	if (ok) {
+		char *save = NULL;
+		for (char *line = strtok_r(io.out.buf ? io.out.buf : (char *)"", "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			if (line[0] == ';')
+				continue;
+			char *p = strstr(line, "; ");
+			if (p == NULL)
+				continue;
+			p += 2;
+			for (int skip = 0; skip < 2 && p; skip++) {
+				p = strchr(p, ' ');
+				if (p)
+					p++;
+			}
+			if (p)
+				strlist_push(&entries, p);
+		}
+	}
+	json_t *list = json_object_get(v->manifest, "table_list");
+	size_t i;
+	json_t *t;
+	struct strbuf missing = {0};
+	size_t nmissing = 0;
+	json_array_foreach(list, i, t) {
+		if (!ok)
+			break;
+		const char *schema = json_string_value(json_object_get(t, "schema"));
+		const char *name = json_string_value(json_object_get(t, "name"));
+		const char *kind = json_string_value(json_object_get(t, "kind"));
+		bool part = kind && strcmp(kind, "partitioned") == 0;
+		char *want = xasprintf("%s %s %s ", part ? "TABLE" : "TABLE DATA", schema ? schema : "", name ? name : "");
+		bool found = false;
+		for (size_t k = 0; k < entries.len && !found; k++)
+			found = strncmp(entries.items[k], want, strlen(want)) == 0;
+		if (!found) {
+			if (nmissing++ < 5)
+				strbuf_addf(&missing, "%s%s.%s", nmissing > 1 ? ", " : "", schema, name);
+		}
+		free(want);
+	}
+	if (ok && nmissing > 0) {
+		ok = rb_error_setc(err, RB_EXIT_STEP, "pg_restore --list does not list the data of %zu table%s counted at "
+		                   "dump time: %s%s", nmissing, nmissing == 1 ? "" : "s", missing.buf,
+		                   nmissing > 5 ? ", ..." : "");
+		rb_error_detail(err, "The archive does not hold every table of the database it was taken from.");
+	}
+	if (ok)
+		step_event(v->ctx, "list", true, json_pack("{s:I, s:I}", "entries", (json_int_t)entries.len, "tables",
+		                                             (json_int_t)json_array_size(list)),
+		           "pg_restore --list: %zu entries, the data of all %zu tables listed", entries.len,
+		           json_array_size(list));
+	else
+		step_event(v->ctx, "list", false, json_pack("{s:s}", "error", err->message), "pg_restore --list: %s",
+		           err->message);
+	strbuf_release(&missing);
+	strlist_free(&entries);
+	child_io_release(&io);
+	return ok;
+}
+
+/* "<db>_pgrunbook_verify_<6 hex>", within NAMEDATALEN - 1 bytes. Caller frees. */
+static char *
+scratch_name(const char *db)
+{
+	unsigned char rnd[3];
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		unsigned v = (unsigned)time_monotonic_ms() ^ (unsigned)getpid();
+		memcpy(rnd, &v, sizeof rnd);
+	}
+	char hex[7];
+	hex_encode(rnd, 3, hex);
+	size_t max = 63 - strlen("_pgrunbook_verify_") - 6, len = strlen(db);
+	if (len > max) {
+		len = max;
+		while (len > 0 && ((unsigned char)db[len] & 0xC0) == 0x80)
+			len--;   /* never cut a UTF-8 character */
+	}
+	return xasprintf("%.*s_pgrunbook_verify_%s", (int)len, db, hex);
+}
+
+/* Drops the scratch database, whatever happened before (never cancelled). */
+static void
+scratch_drop(struct verifier *v)
+{
+	if (v->scratch == NULL)
+		return;
+	if (PQstatus(v->conn) != CONNECTION_OK)
+		PQreset(v->conn);
+	char *q = db_quote_ident(v->conn, v->scratch);
+	char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", q);
+	struct rb_error e = {0};
+	bool ok = exec_cmd(v->conn, sql, NULL, &e);
+	if (!ok)
+		events_log(v->ctx->bus, LOG_LEVEL_ERROR, STAGE, "could not drop the scratch database %s: %s", v->scratch,
+		           e.message);
+	rb_error_clear(&e);
+	free(sql);
+	free(q);
+}
+
+/* Compares restored counts with the manifest's; false with err naming the differences. */
+static bool
+compare_counts(const struct btables *got, json_t *want, struct rb_error *err)
+{
+	struct strbuf diff = {0};
+	size_t ndiff = 0;
+	json_t *seen = json_object();
+	for (size_t i = 0; i < got->n; i++) {
+		char *k = table_key(got->items[i].schema, got->items[i].name);
+		json_t *w = json_object_get(want, k);
+		json_object_set_new(seen, k, json_true());
+		if (w == NULL) {
+			if (ndiff++ < 5)
+				strbuf_addf(&diff, "%s%s: restored (%" PRId64 " rows) but not counted at dump time", ndiff > 1 ? "; " : "",
+				            k, got->items[i].rows);
+		} else if (json_integer_value(w) != (json_int_t)got->items[i].rows) {
+			if (ndiff++ < 5)
+				strbuf_addf(&diff, "%s%s: %" PRId64 " rows restored, %" JSON_INTEGER_FORMAT " at dump time",
+				            ndiff > 1 ? "; " : "", k, got->items[i].rows, json_integer_value(w));
+		}
+		free(k);
+	}
+	const char *k;
+	json_t *w;
+	json_object_foreach(want, k, w) {
+		if (json_object_get(seen, k) == NULL && ndiff++ < 5)
+			strbuf_addf(&diff, "%s%s: %" JSON_INTEGER_FORMAT " rows at dump time, missing after the restore",
+			            ndiff > 1 ? "; " : "", k, json_integer_value(w));
+	}
+	json_decref(seen);
+	bool ok = ndiff == 0;
+	if (!ok) {
+		rb_error_setc(err, RB_EXIT_STEP, "the test restore differs from the dump-time row counts in %zu table%s", ndiff,
+		              ndiff == 1 ? "" : "s");
+		rb_error_detail(err, "%s%s.", diff.buf, ndiff > 5 ? "; ..." : "");
+	}
+	strbuf_release(&diff);
+	return ok;
+}
+
+/* Step 3: restore into a scratch database, compare the counts, always drop it. */
+static bool
+verify_restore(struct verifier *v, struct rb_error *err)
+{
+	v->scratch = scratch_name(v->database);
+	char *q = db_quote_ident(v->conn, v->scratch);
+	char *sql = xasprintf("CREATE DATABASE %s TEMPLATE template0", q);
+	free(q);
+	bool ok = exec_cmd(v->conn, sql, v->ctx, err);
+	free(sql);
+	if (!ok) {
+		rb_error_prefix(err, "could not create the scratch database %s", v->scratch);
+		step_event(v->ctx, "restore", false, json_pack("{s:s, s:s}", "scratch_database", v->scratch, "error",
+		                                                err->message), "test restore: %s", err->message);
+		free(v->scratch);
+		v->scratch = NULL;
+		return false;
+	}
+	char *ci = conninfo_for(v->conn, v->scratch);
+	int jobs = v->p->backup.jobs > 1 ? v->p->backup.jobs : 1;
+	char *jobs_arg = xasprintf("--jobs=%d", jobs);
+	char *argv[] = { v->tools->pg_restore, (char *)"--no-owner", (char *)"--no-privileges", (char *)"--exit-on-error",
+	                 jobs_arg, (char *)"--dbname", ci, (char *)v->path, NULL };
+	json_t *pr = json_pack("{s:s, s:s, s:s}", "kind", "verify", "phase", "restore", "scratch_database", v->scratch);
+	events_emitf(v->ctx->bus, EV_PROGRESS, STAGE, pr, "restoring into %s", v->scratch);
+	json_decref(pr);
+	long long t0 = time_monotonic_ms();
+	struct child c;
+	ok = child_start(argv, false, &c, err);
+	struct child_io io = {0};
+	if (ok) {
+		int status = child_wait(&c, v->ctx, &io);
+		if (io.cancelled) {
+			ok = rb_error_setc(err, RB_EXIT_STEP, "the verification was cancelled during the test restore");
+		} else if (!status_ok(status)) {
+			char *how = describe_status(status), *text = errors_text(&io);
+			ok = rb_error_setc(err, RB_EXIT_STEP, "the test restore into %s failed: pg_restore %s", v->scratch, how);
+			rb_error_detail(err, "%s", text);
+			free(how);
+			free(text);
+		}
+	}
+	child_io_release(&io);
+	free(jobs_arg);
+	long long restore_ms = time_monotonic_ms() - t0;
+	if (ok)
+		step_event(v->ctx, "restore", true, json_pack("{s:s, s:I}", "scratch_database", v->scratch, "ms",
+		                                               (json_int_t)restore_ms),
+		           "test restore into %s: done in %.1f s", v->scratch, (double)restore_ms / 1000.0);
+	else
+		step_event(v->ctx, "restore", false, json_pack("{s:s, s:s}", "scratch_database", v->scratch, "error",
+		                                                err->message), "test restore: %s", err->message);
+	if (ok) {
+		PGconn *sc = connect_conninfo(ci, err);
+		struct btables got = {0};
+		ok = sc != NULL;
+		if (ok)
+			ok = exec_cmd(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", v->ctx, err) &&
+			     tables_count(sc, v->ctx, &got, err);
+		if (ok)
+			ok = compare_counts(&got, json_object_get(v->manifest, "tables"), err);
+		if (ok)
+			step_event(v->ctx, "counts", true, json_pack("{s:I}", "tables", (json_int_t)got.n),
+			           "row counts: all %zu tables of the test restore match the dump-time counts", got.n);
+		else
+			step_event(v->ctx, "counts", false, json_pack("{s:s}", "error", err->message), "row counts: %s",
+			           err->message);
+		btables_free(&got);
+		PQfinish(sc);
+	}
+	free(ci);
+	scratch_drop(v);
+	return ok;
+}
+
+/* Runs the verification steps (checksum unless skip_checksum); false with err saying why. */
+static bool
+verify_all(struct verifier *v, bool skip_checksum, struct rb_error *err)
+{
+	if (!skip_checksum && !verify_checksum(v, err))
+		return false;
+	if (rb_ctx_cancelled(v->ctx))
+		return rb_error_setc(err, RB_EXIT_STEP, "the verification was cancelled");
+	if (!verify_list(v, err))
+		return false;
+	if (rb_ctx_cancelled(v->ctx))
+		return rb_error_setc(err, RB_EXIT_STEP, "the verification was cancelled");
+	return verify_restore(v, err);
+}
+
+static void
+manifest_set_verified(json_t *m, bool ok, const char *why, const char *scratch)
+{
+	char now[32];
+	time_now_rfc3339(now);
+	json_object_set_new(m, "verified", json_boolean(ok));
+	json_object_set_new(m, "verification", json_pack("{s:s, s:s, s:s?}", "at", now, "why", why,
+	                                                 "scratch_database", scratch));
+}
+
+static const char verified_why[] =
+	"the SHA-256 matches, pg_restore --list lists every table's data, and a test restore holds the dump-time "
+	"row count of every table";
+
+/* --- taking a backup --- */
+
+struct dumper {
+	struct rb_ctx *ctx;
+	const char    *partial;
+	size_t         tables_total;
+	size_t         started;    /* "dumping contents of table" lines */
+	size_t         finished;   /* "finished item ... TABLE DATA" lines (parallel dumps) */
+	long long      t0;
+	long long      last_emit;
+	size_t         last_done;
+};
+
+static size_t
+dumper_done(const struct dumper *d)
+{
+	size_t done = d->finished > 0 ? d->finished : (d->started > 0 ? d->started - 1 : 0);
+	return done > d->tables_total ? d->tables_total : done;
+}
+
+static void
+dumper_emit(struct dumper *d, bool force)
+{
+	long long now = time_monotonic_ms();
+	size_t done = dumper_done(d);
+	if (!force && done == d->last_done && now - d->last_emit < 250)
+		return;
+	d->last_emit = now;
+	d->last_done = done;
+	int64_t bytes = tree_size(d->partial);
+	double secs = (double)(now - d->t0) / 1000.0;
+	json_int_t rate = secs > 0 ? (json_int_t)((double)bytes / secs) : 0;
+	json_t *data = json_pack("{s:s, s:I, s:I, s:I, s:I}", "kind", "backup", "tables_done", (json_int_t)done,
+	                         "tables_total", (json_int_t)d->tables_total, "bytes", (json_int_t)bytes, "rate", rate);
+	events_emitf(d->ctx->bus, EV_PROGRESS, STAGE, data, NULL);
+	json_decref(data);
+}
+
+static void
+dumper_line(const char *line, void *ud)
+{
+	struct dumper *d = ud;
+	if (strstr(line, ": dumping contents of table "))
+		d->started++;
+	else if (strstr(line, ": finished item ") && strstr(line, " TABLE DATA "))
+		d->finished++;
+	else
+		return;
+	dumper_emit(d, false);
+}
+
+static void
+dumper_tick(void *ud)
+{
+	dumper_emit(ud, false);
+}
+
+/* "name" made safe for a file name: [A-Za-z0-9_.-] kept, the rest '_', no leading dot. Caller frees. */
+static char *
+file_safe(const char *s)
+{
+	char *r = xstrdup(*s ? s : "db");
+	for (char *p = r; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-' || *p == '.'))
+			*p = '_';
+	if (r[0] == '.')
+		r[0] = '_';
+	return r;
+}
+
+static bool
+exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+/* Moves what a failed dump left to "<final>.failed" (replacing an older one). */
+static void
+mark_failed(const char *partial, const char *final, char **failed_out)
+{
+	*failed_out = NULL;
+	if (!exists(partial))
+		return;
+	char *failed = xasprintf("%s.failed", final);
+	if (exists(failed))
+		remove_tree(failed);
+	if (rename(partial, failed) == 0) {
+		*failed_out = failed;
+		fsync_dir_of(failed);
+	} else {
+		remove_tree(partial);
+		free(failed);
+	}
+}
+
+static int64_t
+database_size(PGconn *conn, struct rb_error *err)
+{
+	char *v = db_query_value(conn, "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())", err);
+	if (v == NULL)
+		return -1;
+	int64_t n = strtoll(v, NULL, 10);
+	free(v);
+	return n;
+}
+
+/* The free-space check (see backup_take()). */
+static bool
+check_space(struct rb_ctx *ctx, const char *dir, int64_t dbsize, const char *database, struct rb_error *err)
+{
+	struct statvfs vfs;
+	if (statvfs(dir, &vfs) != 0)
+		return rb_error_setc(err, RB_EXIT_STEP, "could not read the free space of %s: %s", dir, strerror(errno));
+	int64_t avail = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	char fa[32], fd[32], fq[32];
+	format_bytes(avail, fa, sizeof fa);
+	format_bytes(dbsize, fd, sizeof fd);
+	format_bytes(dbsize / 4, fq, sizeof fq);
+	json_t *data = json_pack("{s:I, s:I, s:s}", "free", (json_int_t)avail, "database_size", (json_int_t)dbsize, "dir", dir);
+	if (avail < dbsize / 4) {
+		rb_error_setc(err, RB_EXIT_STEP, "not enough free space in %s for a backup of %s: %s free, the database is %s",
+		              dir, database, fa, fd);
+		rb_error_detail(err, "The estimate is the database size (pg_database_size, %" PRId64 " bytes). A dump "
+		                "leaves out indexes and the custom format is compressed, so it is usually smaller, but "
+		                "one below a quarter of the database (%s) is not to be counted on; %" PRId64 " bytes are free.",
+		                dbsize, fq, avail);
+		rb_error_hint(err, "Free space in %s or point backup.dir at a larger file system.", dir);
+		step_event(ctx, "space", false, data, "free space: %s in %s, database %s: refused", fa, dir, fd);
+		return false;
+	}
+	if (avail < dbsize)
+		events_log(ctx->bus, LOG_LEVEL_WARN, STAGE, "only %s free in %s for a database of %s: the dump may not fit "
+		           "(it is usually smaller than the database)", fa, dir, fd);
+	step_event(ctx, "space", true, data, "free space: %s in %s, database %s", fa, dir, fd);
+	return true;
+}
+
+bool
+backup_take(const struct plan *p, const struct backup_opts *opts, struct rb_ctx *ctx, struct backup_result *r,
+            struct rb_error *err)
+{
+	struct rb_ctx none = {0};
+	if (ctx == NULL)
+		ctx = &none;
+	memset(r, 0, sizeof *r);
+	const char *env = opts && opts->env ? opts->env : p->target;
+	const char *who = opts && opts->who ? opts->who : util_user_name();
+	r->environment = xstrdup(env);
+	r->format = xstrdup(plan_backup_format_name(p->backup.format));
+	json_t *sdata = json_pack("{s:s, s:s, s:s}", "environment", env, "who", who, "action", "take");
+	events_emitf(ctx->bus, EV_STAGE_STARTED, STAGE, sdata, "backing up %s", env);
+	json_decref(sdata);
+
+	char started[32];
+	time_now_rfc3339(started);
+	char *dir = NULL, *snapshot = NULL, *final = NULL, *partial = NULL, *conninfo = NULL, *manifest_path = NULL;
+	struct tools tools = {0};
+	struct server_id sid = {0};
+	struct btables tables = {0};
+	bool in_tx = false, ok = false;
+	PGconn *conn = NULL;
+
+	if (!p->backup.present) {
+		rb_error_setc(err, RB_EXIT_PLAN, "the plan has no backup section");
+		rb_error_hint(err, "Add \"backup: { dir: ./backups }\" to the plan (see pgrunbook-plan(5)).");
+		goto out;
+	}
+	dir = backup_dir(p);
+	if (!mkdir_p(dir, 0700)) {
+		rb_error_setc(err, RB_EXIT_STEP, "could not create the backup directory %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	conn = db_connect_ctx(p, env, ctx, err);
+	if (conn == NULL)
+		goto out;
+	r->database = xstrdup(PQdb(conn));
+	server_id_read(conn, &sid);
+	if (!tools_find(PQserverVersion(conn) / 10000, &tools, err))
+		goto out;
+	int64_t dbsize = database_size(conn, err);
+	if (dbsize < 0)
+		goto out;
+	if (!check_space(ctx, dir, dbsize, r->database, err))
+		goto out;
+
+	/* The snapshot the counts and the dump share. */
+	if (!exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx, err))
+		goto out;
+	in_tx = true;
+	snapshot = db_query_value(conn, "SELECT pg_catalog.pg_export_snapshot()", err);
+	if (snapshot == NULL || !tables_count(conn, ctx, &tables, err)) {
+		step_event(ctx, "snapshot", false, json_pack("{s:s}", "error", err->message), "snapshot: %s", err->message);
+		goto out;
+	}
+	step_event(ctx, "snapshot", true, json_pack("{s:s, s:I}", "snapshot", snapshot, "tables", (json_int_t)tables.n),
+	           "snapshot %s exported; rows of %zu tables counted in it", snapshot, tables.n);
+
+	/* Names: <db>-<UTC yyyymmddThhmmssZ>.dump|.dir; a suffix when taken twice in a second. */
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	char ts[32];
+	strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+	char *safe = file_safe(r->database);
+	const char *ext = p->backup.format == PLAN_BACKUP_DIRECTORY ? "dir" : "dump";
+	for (int n = 1;; n++) {
+		final = n == 1 ? xasprintf("%s/%s-%s.%s", dir, safe, ts, ext)
+		               : xasprintf("%s/%s-%s-%d.%s", dir, safe, ts, n, ext);
+		partial = xasprintf("%s.partial", final);
+		manifest_path = xasprintf("%s.json", final);
+		if (!exists(final) && !exists(partial) && !exists(manifest_path))
+			break;
+		free(final);
+		free(partial);
+		free(manifest_path);
+	}
+	free(safe);
+
+	/* The dump. */
+	conninfo = conninfo_for(conn, r->database);
+	char *snap_arg = xasprintf("--snapshot=%s", snapshot);
+	char *file_arg = xasprintf("--file=%s", partial);
+	char *jobs_arg = xasprintf("--jobs=%d", p->backup.jobs > 1 ? p->backup.jobs : 1);
+	char *argv[10];
+	int a = 0;
+	argv[a++] = tools.pg_dump;
+	argv[a++] = (char *)"--verbose";
+	argv[a++] = (char *)(p->backup.format == PLAN_BACKUP_DIRECTORY ? "--format=directory" : "--format=custom");
+	if (p->backup.format == PLAN_BACKUP_DIRECTORY)
+		argv[a++] = jobs_arg;
+	argv[a++] = snap_arg;
+	argv[a++] = file_arg;
+	argv[a++] = (char *)"--dbname";
+	argv[a++] = conninfo;
+	argv[a] = NULL;
+	size_t nordinary = 0;
+	for (size_t i = 0; i < tables.n; i++)
+		nordinary += !tables.items[i].partitioned;
+	struct dumper d = { .ctx = ctx, .partial = partial, .tables_total = nordinary, .t0 = time_monotonic_ms() };
+	events_log(ctx->bus, LOG_LEVEL_INFO, STAGE, "running %s (%s format%s) into %s", tools.pg_dump, r->format,
+	           p->backup.format == PLAN_BACKUP_DIRECTORY ? jobs_arg + 1 : "", partial);
+	dumper_emit(&d, true);
+	struct child c;
+	bool started_ok = child_start(argv, false, &c, err);
+	struct child_io io = { .on_line = dumper_line, .tick = dumper_tick, .ud = &d };
+	int status = 0;
+	if (started_ok)
+		status = child_wait(&c, ctx, &io);
+	free(snap_arg);
+	free(file_arg);
+	free(jobs_arg);
+	/* The snapshot is no longer needed once pg_dump is done. */
+	struct rb_error cerr = {0};
+	exec_cmd(conn, "COMMIT", NULL, &cerr);
+	rb_error_clear(&cerr);
+	in_tx = false;
+	if (started_ok && status_ok(status) && !io.cancelled && exists(partial)) {
+		d.started = d.finished = nordinary + 1;
+		dumper_emit(&d, true);
+		if (rename(partial, final) != 0) {
+			rb_error_setc(err, RB_EXIT_STEP, "could not rename %s to %s: %s", partial, final, strerror(errno));
+			started_ok = false;
+		} else {
+			fsync_dir_of(final);
+		}
+	} else if (started_ok) {
+		char *how = describe_status(status), *text = errors_text(&io);
+		if (io.cancelled)
+			rb_error_setc(err, RB_EXIT_STEP, "the backup was cancelled: pg_dump %s", how);
+		else
+			rb_error_setc(err, RB_EXIT_STEP, "pg_dump %s", how);
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ)
+			rb_error_detail(err, "It hit the file size limit (ulimit -f) while writing %s.", partial);
+		else
+			rb_error_detail(err, "%s", text);
+		free(how);
+		free(text);
+		started_ok = false;
+	}
+	child_io_release(&io);
+	if (!started_ok) {
+		char *failed = NULL;
+		mark_failed(partial, final, &failed);
+		r->path = failed;
+		step_event(ctx, "dump", false, json_pack("{s:s, s:s?}", "error", err->message, "left", failed),
+		           "pg_dump: %s%s%s", err->message, failed ? "; what it wrote is kept as " : "", failed ? failed : "");
+		goto out;
+	}
+	r->path = xstrdup(final);
+	step_event(ctx, "dump", true, json_pack("{s:s, s:I}", "path", final, "ms", (json_int_t)(time_monotonic_ms() - d.t0)),
+	           "pg_dump: %s written", final);
+
+	/* Checksum, then the manifest (unverified), then verification. */
+	if (!archive_checksum(final, r->sha256, &r->size, err)) {
+		step_event(ctx, "checksum", false, json_pack("{s:s}", "error", err->message), "checksum: %s", err->message);
+		goto out;
+	}
+	step_event(ctx, "checksum", true, json_pack("{s:s, s:I}", "sha256", r->sha256, "size", (json_int_t)r->size),
+	           "SHA-256 %s of %" PRId64 " bytes", r->sha256, r->size);
+	char finished[32];
+	time_now_rfc3339(finished);
+	json_t *list = NULL;
+	json_t *tobj = tables_json(&tables, &list);
+	char *base = strrchr(final, '/');
+	r->manifest = json_pack("{s:i, s:s, s:s, s:s, s:o, s:s, s:s?, s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:o, s:o, "
+	                        "s:b, s:n, s:s}",
+	                        "pgrunbook_backup", MANIFEST_VERSION, "file", base ? base + 1 : final, "database",
+	                        r->database, "environment", env, "server", server_id_json(&sid), "plan_hash", p->hash,
+	                        "run_id", opts ? opts->run_id : NULL, "who", who, "started", started, "finished", finished,
+	                        "format", r->format, "jobs", p->backup.jobs > 1 ? p->backup.jobs : 1, "size",
+	                        (json_int_t)r->size, "sha256", r->sha256, "pg_dump", tools.version ? tools.version : "",
+	                        "tables", tobj, "table_list", list, "verified", false, "verification", "pgrunbook_version",
+	                        PACKAGE_VERSION);
+	if (!manifest_write(manifest_path, r->manifest, err)) {
+		step_event(ctx, "manifest", false, json_pack("{s:s}", "error", err->message), "manifest: %s", err->message);
+		goto out;
+	}
+	r->manifest_path = xstrdup(manifest_path);
+
+	struct verifier v = { .p = p, .ctx = ctx, .conn = conn, .tools = &tools, .path = final, .manifest = r->manifest,
+	                      .database = r->database };
+	ok = verify_all(&v, true, err);
+	r->verified = ok;
+	r->why = xstrdup(ok ? verified_why : err->message);
+	manifest_set_verified(r->manifest, ok, r->why, v.scratch);
+	free(v.scratch);
+	struct rb_error merr = {0};
+	if (!manifest_write(manifest_path, r->manifest, &merr)) {
+		if (ok) {
+			rb_error_clear(err);
+			*err = merr;
+			memset(&merr, 0, sizeof merr);
+			ok = r->verified = false;
+		}
+		rb_error_clear(&merr);
+	}
+	step_event(ctx, "manifest", true, json_pack("{s:s, s:b}", "path", manifest_path, "verified", ok),
+	           "manifest %s written (verified: %s)", manifest_path, ok ? "yes" : "no");
+out:
+	if (!ok && err->code == 0)
+		err->code = RB_EXIT_STEP;
+	if (!ok && r->why == NULL && err->message)
+		r->why = xstrdup(err->message);
+	if (in_tx) {
+		struct rb_error rerr = {0};
+		exec_cmd(conn, "ROLLBACK", NULL, &rerr);
+		rb_error_clear(&rerr);
+	}
+	char size_text[32];
+	format_bytes(r->size, size_text, sizeof size_text);
+	char *done = xasprintf("backup of %s verified: %s (%s)", env, r->path ? r->path : "", size_text);
+	stage_end(ctx, r, ok, err, done);
+	free(done);
+	PQfinish(conn);
+	btables_free(&tables);
+	server_id_free(&sid);
+	tools_free(&tools);
+	free(dir);
+	free(snapshot);
+	free(final);
+	free(partial);
+	free(conninfo);
+	free(manifest_path);
+	return ok;
+}
+
+/* --- verifying an existing backup --- */
+
+/* "<x>.json" for an archive, the archive for "<x>.json". Both caller-freed. */
+static void
+split_paths(const char *path, char **archive, char **manifest)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n > 5 && strncmp(path + n - 5, ".json", 5) == 0) {
+		*archive = xstrndup(path, n - 5);
+		*manifest = xstrndup(path, n);
+	} else {
+		*archive = xstrndup(path, n);
+		*manifest = xasprintf("%s.json", *archive);
+	}
+}
+
+bool
+backup_verify(const struct plan *p, const char *path, struct rb_ctx *ctx, struct backup_result *r,
+              struct rb_error *err)
+{
+	struct rb_ctx none = {0};
+	if (ctx == NULL)
+		ctx = &none;
+	memset(r, 0, sizeof *r);
+	char *archive = NULL, *mpath = NULL;
+	split_paths(path, &archive, &mpath);
+	r->path = xstrdup(archive);
+	json_t *m = manifest_read(mpath, err);
+	const char *menv = m ? json_string_value(json_object_get(m, "environment")) : NULL;
+	const char *env = menv && plan_env_find(p, menv) ? menv : p->target;
+	r->environment = xstrdup(env);
+	json_t *sdata = json_pack("{s:s, s:s, s:s, s:s}", "environment", env, "who", util_user_name(), "action", "verify",
+	                          "path", archive);
+	events_emitf(ctx->bus, EV_STAGE_STARTED, STAGE, sdata, "verifying the backup %s", archive);
+	json_decref(sdata);
+	bool ok = false;
+	PGconn *conn = NULL;
+	struct tools tools = {0};
+	struct verifier v = {0};
+	if (m == NULL)
+		goto out;
+	r->manifest = m;
+	r->manifest_path = xstrdup(mpath);
+	r->database = xstrdup(json_string_value(json_object_get(m, "database")));
+	const char *fmt = json_string_value(json_object_get(m, "format"));
+	r->format = fmt ? xstrdup(fmt) : NULL;
+	r->size = json_integer_value(json_object_get(m, "size"));
+	snprintf(r->sha256, sizeof r->sha256, "%s", json_string_value(json_object_get(m, "sha256")));
+	if (!exists(archive)) {
+		rb_error_setc(err, RB_EXIT_STEP, "the archive %s does not exist", archive);
+		rb_error_detail(err, "Its manifest %s is there.", mpath);
+		goto mark;
+	}
+	conn = db_connect_ctx(p, env, ctx, err);
+	if (conn == NULL)
+		goto out;
+	if (!tools_find(PQserverVersion(conn) / 10000, &tools, err))
+		goto out;
+	v = (struct verifier){ .p = p, .ctx = ctx, .conn = conn, .tools = &tools, .path = archive, .manifest = m,
+	                       .database = r->database };
+	ok = verify_all(&v, false, err);
+mark:
+	if (!ok && rb_ctx_cancelled(ctx))
+		goto out;  /* cancelled: says nothing about the backup, the manifest stays as it was */
+	r->verified = ok;
+	r->why = xstrdup(ok ? verified_why : err->message);
+	manifest_set_verified(m, ok, r->why, v.scratch);
+	struct rb_error merr = {0};
+	if (!manifest_write(mpath, m, &merr))  /* a read-only copy can still be verified */
+		events_log(ctx->bus, LOG_LEVEL_WARN, STAGE, "the outcome could not be recorded in the manifest: %s",
+		           merr.message);
+	rb_error_clear(&merr);
+out:
+	if (!ok && err->code == 0)
+		err->code = RB_EXIT_STEP;
+	if (!ok && r->why == NULL && err->message)
+		r->why = xstrdup(err->message);
+	char *done = xasprintf("backup %s verified", archive);
+	stage_end(ctx, r, ok, err, done);
+	free(done);
+	free(v.scratch);
+	if (r->manifest == NULL)
+		json_decref(m);
+	PQfinish(conn);
+	tools_free(&tools);
+	free(archive);
+	free(mpath);
+	return ok;
+}
+
+/* --- the newest verified backup --- */
+
+static bool
+parse_rfc3339(const char *s, time_t *out)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	if (s == NULL || sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+	                        &tm.tm_sec) != 6)
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*out = timegm(&tm);
+	return *out != (time_t)-1;
+}
+
+struct candidate {
+	char  *manifest_path;
+	json_t *m;
+	time_t finished;
+};
+
+static int
+cmp_candidate(const void *a, const void *b)
+{
+	const struct candidate *x = a, *y = b;
+	if (x->finished != y->finished)
+		return x->finished < y->finished ? 1 : -1;   /* newest first */
+	return strcmp(y->manifest_path, x->manifest_path);
+}
+
+bool
+backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, struct backup_result *r,
+                   struct rb_error *err)
+{
+	memset(r, 0, sizeof *r);
+	if (!p->backup.present)
+		return rb_error_setc(err, RB_EXIT_PLAN, "the plan has no backup section");
+	if (env == NULL)
+		env = p->target;
+	if (max_age_ms <= 0)
+		max_age_ms = p->backup.max_age_ms;
+	PGconn *conn = db_connect(p, env, err);
+	if (conn == NULL)
+		return false;
+	struct server_id sid = {0};
+	server_id_read(conn, &sid);
+	char *database = xstrdup(PQdb(conn));
+	PQfinish(conn);
+
+	char *dir = backup_dir(p);
+	struct candidate *cands = NULL;
+	size_t ncand = 0, cap = 0;
+	size_t n_other = 0, n_unverified = 0, n_old = 0, n_damaged = 0;
+	time_t now = time(NULL);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		char *mp = xasprintf("%s/%s", dir, de->d_name);
+		struct rb_error e = {0};
+		json_t *m = manifest_read(mp, &e);
+		rb_error_clear(&e);
+		time_t fin;
+		if (m == NULL) {
+			free(mp);
+			continue;
+		}
+		if (strcmp(json_string_value(json_object_get(m, "database")), database) != 0 ||
+		    !server_matches(json_object_get(m, "server"), &sid)) {
+			n_other++;
+		} else if (!json_is_true(json_object_get(m, "verified"))) {
+			n_unverified++;
+		} else if (!parse_rfc3339(json_string_value(json_object_get(m, "finished")), &fin) ||
+		           (int64_t)(now - fin) * 1000 > max_age_ms) {
+			n_old++;
+		} else {
+			if (ncand == cap) {
+				cap = cap ? cap * 2 : 8;
+				cands = xrealloc(cands, cap * sizeof *cands);
+			}
+			cands[ncand++] = (struct candidate){ .manifest_path = mp, .m = m, .finished = fin };
+			continue;
+		}
+		json_decref(m);
+		free(mp);
+	}
+	if (d)
+		closedir(d);
+	if (ncand > 1)
+		qsort(cands, ncand, sizeof *cands, cmp_candidate);
+	bool found = false;
+	struct strbuf damaged = {0};
+	for (size_t i = 0; i < ncand; i++) {
+		if (found) {
+			json_decref(cands[i].m);
+			free(cands[i].manifest_path);
+			continue;
+		}
+		const char *file = json_string_value(json_object_get(cands[i].m, "file"));
+		char *archive = file && !strchr(file, '/') ? xasprintf("%s/%s", dir, file) : NULL;
+		char hex[65];
+		int64_t size = 0;
+		struct rb_error e = {0};
+		bool same = archive && archive_checksum(archive, hex, &size, &e) &&
+		            size == (int64_t)json_integer_value(json_object_get(cands[i].m, "size")) &&
+		            strcmp(hex, json_string_value(json_object_get(cands[i].m, "sha256"))) == 0;
+		rb_error_clear(&e);
+		if (same) {
+			found = true;
+			r->path = archive;
+			r->manifest_path = cands[i].manifest_path;
+			r->manifest = cands[i].m;
+			r->environment = xstrdup(env);
+			r->database = xstrdup(database);
+			const char *fmt = json_string_value(json_object_get(cands[i].m, "format"));
+			r->format = fmt ? xstrdup(fmt) : NULL;
+			r->size = size;
+			memcpy(r->sha256, hex, sizeof hex);
+			r->verified = true;
+			r->why = xstrdup("its manifest says verified and its SHA-256 still matches");
+			continue;
+		}
+		n_damaged++;
+		strbuf_addf(&damaged, "%s%s", damaged.len ? ", " : "", archive ? archive : cands[i].manifest_path);
+		free(archive);
+		json_decref(cands[i].m);
+		free(cands[i].manifest_path);
+	}
+	free(cands);
+	if (!found) {
+		char age[32];
+		plan_format_duration(max_age_ms, age, sizeof age);
+		rb_error_setc(err, RB_EXIT_STEP, "no verified backup of %s (%s) younger than %s in %s", database, env, age, dir);
+		rb_error_detail(err, "Found: %zu older, %zu not verified, %zu of another database or server, %zu whose archive "
+		                "no longer matches its SHA-256%s%s.", n_old, n_unverified, n_other, n_damaged,
+		                damaged.len ? ": " : "", damaged.len ? damaged.buf : "");
+		rb_error_hint(err, "Take one with \"pgrunbook backup --plan %s%s%s\".", p->path, env == p->target ? "" : " --env ",
+		              env == p->target ? "" : env);
+	}
+	strbuf_release(&damaged);
+	server_id_free(&sid);
+	free(database);
+	free(dir);
+	return found;
+}
