@@ -1,6 +1,7 @@
 /* backup.c: pg_dump as a child process, checksums, manifests and restore-tested verification. */
 #include "config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "backup.h"
+#include "confirm.h"
 #include "db.h"
 #include "events.h"
 #include "util.h"
@@ -1848,4 +1850,48 @@ backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, st
 	free(database);
 	free(dir);
 	return found;
+}
+
+bool
+backup_precondition(const struct plan *p, const char *env, const char *database, const char *stage,
+                    const char *verb, bool backup_ok, const char *waive_backup, const char *who,
+                    struct rb_ctx *ctx, struct rb_error *err)
+{
+	if (backup_ok)
+		return true;
+	char *none = NULL;   /* why no recent backup counts */
+	if (p->backup.present) {
+		struct backup_result br = {0};
+		struct rb_error e = {0};
+		if (backup_find_recent(p, env, 0, &br, &e)) {
+			const char *finished = json_string_value(json_object_get(br.manifest, "finished"));
+			json_t *data = json_pack("{s:s, s:s, s:s, s:s?}", "kind", "backup_found", "path", br.path,
+			                         "sha256", br.sha256, "finished", finished);
+			events_emitf(ctx->bus, EV_STEP, stage, data, "using the verified backup %s of %s (finished %s)",
+			             br.path, database, finished ? finished : "?");
+			json_decref(data);
+			backup_result_free(&br);
+			rb_error_clear(&e);
+			return true;
+		}
+		none = e.detail ? xasprintf("%s: %s", e.message ? e.message : "none found", e.detail) :
+		       xstrdup(e.message ? e.message : "none found");
+		backup_result_free(&br);
+		rb_error_clear(&e);
+	} else {
+		none = xstrdup("the plan has no backup section, so pgrunbook takes none");
+	}
+	bool ok = confirm_backup_precondition(ctx, stage, verb, database, false, waive_backup, who, err);
+	if (!ok && waive_backup == NULL) {
+		rb_error_detail(err, "%c%s needs a verified backup of its target: one taken in this run, or one taken by "
+		                "pgrunbook backup within backup.max_age (DESIGN.md \"Preconditions\"), or a typed waiver. "
+		                "No backup counts: %s.", toupper((unsigned char)stage[0]), stage + 1, none);
+		char *phrase = confirm_phrase("waive-backup", database);
+		rb_error_hint(err, "Take one with pgrunbook backup --plan FILE%s, or %s without a backup by typing the "
+		              "waiver: --waive-backup \"%s\" (it is journaled).", p->backup.present ? "" :
+		              " (after adding a backup section to the plan)", verb, phrase);
+		free(phrase);
+	}
+	free(none);
+	return ok;
 }

@@ -139,4 +139,17 @@ bool backup_verify(const struct plan *p, const char *path, struct rb_ctx *ctx, s
 bool backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, struct backup_result *result,
                         struct rb_error *err);
 
+/*
+ * The backup precondition of a step that writes to env's database (DESIGN.md "Preconditions"),
+ * stage "migrate" or "sync", verb "deploy" or "apply" for the messages. Met when backup_ok (the
+ * caller knows its run has a verified backup or a waiver); else by a verified backup of the same
+ * database and server within backup.max_age (backup_find_recent(); journaled as a step of stage
+ * {"kind": "backup_found", "path", "sha256", "finished"}); else by the typed waiver
+ * "waive-backup <database>" (confirm_backup_precondition(): checked and journaled). False with
+ * err set (RB_EXIT_STEP) saying why no backup counts and how to take one or waive it.
+ */
+bool backup_precondition(const struct plan *p, const char *env, const char *database, const char *stage,
+                         const char *verb, bool backup_ok, const char *waive_backup, const char *who,
+                         struct rb_ctx *ctx, struct rb_error *err);
+
 #endif

@@ -108,8 +108,7 @@ confirm_backup_precondition(struct rb_ctx *ctx, const char *stage, const char *v
 	if (waive_backup == NULL) {
 		ok = rb_error_setc(err, RB_EXIT_STEP, "no verified backup of %s in this run; nothing was run", database);
 		rb_error_detail(err, "%c%s needs a verified backup of its target taken in the same run, or a typed "
-		                "waiver (DESIGN.md \"Preconditions\"). This build cannot take backups yet.",
-		                toupper((unsigned char)stage[0]), stage + 1);
+		                "waiver (DESIGN.md \"Preconditions\").", toupper((unsigned char)stage[0]), stage + 1);
 		rb_error_hint(err, "To %s without a backup, type the waiver: --waive-backup \"%s\" (it is journaled).",
 		              verb, phrase);
 	} else {

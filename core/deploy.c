@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "backup.h"
 #include "confirm.h"
 #include "db.h"
 #include "deploy.h"
@@ -1142,8 +1143,8 @@ dangerous_list(const struct deploy_preview *pv, const struct mig_status *state, 
 static bool
 preconditions(struct deployer *d, struct rb_error *err)
 {
-	if (!confirm_backup_precondition(d->ctx, "migrate", "deploy", d->pv.database, d->o->backup_ok,
-	                                 d->o->waive_backup, d->o->who, err))
+	if (!backup_precondition(d->p, d->env, d->pv.database, "migrate", "deploy", d->o->backup_ok, d->o->waive_backup,
+	                         d->o->who, d->ctx, err))
 		return false;
 	if (!d->pv.dangerous)
 		return true;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup.h"
 #include "confirm.h"
 #include "db.h"
 #include "deploy.h"
@@ -367,8 +368,8 @@ preconditions(struct applier *a)
 		rb_error_hint(a->err, "Type exactly --confirm-delete \"%s\".", needs.delete_phrase);
 		goto out;
 	}
-	if (!confirm_backup_precondition(a->ctx, STAGE, "apply", rv->target_db, a->o->backup_ok, a->o->waive_backup,
-	                                 a->o->who, a->err))
+	if (!backup_precondition(a->plan, a->plan->target, rv->target_db, STAGE, "apply", a->o->backup_ok,
+	                         a->o->waive_backup, a->o->who, a->ctx, a->err))
 		goto out;
 	ok = true;
 out:
