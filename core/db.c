@@ -638,12 +638,27 @@ connect_polling(const char *const *keywords, const char *const *values, const st
 	return conn;
 }
 
+static PGresult *db_exec_wait(PGconn *conn, int sent, const struct rb_ctx *ctx);
+
 PGresult *
 db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
         const struct rb_ctx *ctx)
 {
 	int sent = nparams > 0 ? PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
 	                       : PQsendQuery(conn, sql);
+	return db_exec_wait(conn, sent, ctx);
+}
+
+PGresult *
+db_exec_one(PGconn *conn, const char *sql, const struct rb_ctx *ctx)
+{
+	return db_exec_wait(conn, PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0), ctx);
+}
+
+/* What db_exec() does once the statement was sent (sent: PQsend*'s return). */
+static PGresult *
+db_exec_wait(PGconn *conn, int sent, const struct rb_ctx *ctx)
+{
 	if (!sent)
 		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
 	bool cancel_sent = false;

@@ -43,6 +43,12 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const 
                   const struct rb_ctx *ctx);
 
 /*
+ * The same for one statement, always with the extended protocol (no parameters): the text can
+ * hold a single statement only, so it cannot end a transaction and go on ("COMMIT; DELETE ...").
+ */
+PGresult *db_exec_one(PGconn *conn, const char *sql, const struct rb_ctx *ctx);
+
+/*
  * The connection string for an environment as libpq will get it (service=..., the variable's
  * value, or the conninfo), or NULL with err set (unset variable, password present). Caller frees.
  */

@@ -25,58 +25,6 @@
 
 /* --- transactions and queries --- */
 
-/*
- * Like db_exec(), but always with the extended protocol (PQsendQueryParams without parameters),
- * so the text can hold one statement only: a custom check cannot end the READ ONLY transaction
- * with "COMMIT; ..." and write after it.
- */
-static PGresult *
-exec_one(PGconn *conn, const char *sql, const struct rb_ctx *ctx)
-{
-	if (!PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
-	bool cancel_sent = false;
-	while (PQisBusy(conn)) {
-		if (!cancel_sent && rb_ctx_cancelled(ctx)) {
-			PGcancel *c = PQgetCancel(conn);
-			char errbuf[256];
-			if (c) {
-				PQcancel(c, errbuf, sizeof errbuf);
-				PQfreeCancel(c);
-			}
-			cancel_sent = true;
-		}
-		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
-		if (pfd.fd < 0 || (poll(&pfd, 1, 100) < 0 && errno != EINTR))
-			break;
-		if (!PQconsumeInput(conn))
-			break;
-	}
-	PGresult *keep = NULL, *r;
-	while ((r = PQgetResult(conn)) != NULL) {
-		ExecStatusType rs = PQresultStatus(r);
-		if (rs == PGRES_COPY_OUT || rs == PGRES_COPY_IN || rs == PGRES_COPY_BOTH) {
-			/* A check is a query, not a COPY: end it and report that. */
-			if (rs == PGRES_COPY_IN)
-				PQputCopyEnd(conn, "pgrunbook checks do not send data");
-			else {
-				char *buf;
-				while (PQgetCopyData(conn, &buf, 0) > 0)
-					PQfreemem(buf);
-			}
-			PQclear(r);
-			continue;
-		}
-		if (keep && (PQresultStatus(keep) == PGRES_FATAL_ERROR) && rs != PGRES_FATAL_ERROR) {
-			PQclear(r);
-			continue;
-		}
-		PQclear(keep);
-		keep = r;
-	}
-	return keep ? keep : PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
-}
-
 /* Runs sql (no result rows wanted); false with err set (the server's error) otherwise. */
 static bool
 run(PGconn *conn, const char *sql, int nparams, const char *const *params, const struct rb_ctx *ctx,
@@ -871,7 +819,7 @@ check_custom(struct verifier *v, const struct plan_check *pc)
 		c = add_check(v, K, pc->name, pc->name, "fail", "could not start the transaction: %s", error);
 		goto out;
 	}
-	PGresult *res = exec_one(v->conn, pc->sql, v->ctx);
+	PGresult *res = db_exec_one(v->conn, pc->sql, v->ctx);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
 		db_error_from_result(&e, res, RB_EXIT_STEP);
