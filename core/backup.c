@@ -53,6 +53,7 @@ struct child_io {
 	struct strbuf  errors;    /* stderr lines that are not --verbose chatter (capped) */
 	struct strbuf  partial;   /* an unfinished stderr line */
 	bool           cancelled; /* the cancel flag stopped it */
+	bool           stopped;   /* it stopped (wanting the terminal: a password prompt) and was killed */
 };
 
 /*
@@ -220,17 +221,28 @@ child_wait(struct child *c, const struct rb_ctx *ctx, struct child_io *io)
 			nanosleep(&ts, NULL);
 		}
 		if (!exited) {
-			pid_t w = waitpid(c->pid, &status, WNOHANG);
-			if (w == c->pid || (w < 0 && errno == ECHILD))
+			/*
+			 * WNOWAIT: the leader stays a zombie until the group is killed below, so its pid (the
+			 * group's id) cannot be reused by another process meanwhile. A stopped child (a
+			 * password prompt on the terminal would stop it with SIGTTIN) is killed, never waited
+			 * for.
+			 */
+			siginfo_t info = {0};
+			int w = waitid(P_PID, (id_t)c->pid, &info, WEXITED | WSTOPPED | WNOHANG | WNOWAIT);
+			if (w == 0 && info.si_pid == c->pid && info.si_code == CLD_STOPPED) {
+				kill(-c->pid, SIGKILL);
+				kill(-c->pid, SIGCONT);
+				io->stopped = true;
+			} else if ((w == 0 && info.si_pid == c->pid) || (w < 0 && errno == ECHILD)) {
 				exited = true;
+			}
 		}
 		if (io->tick)
 			io->tick(io->ud);
 	}
-	if (!exited)
-		waitpid(c->pid, &status, 0);
-	/* workers of a parallel dump may outlive their leader for a moment */
+	/* workers of a parallel dump may outlive their leader for a moment; the zombie leader keeps the id */
 	kill(-c->pid, SIGKILL);
+	waitpid(c->pid, &status, 0);
 	return status;
 }
 
@@ -736,7 +748,7 @@ conninfo_for(PGconn *conn, const char *dbname)
 			continue;
 		if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0 ||
 		    strcmp(o->keyword, "dbname") == 0 || strcmp(o->keyword, "host") == 0 ||
-		    strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "service") == 0 ||
+		    strcmp(o->keyword, "port") == 0 ||
 		    strcmp(o->keyword, "target_session_attrs") == 0 || strcmp(o->keyword, "client_encoding") == 0 ||
 		    strcmp(o->keyword, "options") == 0 || strcmp(o->keyword, "fallback_application_name") == 0)
 			continue;
@@ -926,12 +938,13 @@ server_id_json(const struct server_id *s)
 static bool
 server_matches(json_t *mserver, const struct server_id *s)
 {
+	/* Host and port must match; the system identifier too when both sides know it. */
 	const char *sysid = json_string_value(json_object_get(mserver, "system_identifier"));
-	if (sysid && s->sysid)
-		return strcmp(sysid, s->sysid) == 0;
+	if (sysid && s->sysid && strcmp(sysid, s->sysid) != 0)
+		return false;
 	const char *host = json_string_value(json_object_get(mserver, "host"));
 	const char *port = json_string_value(json_object_get(mserver, "port"));
-	return host && port && strcmp(host, s->host) == 0 && strcmp(port, s->port) == 0;
+	return host && port && s->host && s->port && strcmp(host, s->host) == 0 && strcmp(port, s->port) == 0;
 }
 
 /* --- verification --- */
@@ -1160,8 +1173,10 @@ verify_restore(struct verifier *v, struct rb_error *err)
 	char *ci = conninfo_for(v->conn, v->scratch);
 	int jobs = v->p->backup.jobs > 1 ? v->p->backup.jobs : 1;
 	char *jobs_arg = xasprintf("--jobs=%d", jobs);
-	char *argv[] = { v->tools->pg_restore, (char *)"--no-owner", (char *)"--no-privileges", (char *)"--exit-on-error",
-	                 jobs_arg, (char *)"--dbname", ci, (char *)v->path, NULL };
+	/* No subscriptions: a restored one would keep the scratch database from being dropped. */
+	char *argv[] = { v->tools->pg_restore, (char *)"--no-password", (char *)"--no-owner", (char *)"--no-privileges",
+	                 (char *)"--no-subscriptions", (char *)"--exit-on-error", jobs_arg, (char *)"--dbname", ci,
+	                 (char *)v->path, NULL };
 	json_t *pr = json_pack("{s:s, s:s, s:s}", "kind", "verify", "phase", "restore", "scratch_database", v->scratch);
 	events_emitf(v->ctx->bus, EV_PROGRESS, STAGE, pr, "restoring into %s", v->scratch);
 	json_decref(pr);
@@ -1468,10 +1483,13 @@ backup_take(const struct plan *p, const struct backup_opts *opts, struct rb_ctx 
 	char *snap_arg = xasprintf("--snapshot=%s", snapshot);
 	char *file_arg = xasprintf("--file=%s", partial);
 	char *jobs_arg = xasprintf("--jobs=%d", p->backup.jobs > 1 ? p->backup.jobs : 1);
-	char *argv[10];
+	char *argv[12];
 	int a = 0;
 	argv[a++] = tools.pg_dump;
 	argv[a++] = (char *)"--verbose";
+	argv[a++] = (char *)"--no-password";
+	/* A lock queued behind pgrunbook's own snapshot transaction would wait forever unseen. */
+	argv[a++] = (char *)"--lock-wait-timeout=30s";
 	argv[a++] = (char *)(p->backup.format == PLAN_BACKUP_DIRECTORY ? "--format=directory" : "--format=custom");
 	if (p->backup.format == PLAN_BACKUP_DIRECTORY)
 		argv[a++] = jobs_arg;
@@ -1518,6 +1536,9 @@ backup_take(const struct plan *p, const struct backup_opts *opts, struct rb_ctx 
 			rb_error_setc(err, RB_EXIT_STEP, "pg_dump %s", how);
 		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ)
 			rb_error_detail(err, "It hit the file size limit (ulimit -f) while writing %s.", partial);
+		else if (io.stopped)
+			rb_error_detail(err, "pg_dump stopped to read from the terminal (a password prompt) and was killed. "
+			                "Passwords come only from .pgpass, PGPASSFILE or a service file.");
 		else
 			rb_error_detail(err, "%s", text);
 		free(how);
@@ -1773,13 +1794,19 @@ backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, st
 			free(mp);
 			continue;
 		}
-		if (strcmp(json_string_value(json_object_get(m, "database")), database) != 0 ||
+		/*
+		 * The same environment of the plan, database and server: a physical clone (a standby, a
+		 * pg_basebackup copy) shares the system identifier, so that alone is not enough.
+		 */
+		const char *menv = json_string_value(json_object_get(m, "environment"));
+		const char *mdb = json_string_value(json_object_get(m, "database"));
+		if (menv == NULL || strcmp(menv, env) != 0 || mdb == NULL || strcmp(mdb, database) != 0 ||
 		    !server_matches(json_object_get(m, "server"), &sid)) {
 			n_other++;
 		} else if (!json_is_true(json_object_get(m, "verified"))) {
 			n_unverified++;
 		} else if (!parse_rfc3339(json_string_value(json_object_get(m, "finished")), &fin) ||
-		           (int64_t)(now - fin) * 1000 > max_age_ms) {
+		           (int64_t)(now - fin) * 1000 > max_age_ms || fin > now + 300) {
 			n_old++;
 		} else {
 			if (ncand == cap) {

@@ -443,8 +443,26 @@ check_row_counts(struct verifier *v, const json_t *baseline)
 		if (json_object_get(before, key) == NULL)
 			names[k++] = key;
 	qsort(names, k, sizeof *names, cmp_str);
-	for (size_t i = 0; i < k; i++)
-		compare_table(v, names[i], json_object_get(before, names[i]), json_object_get(now, names[i]));
+	/*
+	 * A backup manifest also lists each partition (pgrunbook backup counts every table pg_dump
+	 * holds data for); verify counts partitions through their parent only. A baseline table that
+	 * is a partition now is not gone: its rows are in its parent's count.
+	 */
+	struct strlist parts = {0};
+	PGresult *pr = db_exec(v->conn, "SELECT n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname "
+	                       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	                       "WHERE c.relispartition", 0, NULL, v->ctx);
+	if (PQresultStatus(pr) == PGRES_TUPLES_OK)
+		for (int r = 0; r < PQntuples(pr); r++)
+			strlist_push(&parts, PQgetvalue(pr, r, 0));
+	PQclear(pr);
+	for (size_t i = 0; i < k; i++) {
+		const json_t *a = json_object_get(now, names[i]);
+		if (a == NULL && strlist_contains(&parts, names[i]))
+			continue;
+		compare_table(v, names[i], json_object_get(before, names[i]), a);
+	}
+	strlist_free(&parts);
 	free(names);
 	json_decref(now);
 }
@@ -819,7 +837,19 @@ check_custom(struct verifier *v, const struct plan_check *pc)
 		c = add_check(v, K, pc->name, pc->name, "fail", "could not start the transaction: %s", error);
 		goto out;
 	}
-	PGresult *res = db_exec_one(v->conn, pc->sql, v->ctx);
+	/*
+	 * Only a query can be a subquery: COPY, CHECKPOINT, COMMIT, PREPARE TRANSACTION, DML (with
+	 * RETURNING or in a WITH) are refused by the parser. Functions with side effects
+	 * (pg_terminate_backend, dblink, ...) are not: checks are trusted plan text, run them as a
+	 * role that can only read.
+	 */
+	size_t len = strlen(pc->sql);
+	while (len > 0 && (pc->sql[len - 1] == ';' || pc->sql[len - 1] == ' ' || pc->sql[len - 1] == '\t' ||
+	                   pc->sql[len - 1] == '\n' || pc->sql[len - 1] == '\r'))
+		len--;
+	char *wrapped = xasprintf("SELECT * FROM (\n%.*s\n) AS pgrunbook_check", (int)len, pc->sql);
+	PGresult *res = db_exec_one(v->conn, wrapped, v->ctx);
+	free(wrapped);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
 		db_error_from_result(&e, res, RB_EXIT_STEP);
@@ -843,6 +873,8 @@ check_custom(struct verifier *v, const struct plan_check *pc)
 	}
 	PQclear(res);
 	end_tx(v->conn);
+	/* Session-level advisory locks a check took would outlive its rolled-back transaction. */
+	PQclear(db_exec(v->conn, "SELECT pg_catalog.pg_advisory_unlock_all()", 0, NULL, NULL));
 	if (cancelled(v->ctx, v->err) || PQstatus(v->conn) == CONNECTION_BAD) {
 		v->fatal = true;
 		if (!v->err->message)

@@ -346,7 +346,7 @@ t_eq "backup over TCP with the password from PGPASSFILE: exit 0" "$?" 0
 bg_pid=""
 t_match "pg_dump was seen running, with the connection in -d" "$cmdline" \
 	"pg_dump .*--dbname .*user='rb_bk_pw'.*host='127\\.0\\.0\\.1'"
-t_nomatch "pg_dump's argv holds no password" "$cmdline" "$secret|password"
+t_nomatch "pg_dump's argv holds no password" "$cmdline" "$secret|password="
 t_match "pg_dump's environment passes PGPASSFILE" "$environ" "^PGPASSFILE="
 t_nomatch "pg_dump's environment holds no password" "$environ" "$secret|^PGPASSWORD="
 t_eq "verified" "$(jq -r .verified "$T_TMP/pw.out")" true

@@ -21,6 +21,9 @@ for db in "$S" "$T_DB"; do
 done
 t_sql_do "insert into \"Item\" select g, 'item ' || g from generate_series(1, 20) g" "$S"
 t_sql_do "insert into \"Item\" select g, 'item ' || g from generate_series(1, 10) g" "$T_DB"
+t_sql_do "create table ev (id int, k int) partition by list (k);
+create table ev_1 partition of ev for values in (1); create table ev_2 partition of ev for values in (2);
+insert into ev select g, 1 + g % 2 from generate_series(1, 30) g" "$T_DB"
 
 plan() {  # plan MAX_AGE
 	cat >"$W/plan.yaml" <<EOF
@@ -28,10 +31,12 @@ name: precondition test
 environments:
   dev:  { conninfo: "host=$PGHOST port=$PGPORT dbname=$S" }
   prod: { conninfo: "host=$PGHOST port=$PGPORT dbname=$T_DB" }
+  alias: { conninfo: "host=$PGHOST port=$PGPORT dbname=$T_DB application_name=alias" }
 source: dev
 target: prod
 backup: { dir: ./backups, format: custom, max_age: $1 }
 migrations: { dir: prisma/migrations }
+verify: { row_counts: shrink_forbidden, orphans: auto }
 sync:
   tables:
     Item: { mode: append, columns: [id, name] }
@@ -53,6 +58,11 @@ t_run 3 "sync apply without a backup or waiver" "$PGRUNBOOK" sync apply --plan "
 t_match "says no backup counts" "$err" "No backup counts"
 t_eq "nothing was written" "$(t_sql 'select count(*) from "Item"')" 10
 
+# --- a backup of another environment of the plan does not count, even of the same database ---
+t_run 0 "pgrunbook backup --env alias" "$PGRUNBOOK" backup --plan "$P" --env alias --json
+t_run 3 "migrate deploy: the alias environment's backup does not count for prod" "$PGRUNBOOK" migrate deploy --plan "$P"
+t_match "says no backup counts" "$err" "No backup counts"
+
 # --- a verified backup taken by pgrunbook counts ---
 t_run 0 "pgrunbook backup" "$PGRUNBOOK" backup --plan "$P" --json
 bpath=$(printf '%s' "$out" | jq -r .path)
@@ -62,6 +72,13 @@ t_eq "the migration ran" "$(t_sql "select count(*) from information_schema.colum
 t_eq "the journal names the backup used" \
 	"$(jq -r 'select(.type == "step" and .data.kind == "backup_found") | .data.path' "$(last_journal)")" "$bpath"
 t_eq "and no waiver" "$(jq -c 'select(.type == "stage_waived")' "$(last_journal)" | wc -l)" 0
+
+# The backup's manifest as verify's baseline: partitions (listed by the manifest) are counted
+# through their parent by verify, not reported gone.
+t_run 0 "verify against the backup's manifest" "$PGRUNBOOK" verify --plan "$P" --baseline "$bpath.json" --json
+t_eq "no table is reported gone" "$(printf '%s' "$out" | jq '[.checks[] | select(.status == "gone")] | length')" 0
+t_eq "the partitioned table is compared" \
+	"$(printf '%s' "$out" | jq -r '.checks[] | select(.kind == "row_counts" and .object == "public.ev") | .result')" pass
 
 t_run 0 "sync diff --out after the migration" "$PGRUNBOOK" sync diff --plan "$P" --out "$W/review"
 t_run 0 "sync apply with the verified backup (no waiver)" "$PGRUNBOOK" sync apply --plan "$P" --review "$W/review" \

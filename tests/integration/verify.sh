@@ -105,6 +105,7 @@ verify:
     - { name: two columns, sql: "select 1, 2", expect: "1" }
     - { name: no write, sql: "delete from shop.customers returning 1", expect: "1" }
     - { name: no escape, sql: "commit; delete from shop.customers", expect: "0" }
+    - { name: no program, sql: "copy (select 1) to program 'touch $T_TMP/pwned'", expect: "0" }
     - { name: too slow, sql: "select pg_sleep(5)", expect: "" }
     - { name: a null, sql: "select null::int", expect: "0" }
 EOF
@@ -179,11 +180,14 @@ t_eq "a SQL error fails that check with the server's message" "$(check custom 'b
 	'[false,"relation \"shop.nowhere\" does not exist"]'
 t_match "two rows fail" "$(check custom 'two rows' '| .detail')" 'returned 2 rows of 1 column'
 t_match "two columns fail" "$(check custom 'two columns' '| .detail')" 'returned 1 row of 2 columns'
-t_match "a write is refused: read-only" "$(check custom 'no write' '| .error')" 'read-only transaction'
-t_match "a second statement is refused" "$(check custom 'no escape' '| .error')" 'multiple commands'
+# Checks run as a subquery: only a query parses there.
+t_match "a write is refused (not a query)" "$(check custom 'no write' '| .error')" 'syntax error'
+t_match "a second statement is refused" "$(check custom 'no escape' '| .error')" 'syntax error'
+t_match "COPY TO PROGRAM is refused" "$(check custom 'no program' '| .error')" 'syntax error'
+t_eq "and ran no program" "$(test -e "$T_TMP/pwned" && echo ran || echo no)" no
 t_match "statement_timeout applies" "$(check custom 'too slow' '| .error')" 'statement timeout'
 t_eq "a NULL is not a value" "$(check custom 'a null' '| [.ok, .got, .detail]')" '[false,null,"got NULL, expected 0"]'
-t_eq "the checks after an erroring one still ran (all 10)" "$(jqo '[.checks[] | select(.kind == "custom")] | length')" 10
+t_eq "the checks after an erroring one still ran (all 11)" "$(jqo '[.checks[] | select(.kind == "custom")] | length')" 11
 
 t_eq "nothing written: every table's checksum is unchanged" "$(sums)" "$before"
 t_eq "nothing written: no catalog rows changed" "$(catalog)" "$cat_before"
