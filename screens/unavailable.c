@@ -5,11 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/confirm.h"
 #include "core/util.h"
 #include "screens/wizard.h"
-#include "tui/confirm.h"
-#include "tui/dialog.h"
 #include "tui/text.h"
 #include "tui/theme.h"
 
@@ -88,11 +85,7 @@ un_draw(struct screen *s)
 	y++;
 	if (y < h)
 		tui_text_put(s->win, y++, 1, "Not available in this build.", 0, w - 1, tui_attr(TUI_ROLE_WARN), true);
-	if (u->entry->stage == PLAN_STAGE_BACKUP)
-		line = xasprintf("Migrate and sync need a verified backup of this run. F4 (or c) waives it "
-		                 "with a typed phrase, journaled. F6 and F7 (or [ and ]) move between stages.");
-	else
-		line = xasprintf("Nothing runs from this screen. F6 and F7 (or [ and ]) move between stages.");
+	line = xasprintf("Nothing runs from this screen. F6 and F7 (or [ and ]) move between stages.");
 	tui_text_wrap(line, w - 2, &l);
 	for (size_t i = 0; i < l.len && y < h; i++)
 		tui_text_put(s->win, y++, 1, l.items[i], 0, w - 1, tui_attr(TUI_ROLE_MUTED), true);
@@ -100,100 +93,9 @@ un_draw(struct screen *s)
 	free(line);
 }
 
-/*
- * The backup waiver (DESIGN.md "Preconditions"): going on without a verified backup of this run
- * is a dangerous step, so it takes the phrase "waive-backup <target database>", computed and
- * checked by core (confirm_check journals every miss, never the typed text).
- */
-struct waiver {
-	struct wizard *wz;
-	char          *phrase;
-};
-
-static void
-waiver_miss(void *ud, const char *typed, int misses)
-{
-	(void)misses;
-	struct waiver *wv = ud;
-	wizard_confirm_miss(wv->wz, "backup", wv->phrase, typed);
-}
-
-static void
-waiver_done(void *ud, enum tui_confirm_result r, const char *typed)
-{
-	struct waiver *wv = ud;
-	struct wizard *wz = wv->wz;
-	if (r == TUI_CONFIRM_OK) {
-		wizard_waive_backup(wz, wv->phrase, typed);
-	} else if (r == TUI_CONFIRM_REFUSED) {
-		events_log(wz->bus, LOG_LEVEL_WARN, "backup", "backup waiver refused after 3 wrong phrases; nothing changed");
-	} else {
-		events_log(wz->bus, LOG_LEVEL_INFO, "backup", "backup waiver cancelled; nothing changed");
-	}
-	free(wv->phrase);
-	free(wv);
-}
-
-/* Opens the waiver prompt, or says why it cannot be offered. */
-static void
-waiver_open(struct screen *s)
-{
-	struct wizard *wz = tui_app_userdata(s->app);
-	json_t *t = wizard_target_result(wz);
-	const char *db = t ? json_string_value(json_object_get(t, "dbname")) : NULL;
-	if (db == NULL) {
-		tui_message(s->app, "Waive the backup",
-		            "Run preflight first: the phrase names the target database, which preflight "
-		            "reads from the server.", TUI_ROLE_WARN, NULL, NULL);
-		return;
-	}
-	if (wz->stages[PLAN_STAGE_BACKUP].status == STAGE_WAIVED) {
-		tui_message(s->app, "Waive the backup", "The backup of this run is already waived.", TUI_ROLE_NORMAL, NULL, NULL);
-		return;
-	}
-	struct waiver *wv = xcalloc(1, sizeof *wv);
-	wv->wz = wz;
-	wv->phrase = confirm_phrase("waive-backup", db);
-	const char *where = json_string_value(json_object_get(t, "where"));
-	const char *const details[] = {
-		"Migrate and sync will accept this run without a verified backup.",
-		"If they go wrong, there is no backup of this run to restore.",
-		NULL,
-	};
-	struct tui_confirm_opts o = {
-		.title = "Waive the backup",
-		.action = "go on without a verified backup (journaled as waived)",
-		.environment = wz->plan->target,
-		.prod = true,
-		.target = where ? where : db,
-		.details = details,
-		.phrase = wv->phrase,
-		.miss = waiver_miss,
-		.done = waiver_done,
-		.ud = wv,
-	};
-	if (tui_confirm(s->app, &o) == NULL) {
-		free(wv->phrase);
-		free(wv);
-	}
-}
-
-static enum key_result
-un_key(struct screen *s, enum command cmd, int raw)
-{
-	(void)raw;
-	struct un_screen *u = s->priv;
-	if (cmd == CMD_CONFIRM && u->entry->stage == PLAN_STAGE_BACKUP) {
-		waiver_open(s);
-		return KEY_RESULT_HANDLED;
-	}
-	return KEY_RESULT_PASS;
-}
-
 const struct screen_ops wiz_unavailable_screen = {
 	.name = "unavailable",
 	.priv_size = sizeof(struct un_screen),
 	.enter = un_enter,
 	.draw = un_draw,
-	.key = un_key,
 };

@@ -93,7 +93,8 @@ wizard_on_event(const struct rb_event *ev, void *userdata)
 	 */
 	if (ev->type == EV_PROGRESS && (ev->stage == NULL || (strcmp(ev->stage, "preflight") != 0 &&
 	                                                      strcmp(ev->stage, "migrate") != 0 &&
-	                                                      strcmp(ev->stage, "sync") != 0)))
+	                                                      strcmp(ev->stage, "sync") != 0 &&
+	                                                      strcmp(ev->stage, "backup") != 0)))
 		return;
 	struct wiz_item *it = xcalloc(1, sizeof *it);
 	it->kind = WIZ_ITEM_EVENT;
@@ -245,6 +246,10 @@ restore(struct wizard *w, const struct run_state *st)
 	}
 	if (st->stages[PLAN_STAGE_PREFLIGHT].result)
 		w->preflight = json_incref(st->stages[PLAN_STAGE_PREFLIGHT].result);
+	if (st->stages[PLAN_STAGE_BACKUP].result)
+		w->bk.result = json_incref(st->stages[PLAN_STAGE_BACKUP].result);
+	if (st->stages[PLAN_STAGE_VERIFY].result)
+		w->vf.result = json_incref(st->stages[PLAN_STAGE_VERIFY].result);
 
 	const char *position = NULL;
 	size_t first_logged = st->nrecords > LOG_CAPACITY ? st->nrecords - LOG_CAPACITY : 0;
@@ -307,8 +312,8 @@ wizard_init(struct wizard *w, const struct plan *plan, struct journal *j, struct
 		}
 		w->entries[w->nentries++] = (struct wiz_entry){
 			.kind = WIZ_ENTRY_STAGE, .stage = (enum plan_stage)s, .name = plan_stage_name((enum plan_stage)s),
-			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_MIGRATE || s == PLAN_STAGE_SYNC ||
-			             s == PLAN_STAGE_REPORT };
+			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_BACKUP || s == PLAN_STAGE_MIGRATE ||
+			             s == PLAN_STAGE_SYNC || s == PLAN_STAGE_VERIFY || s == PLAN_STAGE_REPORT };
 	}
 	if (st)
 		restore(w, st);
@@ -337,6 +342,8 @@ wizard_release(struct wizard *w)
 	wizard_migrate_release(w);
 	wizard_recover_release(w);
 	wizard_sync_release(w);
+	wizard_backup_release(w);
+	wizard_verify_release(w);
 	tui_log_free(w->log);
 	w->log = NULL;
 }
@@ -535,6 +542,10 @@ wizard_entry_ops(const struct wizard *w, int i)
 		return &wiz_migrate_screen;
 	if (e->stage == PLAN_STAGE_SYNC)
 		return &wiz_sync_screen;
+	if (e->stage == PLAN_STAGE_BACKUP)
+		return &wiz_backup_screen;
+	if (e->stage == PLAN_STAGE_VERIFY)
+		return &wiz_verify_screen;
 	return &wiz_unavailable_screen;
 }
 
@@ -841,6 +852,10 @@ apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 		wizard_migrate_track(wz, it);
 	else if (s == PLAN_STAGE_SYNC)
 		wizard_sync_track(wz, it);
+	else if (s == PLAN_STAGE_BACKUP)
+		wizard_backup_track(wz, it);
+	else if (s == PLAN_STAGE_VERIFY)
+		wizard_verify_track(wz, it);
 	switch (it->type) {
 	case EV_STAGE_STARTED:
 		ws->status = STAGE_RUNNING;

@@ -21,7 +21,7 @@ struct wiz_entry {
 	enum wiz_entry_kind kind;
 	enum plan_stage     stage;       /* for WIZ_ENTRY_STAGE */
 	const char         *name;        /* "preflight", "checklist", ... */
-	bool                available;   /* this build can run it (preflight, migrate, report, checklist) */
+	bool                available;   /* this build can run it (not staging, maintenance) */
 };
 
 struct wiz_stage {
@@ -118,6 +118,30 @@ struct wiz_sync {
 };
 
 /*
+ * The backup and verify stages as their screens show them (screens/backup.c, screens/verify.c).
+ * Kept in the wizard so that a backup is followed while another stage is open, and so that
+ * verify finds this run's backup (its stage_result, restored from the journal on resume). UI
+ * thread only.
+ */
+struct wiz_backup {
+	json_t         *result;    /* the latest backup stage_result (backup_result_json()), or NULL */
+	json_t         *progress;  /* the running backup's last progress data, or NULL */
+	char           *step;      /* the running backup's last step message, or NULL */
+	bool            ran;       /* a backup was started in this session */
+	bool            ok;        /* ... and the last one ended verified */
+	struct rb_error err;       /* the last one's error (message empty when none) */
+	unsigned        gen;       /* changes whenever anything here changes */
+};
+
+struct wiz_verify {
+	json_t         *result;    /* the latest verify stage_result, or NULL */
+	bool            ran;       /* verify was started in this session */
+	bool            baseline;  /* ... with this run's backup as the row count baseline */
+	struct rb_error err;       /* the last run's error (message empty when none) */
+	unsigned        gen;
+};
+
+/*
  * The wizard: the plan, the run and what the screens show. Owned by cli/cmd_wizard.c; the frame
  * and the screens reach it through tui_app_userdata(). Everything here is touched on the UI
  * thread only, except `bus` (emitting is thread-safe) and `cancel`, which the worker reads.
@@ -153,6 +177,8 @@ struct wizard {
 	struct wiz_migrate    mig;
 	struct wiz_recover    rec;
 	struct wiz_sync       sync;
+	struct wiz_backup     bk;
+	struct wiz_verify     vf;
 
 	int                   signo;      /* the signal that stopped the wizard, 0 if none */
 	WINDOW               *header, *sidebar, *logwin, *keybar;
@@ -172,6 +198,16 @@ extern const struct screen_ops wiz_report_screen;
  * into a table's rows (reviewing it), and the apply of the reviewed diff behind its phrases.
  */
 extern const struct screen_ops wiz_sync_screen;
+/*
+ * The backup stage: the plan's backup settings, backup_take() on the worker with its progress
+ * (F2), the result; the typed waiver (F4). In screens/backup.c.
+ */
+extern const struct screen_ops wiz_backup_screen;
+/*
+ * The verify stage: verify_run() on the worker (F2) with this run's backup as the row count
+ * baseline, the checks with failures first. In screens/verify.c.
+ */
+extern const struct screen_ops wiz_verify_screen;
 /*
  * Pushed over the migrate screen for a failed migration; the push argument is its name (copied).
  * It looks at the migration on the wizard's worker and offers the ways out of core/recover.h.
@@ -241,6 +277,17 @@ void wizard_recover_release(struct wizard *w);
 void wizard_sync_track(struct wizard *w, const struct wiz_item *it);
 /* Frees what w->sync holds. Join the worker first. In screens/sync.c. */
 void wizard_sync_release(struct wizard *w);
+/*
+ * Follows a backup event (a queue item of stage "backup": progress, steps, the result) into
+ * w->bk. In screens/backup.c.
+ */
+void wizard_backup_track(struct wizard *w, const struct wiz_item *it);
+/* Frees what w->bk holds. Join the worker first. In screens/backup.c. */
+void wizard_backup_release(struct wizard *w);
+/* Follows a verify event (its stage_result) into w->vf. In screens/verify.c. */
+void wizard_verify_track(struct wizard *w, const struct wiz_item *it);
+/* Frees what w->vf holds. Join the worker first. In screens/verify.c. */
+void wizard_verify_release(struct wizard *w);
 /*
  * The typed backup waiver ("waive-backup <db>"), shared by every screen that offers it: a wrong
  * phrase is journaled by core (confirm_check, never the typed text) and nothing changes; a match

@@ -1,6 +1,6 @@
 # wizard.sh: the wizard (`pgrunbook --plan FILE`, `pgrunbook resume`) in tmux on a demo cluster:
-# header and stages, preflight live to done, the checklist gate and its journaled ticks, an
-# unavailable stage (compared with an expected screen), help, resize, quit, resume to the same
+# header and stages, preflight live to done, the checklist gate and its journaled ticks, the
+# backup screen (compared with an expected screen), help, resize, quit, resume to the same
 # stage, refusals to reopen, and SIGTERM both at idle and while preflight waits on a slow server.
 . "$top_srcdir/tests/lib.sh"
 
@@ -59,7 +59,7 @@ t_match "the header shows the target's database, version and role after prefligh
 	'target prod  db shop_prod  PostgreSQL [0-9.]+  role [^ ]+ \((not )?superuser\)'
 t_match "the sidebar shows preflight done" "$screen" '^> preflight +done +│'
 t_match "the sidebar shows the checklist before backup" "$screen" '^  checklist +0/4 ticked +│'
-t_match "the sidebar shows backup unavailable with its budget" "$screen" '^  backup +unavailable│'
+t_match "the sidebar shows backup pending with its budget" "$screen" '^  backup +pending +│'
 t_match "the budget of backup" "$screen" '^    - / 10:00 +│'
 t_match "the sidebar lists maintenance_off" "$screen" '^  maintenance_off unavailable│'
 t_match "the sidebar lists report pending" "$screen" '^  report +pending +│'
@@ -103,7 +103,7 @@ expect "and ticks again" 'All 4 ticked'
 keys ']'
 expect "] now opens backup" 'Stage: backup'
 t_match "it says what backup will do, from the plan" "$screen" 'pg_dump custom format'
-t_match "and that it is not available" "$screen" 'Not available in this build\.'
+t_match "and that F2 takes it" "$(main_text)" 'F2 \(or r\) takes it'
 t_match "it offers only the typed waiver" "$screen" 'Migrate and sync need a verified backup'
 sleep 0.3  # let the clock in the log pane settle on one second before the whole-screen capture
 wait_for 'Stage: backup'
@@ -112,8 +112,6 @@ got=$(printf '%s\n' "$screen" | mask)
 [ -n "${UPDATE_EXPECTED:-}" ] && printf '%s\n' "$got" >"$top_srcdir/tests/tui/expected/wizard-backup-80x24.txt"
 want=$(cat "$top_srcdir/tests/tui/expected/wizard-backup-80x24.txt")
 t_eq "the backup screen at 80x24 matches the expected capture" "$got" "$want"
-keys r
-expect "Run on an unavailable stage says so" 'backup: nothing to run here in this build'
 
 keys F1
 expect "F1 opens the help" 'Help: keys'
@@ -136,7 +134,7 @@ tm resize-window -t d -x 60 -y 20
 expect "60x20 shows the too-small banner" 'terminal too small \(60x20, need 80x24\)'
 tm resize-window -t d -x 80 -y 24
 expect "80x24 again restores the stage" 'Stage: backup'
-t_match "and the sidebar selection" "$screen" '^> backup +unavailable'
+t_match "and the sidebar selection" "$screen" '^> backup +pending'
 
 keys q
 expect "q quits with status 0" 'wizard finished: 0'
@@ -149,7 +147,7 @@ t_eq "a quit run is not finished" "$(journal "$RUN" | jq -r 'select(.type=="run_
 # --- 120x40: resume returns to the same stage with the ticks ---
 start 120 40 resume
 expect "resume returns to the same stage" 'Stage: backup'
-t_match "the sidebar shows backup selected and the time against its budget" "$screen" '^> backup +unavailable +- / 10:00'
+t_match "the sidebar shows backup selected and the time against its budget" "$screen" '^> backup +pending +- / 10:00'
 t_match "preflight is still done" "$screen" '^  preflight +done +[0-9]+:[0-9]{2} '
 t_match "the header still shows the target from the last preflight" "$screen" 'target prod  db shop_prod  PostgreSQL'
 t_match "the log pane was restored from the journal" "$screen" 'checklist: ticked by tester: Users were told'
@@ -181,7 +179,7 @@ expect "another letter case is a miss" 'Wrong phrase \(2 of 3\): nothing ran'
 tm send-keys -t d -l -- 'apply shop_prod'
 keys Enter
 expect "a phrase of another prompt is the third miss, and the prompt closes" 'backup waiver refused after 3 wrong phrases'
-t_match "backup is not waived" "$screen" '^> backup +unavailable'
+t_match "backup is not waived" "$screen" '^> backup +pending'
 t_eq "the three misses are journaled with their reasons" \
 	"$(journal "$RUN" | jq -r 'select(.type=="confirm_miss") | .data.reason' | tr '\n' '|')" \
 	"the phrase has extra or missing spaces|the phrase differs in letter case|the phrase is different|"
