@@ -787,19 +787,6 @@ connect_conninfo(const char *conninfo, struct rb_error *err)
 	return c;
 }
 
-/* Runs a command that returns no rows; false with err set. */
-static bool
-exec_cmd(PGconn *conn, const char *sql, const struct rb_ctx *ctx, struct rb_error *err)
-{
-	PGresult *res = db_exec(conn, sql, 0, NULL, ctx);
-	ExecStatusType st = PQresultStatus(res);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if (!ok)
-		db_error_from_result(err, res, RB_EXIT_STEP);
-	PQclear(res);
-	return ok;
-}
-
 /* The plan's backup.dir resolved against the plan file, without "./" segments. Caller frees. */
 static char *
 backup_dir(const struct plan *p)
@@ -1103,7 +1090,7 @@ scratch_drop(struct verifier *v)
 	char *q = db_quote_ident(v->conn, v->scratch);
 	char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", q);
 	struct rb_error e = {0};
-	bool ok = exec_cmd(v->conn, sql, NULL, &e);
+	bool ok = db_run(v->conn, sql, 0, NULL, NULL, &e);
 	if (!ok)
 		events_log(v->ctx->bus, LOG_LEVEL_ERROR, STAGE, "could not drop the scratch database %s: %s", v->scratch,
 		           e.message);
@@ -1160,7 +1147,7 @@ verify_restore(struct verifier *v, struct rb_error *err)
 	char *q = db_quote_ident(v->conn, v->scratch);
 	char *sql = xasprintf("CREATE DATABASE %s TEMPLATE template0", q);
 	free(q);
-	bool ok = exec_cmd(v->conn, sql, v->ctx, err);
+	bool ok = db_run(v->conn, sql, 0, NULL, v->ctx, err);
 	free(sql);
 	if (!ok) {
 		rb_error_prefix(err, "could not create the scratch database %s", v->scratch);
@@ -1211,7 +1198,7 @@ verify_restore(struct verifier *v, struct rb_error *err)
 		struct btables got = {0};
 		ok = sc != NULL;
 		if (ok)
-			ok = exec_cmd(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", v->ctx, err) &&
+			ok = db_run(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, v->ctx, err) &&
 			     tables_count(sc, v->ctx, &got, err);
 		if (ok)
 			ok = compare_counts(&got, json_object_get(v->manifest, "tables"), err);
@@ -1446,7 +1433,7 @@ backup_take(const struct plan *p, const struct backup_opts *opts, struct rb_ctx 
 		goto out;
 
 	/* The snapshot the counts and the dump share. */
-	if (!exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx, err))
+	if (!db_run(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, ctx, err))
 		goto out;
 	in_tx = true;
 	snapshot = db_query_value(conn, "SELECT pg_catalog.pg_export_snapshot()", err);
@@ -1516,7 +1503,7 @@ backup_take(const struct plan *p, const struct backup_opts *opts, struct rb_ctx 
 	free(jobs_arg);
 	/* The snapshot is no longer needed once pg_dump is done. */
 	struct rb_error cerr = {0};
-	exec_cmd(conn, "COMMIT", NULL, &cerr);
+	db_run(conn, "COMMIT", 0, NULL, NULL, &cerr);
 	rb_error_clear(&cerr);
 	in_tx = false;
 	if (started_ok && status_ok(status) && !io.cancelled && exists(partial)) {
@@ -1611,7 +1598,7 @@ out:
 		r->why = xstrdup(err->message);
 	if (in_tx) {
 		struct rb_error rerr = {0};
-		exec_cmd(conn, "ROLLBACK", NULL, &rerr);
+		db_run(conn, "ROLLBACK", 0, NULL, NULL, &rerr);
 		rb_error_clear(&rerr);
 	}
 	char size_text[32];

@@ -870,3 +870,16 @@ db_quote_ident(PGconn *conn, const char *s)
 	PQfreemem(q);
 	return r;
 }
+
+bool
+db_run(PGconn *conn, const char *sql, int nparams, const char *const *params, const struct rb_ctx *ctx,
+       struct rb_error *err)
+{
+	PGresult *res = db_exec(conn, sql, nparams, params, ctx);
+	ExecStatusType st = PQresultStatus(res);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok)
+		db_error_from_result(err, res, RB_EXIT_STEP);
+	PQclear(res);
+	return ok;
+}

@@ -43,6 +43,13 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams, const char *const 
                   const struct rb_ctx *ctx);
 
 /*
+ * db_exec() for a statement whose rows (if any) are not wanted: true when it succeeded, else
+ * false with err (may be NULL) filled from the server's error (RB_EXIT_STEP).
+ */
+bool db_run(PGconn *conn, const char *sql, int nparams, const char *const *params, const struct rb_ctx *ctx,
+            struct rb_error *err);
+
+/*
  * The same for one statement, always with the extended protocol (no parameters): the text can
  * hold a single statement only, so it cannot end a transaction and go on ("COMMIT; DELETE ...").
  */

@@ -423,19 +423,6 @@ const char migrations_table_ddl[] =
 	");";
 
 /* Runs sql (no parameters unless given); false with err set (RB_EXIT_STEP) unless it succeeded. */
-static bool
-run_ok(PGconn *conn, const char *sql, int nparams, const char *const *params, const struct rb_ctx *ctx,
-       struct rb_error *err)
-{
-	PGresult *res = db_exec(conn, sql, nparams, params, ctx);
-	ExecStatusType st = PQresultStatus(res);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if (!ok)
-		db_error_from_result(err, res, RB_EXIT_STEP);
-	PQclear(res);
-	return ok;
-}
-
 static void
 rollback_quietly(PGconn *conn)
 {
@@ -446,21 +433,21 @@ rollback_quietly(PGconn *conn)
 bool
 migrations_ensure_table(PGconn *conn, const char *schema, const struct rb_ctx *ctx, struct rb_error *err)
 {
-	if (!run_ok(conn, "BEGIN", 0, NULL, ctx, err))
+	if (!db_run(conn, "BEGIN", 0, NULL, ctx, err))
 		return false;
 	/* Prisma's connection has the schema as its search_path and creates the table unqualified. */
 	char *q = PQescapeIdentifier(conn, schema, strlen(schema));
 	char *quoted = xstrdup(q);
 	PQfreemem(q);
 	const char *qp[1] = { quoted };
-	bool ok = run_ok(conn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1, qp, ctx, err);
+	bool ok = db_run(conn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1, qp, ctx, err);
 	free(quoted);
 	if (ok) {
 		int exists = table_exists(conn, schema, ctx, err);
-		ok = exists == 1 || (exists == 0 && run_ok(conn, migrations_table_ddl, 0, NULL, ctx, err));
+		ok = exists == 1 || (exists == 0 && db_run(conn, migrations_table_ddl, 0, NULL, ctx, err));
 	}
 	if (ok)
-		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
+		ok = db_run(conn, "COMMIT", 0, NULL, ctx, err);
 	if (!ok) {
 		rb_error_prefix(err, "could not create %s._prisma_migrations", schema);
 		rollback_quietly(conn);
@@ -535,7 +522,7 @@ migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local
 	char *q = xstrdup(qs);
 	PQfreemem(qs);
 	int all, finished, failed;
-	bool ok = run_ok(conn, "BEGIN", 0, NULL, ctx, err) &&
+	bool ok = db_run(conn, "BEGIN", 0, NULL, ctx, err) &&
 	          count_rows(conn, q, m->name, ctx, &all, &finished, &failed, err);
 	if (ok && finished > 0) {
 		rb_error_setc(err, RB_EXIT_STEP, "migration %s is already recorded as applied in the database",
@@ -548,7 +535,7 @@ migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local
 		                      " WHERE migration_name OPERATOR(pg_catalog.=) $1 AND finished_at IS NULL"
 		                      " AND rolled_back_at IS NULL", q);
 		const char *params[1] = { m->name };
-		ok = run_ok(conn, sql, 1, params, ctx, err);
+		ok = db_run(conn, sql, 1, params, ctx, err);
 		free(sql);
 	}
 	if (ok) {
@@ -558,11 +545,11 @@ migrations_mark_applied(PGconn *conn, const char *schema, const struct mig_local
 		                      " migration_name, logs, rolled_back_at, applied_steps_count)"
 		                      " VALUES ($1, $2, pg_catalog.now(), pg_catalog.now(), $3, '', NULL, 0)", q);
 		const char *params[3] = { id, m->checksum, m->name };
-		ok = run_ok(conn, sql, 3, params, ctx, err);
+		ok = db_run(conn, sql, 3, params, ctx, err);
 		free(sql);
 	}
 	if (ok)
-		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
+		ok = db_run(conn, "COMMIT", 0, NULL, ctx, err);
 	if (!ok)
 		rollback_quietly(conn);
 	free(q);
@@ -577,7 +564,7 @@ migrations_mark_rolled_back(PGconn *conn, const char *schema, const char *name,
 	char *q = xstrdup(qs);
 	PQfreemem(qs);
 	int all = 0, finished = 0, failed = 0;
-	bool ok = run_ok(conn, "BEGIN", 0, NULL, ctx, err);
+	bool ok = db_run(conn, "BEGIN", 0, NULL, ctx, err);
 	if (ok) {
 		/* A missing table means the migration was never applied. */
 		int exists = table_exists(conn, schema, ctx, err);
@@ -600,11 +587,11 @@ migrations_mark_rolled_back(PGconn *conn, const char *schema, const char *name,
 		                      " WHERE migration_name OPERATOR(pg_catalog.=) $1 AND finished_at IS NULL"
 		                      " AND rolled_back_at IS NULL", q);
 		const char *params[1] = { name };
-		ok = run_ok(conn, sql, 1, params, ctx, err);
+		ok = db_run(conn, sql, 1, params, ctx, err);
 		free(sql);
 	}
 	if (ok)
-		ok = run_ok(conn, "COMMIT", 0, NULL, ctx, err);
+		ok = db_run(conn, "COMMIT", 0, NULL, ctx, err);
 	if (!ok)
 		rollback_quietly(conn);
 	free(q);

@@ -25,20 +25,6 @@
 
 /* --- transactions and queries --- */
 
-/* Runs sql (no result rows wanted); false with err set (the server's error) otherwise. */
-static bool
-run(PGconn *conn, const char *sql, int nparams, const char *const *params, const struct rb_ctx *ctx,
-    struct rb_error *err)
-{
-	PGresult *res = db_exec(conn, sql, nparams, params, ctx);
-	ExecStatusType st = PQresultStatus(res);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if (!ok)
-		db_error_from_result(err, res, RB_EXIT_STEP);
-	PQclear(res);
-	return ok;
-}
-
 /*
  * Opens a READ ONLY transaction (REPEATABLE READ when asked) whose search_path is search_path
  * ("" for catalog queries).
@@ -46,12 +32,12 @@ run(PGconn *conn, const char *sql, int nparams, const char *const *params, const
 static bool
 begin_ro(PGconn *conn, bool repeatable, const char *search_path, const struct rb_ctx *ctx, struct rb_error *err)
 {
-	if (!run(conn, repeatable ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY",
+	if (!db_run(conn, repeatable ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN READ ONLY",
 	         0, NULL, ctx, err))
 		return false;
 	const char *params[1] = { search_path };
-	if (!run(conn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1, params, ctx, err)) {
-		run(conn, "ROLLBACK", 0, NULL, NULL, NULL);
+	if (!db_run(conn, "SELECT pg_catalog.set_config('search_path', $1, true)", 1, params, ctx, err)) {
+		db_run(conn, "ROLLBACK", 0, NULL, NULL, NULL);
 		return false;
 	}
 	return true;
@@ -139,7 +125,7 @@ connect_env(const struct plan *p, const char *env, const struct rb_ctx *ctx, str
 	if (conn == NULL)
 		return NULL;
 	char *sql = xasprintf("SET statement_timeout = %" PRId64, p->migrations.statement_timeout_ms);
-	bool ok = run(conn, sql, 0, NULL, ctx, err);
+	bool ok = db_run(conn, sql, 0, NULL, ctx, err);
 	free(sql);
 	if (!ok) {
 		rb_error_prefix(err, "could not set statement_timeout");
@@ -550,7 +536,7 @@ check_one_fk(struct verifier *v, const struct fk *f)
 	char *sql = orphan_sql(v->conn, f);
 	struct rb_error e = {0};
 	json_t *c = NULL;
-	if (!run(v->conn, "SAVEPOINT verify_fk", 0, NULL, v->ctx, &e)) {
+	if (!db_run(v->conn, "SAVEPOINT verify_fk", 0, NULL, v->ctx, &e)) {
 		c = add_check(v, K, f->name, object, "fail", "%s", e.message ? e.message : "could not set a savepoint");
 		v->fatal = true;
 		if (!v->err->message)
@@ -566,7 +552,7 @@ check_one_fk(struct verifier *v, const struct fk *f)
 			if (!v->err->message)
 				rb_error_setc(v->err, RB_EXIT_STEP, "%s", e.message ? e.message : "connection lost");
 		} else {
-			run(v->conn, "ROLLBACK TO SAVEPOINT verify_fk", 0, NULL, v->ctx, NULL);
+			db_run(v->conn, "ROLLBACK TO SAVEPOINT verify_fk", 0, NULL, v->ctx, NULL);
 		}
 		c = add_check(v, K, f->name, object, "fail", "could not check: %s", e.message ? e.message : "unknown error");
 		json_object_set_new(c, "error", json_string(e.message ? e.message : "unknown error"));
@@ -588,7 +574,7 @@ check_one_fk(struct verifier *v, const struct fk *f)
 		json_array_append_new(samples, s);
 	}
 	PQclear(res);
-	run(v->conn, "RELEASE SAVEPOINT verify_fk", 0, NULL, v->ctx, NULL);
+	db_run(v->conn, "RELEASE SAVEPOINT verify_fk", 0, NULL, v->ctx, NULL);
 	const char *nv = f->validated ? "" : " (the constraint is NOT VALID)";
 	if (n == 0)
 		c = add_check(v, K, f->name, object, "pass", "no orphaned rows%s", nv);
