@@ -60,7 +60,7 @@ cli_usage_error(const char *cmd, const char *fmt, ...)
 }
 
 static atomic_int cancel_flag;  /* lock-free: safe to store from a signal handler */
-static struct sigaction old_int, old_term;
+static struct sigaction old_int, old_term, old_hup;
 
 static void
 on_cancel_signal(int sig)
@@ -80,6 +80,8 @@ cli_cancel_begin(void)
 	cancel_flag = 0;
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
+	/* A lost terminal (an ssh session that dropped) cancels cleanly too: children stopped, nothing half-left. */
+	sigaction(SIGHUP, &sa, &old_hup);
 	return &cancel_flag;
 }
 
@@ -88,6 +90,7 @@ cli_cancel_end(void)
 {
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
 }
 
 struct journal *

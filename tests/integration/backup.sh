@@ -199,8 +199,9 @@ t_match "pg_restore --list names it" "$err" 'does not list the data of 1 table c
 t_run 3 "no manifest: exit 3" "$PGRUNBOOK" backup verify --plan "$T_TMP/plan.yaml" "$T_TMP/nothing.dump"
 t_match "says the manifest is missing" "$err" 'has no manifest'
 
-# SIGTERM during the test restore: pg_restore stopped, the scratch database dropped, the manifest
-# left as it was (a cancelled check says nothing about the backup).
+# SIGTERM (and SIGHUP: a lost terminal) during the test restore: pg_restore stopped, the scratch
+# database dropped, the manifest left as it was (a cancelled check says nothing about the backup).
+for sig in TERM HUP; do
 cp "$dump" "$T_TMP/cancel.dump"
 cp "$m" "$T_TMP/cancel.dump.json"
 "$PGRUNBOOK" backup verify --plan "$T_TMP/plan.yaml" "$T_TMP/cancel.dump" >/dev/null 2>"$T_TMP/cancel.err" &
@@ -211,16 +212,17 @@ for _ in $(seq 1 400); do
 	[ "$n" = 1 ] && seen=1 && break
 	sleep 0.05
 done
-t_eq "the test restore's scratch database appeared" "$seen" 1
+t_eq "SIG$sig: the test restore's scratch database appeared" "$seen" 1
 sleep 0.1
-kill -TERM "$bg_pid"
+kill -"$sig" "$bg_pid"
 wait "$bg_pid"
-t_eq "SIGTERM during the test restore: exit 3" "$?" 3
+t_eq "SIG$sig during the test restore: exit 3" "$?" 3
 bg_pid=""
-t_match "says it was cancelled" "$(cat "$T_TMP/cancel.err")" 'cancelled'
-t_eq "the manifest still says verified (from the backup)" "$(jq -r .verified "$T_TMP/cancel.dump.json")" true
-t_eq "no pg_restore left running" "$(pgrep -f -- "$T_TMP/cancel.dump" | wc -l)" 0
-no_scratch "SIGTERM during verify"
+t_match "SIG$sig: says it was cancelled" "$(cat "$T_TMP/cancel.err")" 'cancelled'
+t_eq "SIG$sig: the manifest still says verified (from the backup)" "$(jq -r .verified "$T_TMP/cancel.dump.json")" true
+t_eq "SIG$sig: no pg_restore left running" "$(pgrep -f -- "$T_TMP/cancel.dump" | wc -l)" 0
+no_scratch "SIG$sig during verify"
+done
 
 # --- backup verify --latest (backup_find_recent) ---
 t_run 0 "--latest: exit 0" "$PGRUNBOOK" backup verify --latest --plan "$T_TMP/plan.yaml" --json
