@@ -104,13 +104,7 @@ bk_collect(struct wizard *w, void *result, bool stopped)
 		free(job->who);
 		free(job);
 	}
-	struct wiz_stage *ws = &w->stages[PLAN_STAGE_BACKUP];
-	if (ws->status == STAGE_RUNNING) {
-		/* The stage emitted no end (it always does; this is only a guard). */
-		ws->status = STAGE_FAILED;
-		ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
-		ws->running_since = 0;
-	}
+	wizard_stage_end_guard(w, PLAN_STAGE_BACKUP, STAGE_FAILED);
 }
 
 static void

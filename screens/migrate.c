@@ -195,13 +195,7 @@ mg_collect(struct wizard *w, void *result, bool stopped)
 		memset(&job->err, 0, sizeof job->err);
 		drop_json(&m->waiting);
 		drop_json(&m->advisory);
-		struct wiz_stage *ws = &w->stages[PLAN_STAGE_MIGRATE];
-		if (ws->status == STAGE_RUNNING) {
-			/* The stage emitted no end (it always does; this is only a guard). */
-			ws->status = STAGE_FAILED;
-			ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
-			ws->running_since = 0;
-		}
+		wizard_stage_end_guard(w, PLAN_STAGE_MIGRATE, STAGE_FAILED);
 		const char *outcome = json_string_value(json_object_get(m->result, "outcome"));
 		m->ask_retry = !m->run_ok && !stopped && outcome && strcmp(outcome, "lock_timeout") == 0;
 		work_free(job);

@@ -898,13 +898,7 @@ apply_collect(struct wizard *w, void *result, bool stopped)
 			st->tables[i].state = job->ok ? SY_APPLIED : SY_APPLY_FAILED;
 	/* Once something was written (or tried), the review is history: diff again before another apply. */
 	st->consumed = !job->res.refused && (wrote || job->ok);
-	struct wiz_stage *ws = &w->stages[PLAN_STAGE_SYNC];
-	if (ws->status == STAGE_RUNNING) {
-		/* The stage emitted no end (sync_apply always does; this is only a guard). */
-		ws->status = job->ok ? STAGE_DONE : STAGE_FAILED;
-		ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
-		ws->running_since = 0;
-	}
+	wizard_stage_end_guard(w, PLAN_STAGE_SYNC, job->ok ? STAGE_DONE : STAGE_FAILED);
 	apply_job_free(job);
 }
 

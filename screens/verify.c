@@ -90,13 +90,7 @@ vf_collect(struct wizard *w, void *result, bool stopped)
 		json_decref(job->baseline);
 		free(job);
 	}
-	struct wiz_stage *ws = &w->stages[PLAN_STAGE_VERIFY];
-	if (ws->status == STAGE_RUNNING) {
-		/* The stage emitted no end (it always does; this is only a guard). */
-		ws->status = STAGE_FAILED;
-		ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
-		ws->running_since = 0;
-	}
+	wizard_stage_end_guard(w, PLAN_STAGE_VERIFY, STAGE_FAILED);
 }
 
 static void

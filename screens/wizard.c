@@ -497,13 +497,7 @@ pf_collect(struct wizard *w, void *result, bool stopped)
 		w->worker_err = r->err;
 		free(r);
 	}
-	struct wiz_stage *ws = &w->stages[PLAN_STAGE_PREFLIGHT];
-	if (ws->status == STAGE_RUNNING) {
-		/* The stage emitted no end (it always does; this is only a guard). */
-		ws->status = STAGE_FAILED;
-		ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
-		ws->running_since = 0;
-	}
+	wizard_stage_end_guard(w, PLAN_STAGE_PREFLIGHT, STAGE_FAILED);
 }
 
 bool
@@ -1104,4 +1098,15 @@ wizard_backup_waiver_open(struct wizard *w, const char *db, const char *action, 
 		free(bw->phrase);
 		free(bw);
 	}
+}
+
+void
+wizard_stage_end_guard(struct wizard *w, enum plan_stage stage, enum run_stage_status end)
+{
+	struct wiz_stage *ws = &w->stages[stage];
+	if (ws->status != STAGE_RUNNING)
+		return;
+	ws->status = end;
+	ws->elapsed_ms = time_monotonic_ms() - ws->running_since;
+	ws->running_since = 0;
 }

@@ -311,6 +311,12 @@ char *wizard_backup_missing(const struct wizard *w, const char *db, const char *
 void wizard_backup_waiver_open(struct wizard *w, const char *db, const char *action, const char *const *details,
                                const char *nothing, void (*go)(struct wizard *w));
 
+/*
+ * After a stage's worker ended: a stage still shown running (its core call emitted no end, which
+ * it always should) is ended as end (STAGE_FAILED or STAGE_DONE) with its elapsed time.
+ */
+void wizard_stage_end_guard(struct wizard *w, enum plan_stage stage, enum run_stage_status end);
+
 /* Journals where the wizard stands (for resume) with a reason ("closed", "interrupted ..."). */
 void wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *why);
 /* True when every enabled stage is done. */
