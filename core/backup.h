@@ -152,4 +152,31 @@ bool backup_precondition(const struct plan *p, const char *env, const char *data
                          const char *verb, bool backup_ok, const char *waive_backup, const char *who,
                          struct rb_ctx *ctx, struct rb_error *err);
 
+/*
+ * Restores a verified backup into a new database `dbname` on the server of env (the plan's
+ * target when NULL), for rollback and for the staging rehearsal. path is the archive or its
+ * manifest. Before anything is created, the archive's size and SHA-256 must equal the
+ * manifest's and the manifest must say verified (else RB_EXIT_STEP, nothing created). dbname
+ * must not exist (RB_EXIT_STEP). The database is created from template0 with the encoding,
+ * LC_COLLATE and LC_CTYPE of env's own database (so a restored copy sorts like the original),
+ * owned by the role env connects as; then pg_restore --exit-on-error --no-subscriptions (with
+ * --no-owner --no-privileges when opts->no_owner, for a server without the source's roles),
+ * --jobs from the plan for a directory archive; then every table's row count must equal the
+ * manifest's. Database-level properties are not in an archive; copying them is the caller's
+ * business. On any failure or cancel the new database is dropped (WITH (FORCE)) and false is
+ * returned; on success *counts (may be NULL) receives {"schema.table": rows} as restored
+ * (caller decrefs). Events, stage opts->stage (e.g. "rollback", "staging"): step {"kind":
+ * "restore", "step": "checksum"|"create"|"restore"|"counts", "state": "done"|"failed",
+ * "database", ...}, progress {"kind": "restore", "phase": "restore", "database", "elapsed_ms"}
+ * about twice a second while pg_restore runs.
+ */
+struct backup_restore_opts {
+	const char *env;      /* the server to restore on; NULL: the plan's target */
+	const char *dbname;   /* the new database */
+	bool        no_owner; /* pg_restore --no-owner --no-privileges */
+	const char *stage;    /* for events; NULL: "backup" */
+};
+bool backup_restore(const struct plan *p, const char *path, const struct backup_restore_opts *opts,
+                    struct rb_ctx *ctx, json_t **counts, struct rb_error *err);
+
 #endif

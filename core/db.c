@@ -14,14 +14,18 @@
 /*
  * Session settings for canonical text output, sent as one simple-query batch right after the
  * connection is made (the `options` startup parameter is avoided: a conninfo may set its own
- * options, and poolers such as PgBouncer reject it).
+ * options, and poolers such as PgBouncer reject it). default_transaction_read_only is turned off
+ * because maintenance's read_only layer sets it on for the database's new sessions, and
+ * pgrunbook's own later stages (migrate, sync, rollback) must still write; the queries that
+ * must not write ask for READ ONLY themselves.
  */
 static const char session_settings_sql[] =
 	"SET TimeZone = 'UTC'; "
 	"SET DateStyle = 'ISO, MDY'; "
 	"SET extra_float_digits = 3; "
 	"SET bytea_output = 'hex'; "
-	"SET IntervalStyle = 'postgres'";
+	"SET IntervalStyle = 'postgres'; "
+	"SET default_transaction_read_only = off";
 
 /* ---- redaction ---- */
 

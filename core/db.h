@@ -19,9 +19,9 @@
 /*
  * Connects to the named environment of the plan with PQconnectdbParams (expand_dbname,
  * fallback_application_name "pgrunbook"), then applies the fixed session settings (TimeZone=UTC,
- * DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres; client_encoding
- * UTF8; connect_timeout=10 unless the conninfo, its service or PGCONNECT_TIMEOUT sets one). A password
- * in the connection string (a dsn_env URI, say) is refused: passwords come only from .pgpass,
+ * DateStyle=ISO, extra_float_digits=3, bytea_output=hex, IntervalStyle=postgres,
+ * default_transaction_read_only=off; client_encoding UTF8; connect_timeout=10 unless the
+ * conninfo, its service or PGCONNECT_TIMEOUT sets one). A password in the connection string (a dsn_env URI, say) is refused: passwords come only from .pgpass,
  * PGPASSFILE or a service file. On failure returns NULL with err set (code RB_EXIT_CONNECT, the
  * message carries libpq's text, never a password). Caller closes with PQfinish().
  */
