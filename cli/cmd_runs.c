@@ -245,7 +245,20 @@ cmd_report(int argc, char **argv)
 	}
 	free(dir);
 
-	char *md = report_markdown(&st);
+	/* The plan gives the budgets; only when its file still holds the plan the run was made with. */
+	struct plan *plan = NULL;
+	if (st.plan_path && st.plan_hash) {
+		struct plan_diags diags = {0};
+		plan = plan_load(st.plan_path, &diags, &err);
+		plan_diags_free(&diags);
+		rb_error_clear(&err);
+		if (plan && strcmp(plan->hash, st.plan_hash) != 0) {
+			plan_free(plan);
+			plan = NULL;
+		}
+	}
+	char *md = report_markdown(&st, plan);
+	plan_free(plan);
 	int code = RB_EXIT_OK;
 	if (out != NULL) {
 		FILE *f = fopen(out, "w");

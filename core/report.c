@@ -1,11 +1,14 @@
 /* report.c: renders the Markdown report of a run from its replayed journal, nothing else. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "report.h"
 #include "util.h"
@@ -591,18 +594,37 @@ render_header(struct strbuf *sb, const struct run_state *st)
 	strbuf_adds(sb, " |\n\n");
 }
 
+/* Whether the journal holds an over_budget record for the stage. */
+static bool
+stage_over_budget(const struct run_state *st, const char *stage)
+{
+	for (size_t i = 0; i < st->nrecords; i++)
+		if (st->records[i].type == EV_OVER_BUDGET && st->records[i].stage && strcmp(st->records[i].stage, stage) == 0)
+			return true;
+	return false;
+}
+
 static void
-render_stages(struct strbuf *sb, const struct run_state *st)
+render_stages(struct strbuf *sb, const struct run_state *st, const struct plan *plan)
 {
 	strbuf_adds(sb, "## Stages\n\n"
-	            "| Stage | Status | Started | Finished | Elapsed | Message |\n"
-	            "|---|---|---|---|---:|---|\n");
+	            "| Stage | Status | Started | Finished | Elapsed | Budget | Message |\n"
+	            "|---|---|---|---|---:|---:|---|\n");
 	for (int i = 0; i < PLAN_STAGE_COUNT; i++) {
 		const struct run_stage_state *ss = &st->stages[i];
-		char buf[64] = "-";
-		if (ss->finished)
-			elapsed_between(ss->started, ss->finished, buf, sizeof buf);
-		strbuf_addf(sb, "| %s | ", journal_stage_name((enum plan_stage)i));
+		const char *name = journal_stage_name((enum plan_stage)i);
+		char buf[64] = "-", budget[32] = "-";
+		long long el = -1;
+		if (ss->finished && elapsed_between(ss->started, ss->finished, buf, sizeof buf)) {
+			long long a, b;
+			if (parse_ts(ss->started, &a) && parse_ts(ss->finished, &b))
+				el = b - a;
+		}
+		int64_t bud = plan ? plan->budget_ms[i] : 0;
+		if (bud > 0)
+			plan_format_duration(bud, budget, sizeof budget);
+		bool over = stage_over_budget(st, name) || (bud > 0 && el > bud);
+		strbuf_addf(sb, "| %s | ", name);
 		if (ss->status == STAGE_FAILED)
 			strbuf_adds(sb, "**failed**");
 		else
@@ -611,11 +633,28 @@ render_stages(struct strbuf *sb, const struct run_state *st)
 		md_cell(sb, ss->started ? ss->started : "-");
 		strbuf_adds(sb, " | ");
 		md_cell(sb, ss->finished ? ss->finished : "-");
-		strbuf_addf(sb, " | %s | ", buf);
+		strbuf_addf(sb, " | %s | %s%s | ", buf, budget, over ? " **over budget**" : "");
 		md_cell(sb, ss->message ? ss->message : "");
 		strbuf_adds(sb, " |\n");
 	}
+	if (plan && plan->budget_total_ms > 0) {
+		char total[32], el[64] = "";
+		plan_format_duration(plan->budget_total_ms, total, sizeof total);
+		const char *end = st->finished ? st->finished : st->nrecords ? st->records[st->nrecords - 1].ts : NULL;
+		bool over = false;
+		long long a, b;
+		if (end && elapsed_between(st->started, end, el, sizeof el) && parse_ts(st->started, &a) && parse_ts(end, &b))
+			over = b - a > plan->budget_total_ms;
+		strbuf_addf(sb, "\nTotal: %s of a budget of %s%s.\n", el[0] ? el : "-", total, over ? " (**over budget**)" : "");
+	}
 	strbuf_addc(sb, '\n');
+}
+
+/* Whether a verify stage_result has verify_run()'s shape (the Verify section renders it). */
+static bool
+verify_shaped(const json_t *res)
+{
+	return json_is_object(json_object_get(res, "summary")) && json_is_array(json_object_get(res, "checks"));
 }
 
 static void
@@ -623,14 +662,14 @@ render_results(struct strbuf *sb, const struct run_state *st)
 {
 	bool any = false;
 	for (int i = 0; i < PLAN_STAGE_COUNT; i++)
-		if (st->stages[i].result != NULL)
+		if (st->stages[i].result != NULL && !(i == PLAN_STAGE_VERIFY && verify_shaped(st->stages[i].result)))
 			any = true;
 	if (!any)
 		return;
 	strbuf_adds(sb, "## Results\n\n");
 	for (int i = 0; i < PLAN_STAGE_COUNT; i++) {
 		const json_t *res = st->stages[i].result;
-		if (res == NULL)
+		if (res == NULL || (i == PLAN_STAGE_VERIFY && verify_shaped(res)))
 			continue;
 		strbuf_addf(sb, "### %s\n\n", journal_stage_name((enum plan_stage)i));
 		if (i == PLAN_STAGE_PREFLIGHT && json_is_object(res) &&
@@ -947,18 +986,187 @@ render_timeline(struct strbuf *sb, const struct run_state *st)
 	strbuf_addc(sb, '\n');
 }
 
+/* Verify: the summary, then every check that did not pass, then the notes. */
+static void
+render_verify(struct strbuf *sb, const json_t *res)
+{
+	json_t *sum = json_object_get(res, "summary");
+	strbuf_addf(sb, "%" JSON_INTEGER_FORMAT " checks: %" JSON_INTEGER_FORMAT " passed, %" JSON_INTEGER_FORMAT
+	            " failed, %" JSON_INTEGER_FORMAT " not run.", jint(sum, "checks"), jint(sum, "passed"),
+	            jint(sum, "failed"), jint(sum, "not_run"));
+	json_t *bl = json_object_get(res, "baseline");
+	if (json_is_object(bl)) {
+		strbuf_adds(sb, " Row counts compared with ");
+		md_code(sb, jstr_or(bl, "path", "-"), false);
+		strbuf_addf(sb, " (%s", jstr_or(bl, "source", "baseline"));
+		if (json_string_value(json_object_get(bl, "taken_at")))
+			strbuf_addf(sb, ", taken %s", jstr_or(bl, "taken_at", ""));
+		strbuf_adds(sb, ").");
+	} else {
+		strbuf_adds(sb, " No baseline: row counts were not compared.");
+	}
+	strbuf_adds(sb, "\n\n| Check | Object | Result | Detail |\n|---|---|---|---|\n");
+	size_t shown = 0, i;
+	json_t *c;
+	json_array_foreach(json_object_get(res, "checks"), i, c) {
+		const char *result = jstr_or(c, "result", "");
+		if (strcmp(result, "pass") == 0)
+			continue;
+		strbuf_adds(sb, "| ");
+		md_cell(sb, jstr_or(c, "kind", "-"));
+		strbuf_adds(sb, " | ");
+		md_cell(sb, jstr_or(c, "object", "-"));
+		strbuf_adds(sb, strcmp(result, "fail") == 0 ? " | **fail** | " : " | ");
+		if (strcmp(result, "fail") != 0) {
+			md_cell(sb, result);
+			strbuf_adds(sb, " | ");
+		}
+		md_cell(sb, jstr_or(c, "detail", ""));
+		strbuf_adds(sb, " |\n");
+		shown++;
+	}
+	if (shown == 0)
+		strbuf_adds(sb, "| every check | - | pass | - |\n");
+	strbuf_addc(sb, '\n');
+}
+
+/*
+ * Row counts before (the run's backup, counted in the dump's snapshot) and after (verify's
+ * row_counts checks), one table per line; nothing when neither is known.
+ */
+static void
+render_counts(struct strbuf *sb, const struct run_state *st)
+{
+	const json_t *bk = st->stages[PLAN_STAGE_BACKUP].result, *vf = st->stages[PLAN_STAGE_VERIFY].result;
+	json_t *before = json_object_get(bk, "tables");
+	json_t *after = json_object();
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(vf, "checks"), i, c) {
+		const char *kind = jstr_or(c, "kind", "");
+		const char *table = json_string_value(json_object_get(c, "table"));
+		if (strcmp(kind, "row_counts") == 0 && table)
+			json_object_set(after, table, c);
+	}
+	if (json_object_size(before) == 0 && json_object_size(after) == 0) {
+		json_decref(after);
+		return;
+	}
+	strbuf_adds(sb, "## Row counts\n\nBefore: the backup of this run (counted in the snapshot it dumped). "
+	            "After: verify.\n\n| Table | Before | After | Change |\n|---|---:|---:|---|\n");
+	const char *k;
+	json_t *v;
+	json_object_foreach(before, k, v) {
+		json_t *a = json_object_get(after, k);
+		strbuf_adds(sb, "| ");
+		md_cell(sb, k);
+		strbuf_addf(sb, " | %" JSON_INTEGER_FORMAT " | ", json_integer_value(v));
+		if (a && json_object_get(a, "after") && !json_is_null(json_object_get(a, "after"))) {
+			json_int_t n = jint(a, "after");
+			strbuf_addf(sb, "%" JSON_INTEGER_FORMAT " | %s%s", n, jstr_or(a, "status", "-"),
+			            json_is_true(json_object_get(a, "ok")) ? "" : " **fail**");
+		} else if (a) {
+			strbuf_addf(sb, "- | %s", jstr_or(a, "status", "-"));
+		} else {
+			strbuf_adds(sb, "- | -");
+		}
+		strbuf_adds(sb, " |\n");
+	}
+	json_object_foreach(after, k, v) {
+		if (json_object_get(before, k))
+			continue;
+		strbuf_adds(sb, "| ");
+		md_cell(sb, k);
+		strbuf_addf(sb, " | - | %" JSON_INTEGER_FORMAT " | %s |\n", jint(v, "after"), jstr_or(v, "status", "-"));
+	}
+	strbuf_addc(sb, '\n');
+	json_decref(after);
+}
+
+/* Maintenance layers (freeze and thaw steps) and rollback steps. */
+static const char *
+classify_maintenance(const struct journal_record *r)
+{
+	if (r->type != EV_STEP)
+		return NULL;
+	const char *kind = json_string_value(json_object_get(r->data, "kind"));
+	const char *state = json_string_value(json_object_get(r->data, "state"));
+	if (kind == NULL || state == NULL || (strcmp(kind, "freeze") != 0 && strcmp(kind, "thaw") != 0))
+		return NULL;
+	if (strcmp(state, "applying") == 0 || strcmp(state, "undoing") == 0)
+		return NULL;   /* the undo record before the layer: the outcome follows */
+	static char buf[96];
+	snprintf(buf, sizeof buf, "%s %s: %s", kind, jstr_or(r->data, "layer", "?"), state);
+	return buf;
+}
+
+static const char *
+classify_rollback(const struct journal_record *r)
+{
+	if (r->type == EV_ROLLBACK_STARTED)
+		return "rollback started";
+	if (r->type == EV_ROLLBACK_DONE)
+		return "rollback done";
+	if (r->stage == NULL || strcmp(r->stage, "rollback") != 0)
+		return NULL;
+	if (r->type == EV_STAGE_FAILED)
+		return "**rollback failed**";
+	if (r->type != EV_STEP)
+		return NULL;
+	static char buf[96];
+	snprintf(buf, sizeof buf, "%s: %s", jstr_or(r->data, "step", "step"), jstr_or(r->data, "state", "?"));
+	return buf;
+}
+
+/* The staging rehearsal's migrate estimate, when the run has one. */
+static void
+render_staging(struct strbuf *sb, const struct run_state *st)
+{
+	const json_t *res = st->stages[PLAN_STAGE_STAGING].result;
+	json_t *est = json_object_get(res, "estimate");
+	if (!json_is_object(est))
+		return;
+	char m[32], l[32];
+	format_elapsed(jint(est, "migrate_ms"), m, sizeof m);
+	format_elapsed(jint(est, "lock_wait_ms"), l, sizeof l);
+	strbuf_addf(sb, "## Staging rehearsal\n\nThe migrations took %s on ", m);
+	md_code(sb, jstr_or(res, "database", "staging"), false);
+	strbuf_addf(sb, " (%s of it waiting for locks): the estimate for the target.\n\n", l);
+	json_t *migs = json_object_get(res, "migrations"), *mg;
+	size_t i;
+	if (json_array_size(migs) == 0)
+		return;
+	strbuf_adds(sb, "| Migration | Time | Waiting for locks |\n|---|---:|---:|\n");
+	json_array_foreach(migs, i, mg) {
+		format_elapsed(jint(mg, "ms"), m, sizeof m);
+		format_elapsed(jint(mg, "lock_wait_ms"), l, sizeof l);
+		strbuf_adds(sb, "| ");
+		md_cell(sb, jstr_or(mg, "name", "-"));
+		strbuf_addf(sb, " | %s | %s |\n", m, l);
+	}
+	strbuf_addc(sb, '\n');
+}
+
 char *
-report_markdown(const struct run_state *st)
+report_markdown(const struct run_state *st, const struct plan *plan)
 {
 	struct strbuf sb = {0};
 	render_header(&sb, st);
-	render_stages(&sb, st);
-	render_results(&sb, st);
+	render_stages(&sb, st, plan);
+	render_staging(&sb, st);
+	render_record_table(&sb, st, "Maintenance", "Layer", classify_maintenance);
 	render_record_table(&sb, st, "Migrations", "Outcome", classify_migration);
 	render_sync(&sb, st);
+	render_counts(&sb, st);
+	if (verify_shaped(st->stages[PLAN_STAGE_VERIFY].result)) {
+		strbuf_adds(&sb, "## Verify\n\n");
+		render_verify(&sb, st->stages[PLAN_STAGE_VERIFY].result);
+	}
+	render_record_table(&sb, st, "Rollback", "Step", classify_rollback);
 	render_record_table(&sb, st, "Confirmations", "Outcome", classify_confirmation);
 	render_checklist(&sb, st);
 	render_record_table(&sb, st, "Warnings and errors", "Kind", classify_problem);
+	render_results(&sb, st);
 	render_timeline(&sb, st);
 	if (st->torn) {
 		strbuf_adds(&sb, "---\n\n**This report is incomplete: ");
@@ -969,4 +1177,38 @@ report_markdown(const struct run_state *st)
 	while (sb.len >= 2 && sb.buf[sb.len - 1] == '\n' && sb.buf[sb.len - 2] == '\n')
 		sb.buf[--sb.len] = '\0';
 	return strbuf_detach(&sb);
+}
+
+bool
+report_write(const char *path, const char *md, struct rb_error *err)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0;
+	size_t len = strlen(md), off = 0;
+	while (ok && off < len) {
+		ssize_t n = write(fd, md + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		ok = n > 0;
+		if (ok)
+			off += (size_t)n;
+	}
+	if (ok)
+		ok = fsync(fd) == 0;
+	int saved = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	if (ok && rename(tmp, path) != 0) {
+		ok = false;
+		saved = errno;
+	}
+	if (!ok) {
+		unlink(tmp);
+		rb_error_setc(err, RB_EXIT_STEP, "could not write the report %s: %s", path, strerror(saved));
+	}
+	free(tmp);
+	return ok;
 }

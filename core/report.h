@@ -2,9 +2,21 @@
 #ifndef PGRUNBOOK_REPORT_H
 #define PGRUNBOOK_REPORT_H
 
-#include "journal.h"
+#include <stdbool.h>
 
-/* Renders st as Markdown. Caller frees. */
-char *report_markdown(const struct run_state *st);
+#include "error.h"
+#include "journal.h"
+#include "plan.h"
+
+/*
+ * Renders st as Markdown (the migration log of seed 003): the run, its stages with their times
+ * against the plan's budgets (plan may be NULL: the plan file is gone or changed; then only the
+ * over_budget records mark a stage), the staging estimate, maintenance layers, migrations, sync,
+ * row counts before (the run's backup) and after (verify), verify's checks, rollback steps,
+ * confirmations, the checklist, warnings, each stage's result and the timeline. Caller frees.
+ */
+char *report_markdown(const struct run_state *st, const struct plan *plan);
+/* Writes a report to path (mode 0600; a temporary file, fsync, rename). */
+bool report_write(const char *path, const char *md, struct rb_error *err);
 
 #endif

@@ -24,7 +24,7 @@ render(struct screen *s)
 	struct rb_error err = {0};
 	const char *dir = wz->journal ? journal_dir(wz->journal) : NULL;
 	if (dir && journal_replay(dir, &st, &err)) {
-		char *md = report_markdown(&st);
+		char *md = report_markdown(&st, wz->plan);
 		tui_textview_set_text(r->tv, md);
 		free(md);
 	} else {

@@ -76,9 +76,9 @@ t_match "title" "$out" '^# Run report: shop release 2026-11$'
 t_match "run id" "$out" "^\\| Run \\| \`$id_a\` \\|\$"
 t_match "plan hash" "$out" "^\\| Plan hash \\| \`$hash_a\` \\|\$"
 t_match "state" "$out" '^\| State \| \*\*failed\*\* \|$'
-t_match "preflight stage row" "$out" '^\| preflight \| done \| [0-9T:.Z-]+ \| [0-9T:.Z-]+ \| [0-9.]+ m?s \| 1 environment ready \|$'
+t_match "preflight stage row" "$out" '^\| preflight \| done \| [0-9T:.Z-]+ \| [0-9T:.Z-]+ \| [0-9.]+ m?s \| - \| 1 environment ready \|$'
 t_match "backup stage row" "$out" '^\| backup \| \*\*failed\*\* \| .* \| pg_dump exited with status 1 \|$'
-t_match "stages not reached are pending" "$out" '^\| verify \| pending \| - \| - \| - \|  \|$'
+t_match "stages not reached are pending" "$out" '^\| verify \| pending \| - \| - \| - \| - \|  \|$'
 t_match "preflight result table" "$out" '^\| prod \| target \| yes \| db1:5432/shop_prod \| 15\.8 \| deploy \| 50\.0 MB \| 12 \| 7 applied \| free \| 3 \(1 active\) \| no \|$'
 t_match "preflight warnings listed" "$out" '^- \*\*prod\*\*: connected as a non-superuser$'
 t_match "warning with escaped pipe" "$out" '\| preflight \| warning \| prod: 3 sessions \\\| 1 active \|$'

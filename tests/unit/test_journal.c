@@ -302,7 +302,7 @@ check_damage(struct fixture *f, void (*damage)(struct strlist *), long want_line
 	free(prefix);
 
 	/* The report says so prominently. */
-	char *md = report_markdown(&st);
+	char *md = report_markdown(&st, NULL);
 	assert_non_null(strstr(md, "WARNING: the journal of this run is damaged"));
 	assert_non_null(strstr(md, st.torn_message));
 	free(md);
@@ -959,7 +959,7 @@ test_report(void **state)
 
 	struct run_state st;
 	assert_true(journal_replay(journal_dir(j), &st, &err));
-	char *md = report_markdown(&st);
+	char *md = report_markdown(&st, NULL);
 	journal_close(j);
 	assert_true(strncmp(md, "# Run report: shop release 2026-11\n", 35) == 0);
 	assert_null(strstr(md, "WARNING"));
@@ -970,7 +970,7 @@ test_report(void **state)
 	/* The stage table, with | and newlines escaped in the cell. */
 	assert_non_null(strstr(md, "| preflight | **failed** | "));
 	assert_non_null(strstr(md, "| 2 blockers \\| see<br>above |"));
-	assert_non_null(strstr(md, "| migrate | pending | - | - | - |  |"));
+	assert_non_null(strstr(md, "| migrate | pending | - | - | - | - |  |"));
 	/* The preflight result as a readable table. */
 	assert_non_null(strstr(md, "**Release blocked: yes**"));
 	assert_non_null(strstr(md, "| prod | target | yes | /tmp/sock:5432 | 15.8 | rb (superuser) "
@@ -1045,7 +1045,7 @@ test_report_real_preflight(void **state)
 	struct run_state st;
 	assert_true(journal_replay(journal_dir(j), &st, &err));
 	journal_close(j);
-	char *md = report_markdown(&st);
+	char *md = report_markdown(&st, NULL);
 	run_state_free(&st);
 	const char *want[] = {
 		"**Release blocked: yes**",
