@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "confirm.h"
+#include "util.h"
 #include "events.h"
 
 char *
@@ -83,12 +84,12 @@ confirm_check(struct rb_ctx *ctx, const char *stage, const char *expected, const
 	enum confirm_miss m = confirm_compare(expected, typed);
 	struct events *bus = ctx ? ctx->bus : NULL;
 	if (m == CONFIRM_MATCH) {
-		json_t *d = json_pack("{s:s}", "phrase", expected);
+		json_t *d = json_pack("{s:s, s:s}", "phrase", expected, "who", util_user_name());
 		events_emitf(bus, EV_CONFIRM_OK, stage, d, "confirmed \"%s\"", expected);
 		json_decref(d);
 		return true;
 	}
-	json_t *d = json_pack("{s:s, s:s, s:I}", "phrase", expected, "reason", confirm_miss_text(m),
+	json_t *d = json_pack("{s:s, s:s, s:s, s:I}", "phrase", expected, "who", util_user_name(), "reason", confirm_miss_text(m),
 	                      "typed_length", (json_int_t)(typed ? strlen(typed) : 0));
 	events_emitf(bus, EV_CONFIRM_MISS, stage, d, "confirmation refused: %s", confirm_miss_text(m));
 	json_decref(d);

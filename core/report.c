@@ -728,6 +728,35 @@ classify_confirmation(const struct journal_record *r)
 	       r->type == EV_CONFIRM_MISS ? "**did not match: refused**" : NULL;
 }
 
+/* Every typed confirmation: when, which stage, who typed it, the outcome, the phrase. */
+static void
+render_confirmations(struct strbuf *sb, const struct run_state *st)
+{
+	bool header = false;
+	for (size_t i = 0; i < st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		const char *what = classify_confirmation(r);
+		if (what == NULL)
+			continue;
+		if (!header) {
+			strbuf_adds(sb, "## Confirmations\n\n| Time | Stage | Who | Outcome | Message |\n|---|---|---|---|---|\n");
+			header = true;
+		}
+		const char *who = json_string_value(json_object_get(r->data, "who"));
+		strbuf_adds(sb, "| ");
+		md_cell(sb, r->ts);
+		strbuf_adds(sb, " | ");
+		md_cell(sb, r->stage ? r->stage : "-");
+		strbuf_adds(sb, " | ");
+		md_cell(sb, who ? who : st->user ? st->user : "-");
+		strbuf_addf(sb, " | %s | ", what);
+		md_cell(sb, r->message ? r->message : "");
+		strbuf_adds(sb, " |\n");
+	}
+	if (header)
+		strbuf_addc(sb, '\n');
+}
+
 static const char *
 classify_problem(const struct journal_record *r)
 {
@@ -1163,7 +1192,7 @@ report_markdown(const struct run_state *st, const struct plan *plan)
 		render_verify(&sb, st->stages[PLAN_STAGE_VERIFY].result);
 	}
 	render_record_table(&sb, st, "Rollback", "Step", classify_rollback);
-	render_record_table(&sb, st, "Confirmations", "Outcome", classify_confirmation);
+	render_confirmations(&sb, st);
 	render_checklist(&sb, st);
 	render_record_table(&sb, st, "Warnings and errors", "Kind", classify_problem);
 	render_results(&sb, st);

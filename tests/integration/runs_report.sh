@@ -96,8 +96,8 @@ t_eq "--out writes the report" "$(cat "$T_TMP/a.md")" "$report_a"
 t_run 0 "report run B" "$PGRUNBOOK" report "$id_b"
 t_match "finished state" "$out" '^\| State \| \*\*done\*\* \|$'
 t_match "duration shown" "$out" '^\| Duration \| [0-9.]+ m?s \|$'
-t_match "confirmation miss" "$out" '\| migrate \| \*\*did not match: refused\*\* \| typed "deploy shop_dev" \|$'
-t_match "confirmation ok" "$out" '\| migrate \| confirmed \|  \|$'
+t_match "confirmation miss (who: the run's user)" "$out" '\| migrate \| [^|]+ \| \*\*did not match: refused\*\* \| typed "deploy shop_dev" \|$'
+t_match "confirmation ok" "$out" '\| migrate \| [^|]+ \| confirmed \|  \|$'
 t_match "error log" "$out" '\| migrate \| \*\*error\*\* \| lock timeout on "Order" \|$'
 
 t_run 3 "report of an unknown run" "$PGRUNBOOK" report 19990101

@@ -983,7 +983,8 @@ test_report(void **state)
 	assert_non_null(strstr(md, "| name | value |\n|---|---|\n| no orphans | 0 |"));
 	/* Confirmations, checklist, problems. */
 	assert_non_null(strstr(md, "## Confirmations"));
-	assert_non_null(strstr(md, "| migrate | **did not match: refused** | typed \"deploy shop_dev\" |"));
+	assert_non_null(strstr(md, "| **did not match: refused** | typed \"deploy shop_dev\" |"));
+	assert_non_null(strstr(md, "| Time | Stage | Who | Outcome | Message |"));
 	assert_non_null(strstr(md, "- [x] Users told about the window (preflight, "));
 	assert_non_null(strstr(md, "| migrate | **error** | lock timeout on \"Order\" |"));
 	char *problems = strstr(md, "## Warnings and errors");
