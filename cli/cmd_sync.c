@@ -14,6 +14,7 @@
 #include "core/journal.h"
 #include "core/sync.h"
 #include "core/sync_apply.h"
+#include "core/sync_plan.h"
 #include "core/sync_review.h"
 #include "core/util.h"
 
@@ -66,9 +67,9 @@ usage(FILE *f)
 struct table_out {
 	bool    json;
 	bool    rows;
-	json_t *jrows;
-	struct sync_review_writer *review;
-	struct rb_error           *review_err;  /* the first write error */
+	bool    out;      /* a review file is asked for */
+	bool    started;  /* both sides connected: the diff's output begins */
+	json_t *jrows;    /* --json --rows: the current table's rows */
 };
 
 /* A value for people: NULL, or single-quoted with quotes doubled and control characters escaped. */
@@ -126,10 +127,6 @@ static void
 on_row(const struct sync_spec *spec, const struct sync_row *row, void *userdata)
 {
 	struct table_out *o = userdata;
-	if (o->review && o->review_err->code == 0)
-		sync_review_row(o->review, row, o->review_err);
-	if (!o->rows)
-		return;
 	const struct sync_value *keyvals = row->src ? row->src : row->dst;
 	if (o->json) {
 		json_t *r = json_object();
@@ -214,103 +211,68 @@ json_error(const struct rb_error *err)
 	                 "hint", err->hint);
 }
 
-/* Diffs one plan table; prints or adds to jtables. Returns an exit code. */
-static int
-diff_one(PGconn *src, PGconn *dst, const struct plan *plan, const struct plan_sync_table *t,
-         const struct rb_ctx *ctx, bool json, bool rows, json_t *jtables, struct sync_review_writer *review)
+/* The front end's side of sync_diff_plan(): it prints as the diff goes. */
+static void
+diff_begin(const char *source, const char *target, const char *database, void *userdata)
 {
-	struct rb_error err = {0}, rerr = {0};
-	struct sync_spec *spec = NULL;
-	char *display = sync_table_display(plan, t->name);
-	struct sync_counts counts;
-	char digest[65] = "";
-	struct table_out o = { .json = json, .rows = rows, .jrows = json && rows ? json_array() : NULL,
-	                       .review = review, .review_err = &rerr };
-	bool ok = sync_table_resolve(src, dst, plan, t, ctx, &spec, &err);
-	if (!json) {
-		print_header(t, spec, display);
-		if (ok && rows)
-			fflush(stdout);
-	}
-	if (ok && review)
-		ok = sync_review_table_begin(review, spec, t->mode_explicit, &err);
-	if (ok) {
-		struct sync_diff_hooks hooks = { .row = rows || review ? on_row : NULL, .userdata = &o };
-		ok = sync_diff_table(src, dst, spec, ctx, &hooks, &counts, digest, &err);
-	}
-	if (ok && rerr.code) {
-		rb_error_clear(&err);
-		err = rerr;                       /* takes rerr's strings */
-		memset(&rerr, 0, sizeof rerr);
-		ok = false;
-	}
-	if (ok && review)
-		ok = sync_review_table_end(review, &counts, digest, &err);
-	int code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
+	struct table_out *o = userdata;
+	(void)database;
+	o->started = true;
+	if (!o->json)
+		printf("sync diff: %s -> %s (read-only%s)\n", source, target, o->out ? "" : "; no review file saved");
+}
 
-	{
-		/* Always built: the journal keeps it with a saved review. */
-		json_t *jt = json_object();
-		json_object_set_new(jt, "table", json_string(display));
-		json_object_set_new(jt, "plan_name", json_string(t->name));
-		json_object_set_new(jt, "mode", json_string(plan_mode_name(t->mode)));
-		json_object_set_new(jt, "on_conflict", json_string(plan_on_conflict_name(t->on_conflict)));
-		json_object_set_new(jt, "protected", json_boolean(t->protected_));
-		json_object_set_new(jt, "delete", json_boolean(t->delete_rows));
-		json_t *key = json_array();
-		for (size_t i = 0; spec && i < spec->nkey; i++)
-			json_array_append_new(key, json_string(spec->cols[i].name));
-		json_object_set_new(jt, "key", key);
-		json_object_set_new(jt, "key_from", spec ? json_string(spec->key_from_plan ? "plan" : "primary key")
-		                                         : json_null());
-		json_t *cols = json_array();
-		for (size_t i = 0; spec && i < spec->ncols; i++)
-			json_array_append_new(cols, json_pack("{s:s, s:s}", "name", spec->cols[i].name,
-			                                      "type", spec->cols[i].type));
-		json_object_set_new(jt, "columns", cols);
-		json_object_set_new(jt, "state", json_string(ok ? "diffed" : "failed"));
-		if (ok) {
-			json_object_set_new(jt, "counts", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-				"to_insert", (json_int_t)counts.n[SYNC_INSERT],
-				"to_update", (json_int_t)counts.n[SYNC_UPDATE],
-				"to_delete", (json_int_t)counts.n[SYNC_DELETE],
-				"conflicts", (json_int_t)counts.n[SYNC_CONFLICT],
-				"differs_kept", (json_int_t)counts.n[SYNC_DIFFERS_KEPT],
-				"unchanged", (json_int_t)counts.n[SYNC_UNCHANGED]));
-			json_object_set_new(jt, "source_rows", json_integer(counts.source_rows));
-			json_object_set_new(jt, "target_rows", json_integer(counts.target_rows));
-			json_object_set_new(jt, "digest", json_string(digest));
-			if (o.jrows)
-				json_object_set_new(jt, "rows", o.jrows), o.jrows = NULL;
-		} else {
-			json_object_set_new(jt, "error", json_error(&err));
-		}
-		json_array_append_new(jtables, jt);
+static void
+diff_table_begin(const struct plan_sync_table *t, const char *display, const struct sync_spec *spec,
+                 void *userdata)
+{
+	struct table_out *o = userdata;
+	json_decref(o->jrows);
+	o->jrows = o->json && o->rows ? json_array() : NULL;
+	if (o->json)
+		return;
+	putchar('\n');
+	print_header(t, spec, display);
+	if (spec && o->rows)
+		fflush(stdout);
+}
+
+static json_int_t
+count_of(const json_t *table, const char *name)
+{
+	return json_integer_value(json_object_get(json_object_get(table, "counts"), name));
+}
+
+static void
+diff_table_end(const struct plan_sync_table *t, const struct sync_spec *spec, json_t *table,
+               const struct rb_error *err, void *userdata)
+{
+	struct table_out *o = userdata;
+	(void)spec;
+	if (err == NULL && o->jrows) {
+		json_object_set_new(table, "rows", o->jrows);
+		o->jrows = NULL;
 	}
-	if (!json && ok) {
-		printf("  to_insert:    %" PRId64 "\n", counts.n[SYNC_INSERT]);
-		printf("  to_update:    %" PRId64 "\n", counts.n[SYNC_UPDATE]);
-		printf("  to_delete:    %" PRId64 "%s\n", counts.n[SYNC_DELETE],
-		       counts.n[SYNC_DELETE] && !t->delete_rows ? " (reported only; the plan does not delete)" : "");
-		printf("  conflicts:    %" PRId64 "\n", counts.n[SYNC_CONFLICT]);
-		printf("  differs_kept: %" PRId64 "\n", counts.n[SYNC_DIFFERS_KEPT]);
-		printf("  unchanged:    %" PRId64 "\n", counts.n[SYNC_UNCHANGED]);
-		printf("  digest:       %s\n", digest);
-	} else if (!json) {
-		char *m = rb_error_format(&err);
+	json_decref(o->jrows);
+	o->jrows = NULL;
+	if (!o->json && err == NULL) {
+		printf("  to_insert:    %" JSON_INTEGER_FORMAT "\n", count_of(table, "to_insert"));
+		printf("  to_update:    %" JSON_INTEGER_FORMAT "\n", count_of(table, "to_update"));
+		printf("  to_delete:    %" JSON_INTEGER_FORMAT "%s\n", count_of(table, "to_delete"),
+		       count_of(table, "to_delete") && !t->delete_rows ? " (reported only; the plan does not delete)" : "");
+		printf("  conflicts:    %" JSON_INTEGER_FORMAT "\n", count_of(table, "conflicts"));
+		printf("  differs_kept: %" JSON_INTEGER_FORMAT "\n", count_of(table, "differs_kept"));
+		printf("  unchanged:    %" JSON_INTEGER_FORMAT "\n", count_of(table, "unchanged"));
+		printf("  digest:       %s\n", json_string_value(json_object_get(table, "digest")));
+	} else if (!o->json) {
+		char *m = rb_error_format(err);
 		printf("  error:        %s\n", m);
 		free(m);
 	}
-	if (!ok) {
+	if (err) {
 		fflush(stdout);
-		cli_print_error(&err);
+		cli_print_error(err);
 	}
-	json_decref(o.jrows);
-	rb_error_clear(&err);
-	rb_error_clear(&rerr);
-	sync_spec_free(spec);
-	free(display);
-	return code;
 }
 
 static int
@@ -350,64 +312,27 @@ sync_diff(int argc, char **argv)
 	struct plan *plan = cli_load_plan(plan_path);
 	if (plan == NULL)
 		return RB_EXIT_PLAN;
-	struct rb_error err = {0};
-	if (!plan->sync.present || plan->source == NULL) {
-		if (!plan->sync.present)
-			rb_error_setc(&err, RB_EXIT_PLAN, "the plan has no sync section");
-		else
-			rb_error_setc(&err, RB_EXIT_PLAN, "the plan names no source to sync from");
-		cli_print_error(&err);
-		rb_error_clear(&err);
-		plan_free(plan);
-		return RB_EXIT_PLAN;
-	}
-	const struct plan_sync_table *want = NULL;
+	struct rb_error err = {0}, jerr = {0};
 	if (only) {
-		for (size_t i = 0; i < plan->sync.ntables && !want; i++) {
+		bool found = false;
+		for (size_t i = 0; i < plan->sync.ntables && !found; i++) {
 			char *q = sync_table_display(plan, plan->sync.tables[i].name);
-			if (strcmp(plan->sync.tables[i].name, only) == 0 || strcmp(q, only) == 0)
-				want = &plan->sync.tables[i];
+			found = strcmp(plan->sync.tables[i].name, only) == 0 || strcmp(q, only) == 0;
 			free(q);
 		}
-		if (want == NULL) {
+		if (!found && plan->sync.present && plan->source) {
 			plan_free(plan);
 			return cli_usage_error("sync", "table \"%s\" is not in the plan's sync tables", only);
 		}
 	}
 
-	PGconn *src = db_connect(plan, plan->source, &err);
-	PGconn *dst = src ? db_connect(plan, plan->target, &err) : NULL;
-	if (dst == NULL) {
-		cli_print_error(&err);
-		int code = err.code ? err.code : RB_EXIT_CONNECT;
-		rb_error_clear(&err);
-		PQfinish(src);
-		plan_free(plan);
-		return code;
-	}
-
 	int code = RB_EXIT_OK;
 	struct events *bus = events_new();
 	struct journal *j = NULL;
-	struct sync_review_writer *review = NULL;
-	if (out_path) {
+	if (out_path && plan->sync.present && plan->source) {
 		j = cli_run_open(plan, bus, &code);
-		char *db = j ? db_query_value(dst, "SELECT pg_catalog.current_database()", &err) : NULL;
-		review = db ? sync_review_create(out_path, plan, db, util_user_name(), &err) : NULL;
-		free(db);
-		if (review == NULL) {
-			if (j) {
-				cli_print_error(&err);
-				code = err.code ? err.code : RB_EXIT_STEP;
-				struct rb_error jerr = {0};
-				cli_run_finish(j, bus, code, "sync diff failed", &jerr);
-				rb_error_clear(&jerr);
-				journal_close(j);
-			}
-			rb_error_clear(&err);
+		if (j == NULL) {
 			events_free(bus);
-			PQfinish(src);
-			PQfinish(dst);
 			plan_free(plan);
 			return code;
 		}
@@ -415,90 +340,39 @@ sync_diff(int argc, char **argv)
 		           plan->target, util_user_name(), out_path);
 	}
 
-	atomic_int *cancel = cli_cancel_begin();
-	struct rb_ctx ctx = { .bus = bus, .cancel = cancel };
-	json_t *jtables = json_array(), *jskipped = json_array();
-	if (!json)
-		printf("sync diff: %s -> %s (read-only%s)\n", plan->source, plan->target,
-		       out_path ? "" : "; no review file saved");
-
-	/* The target's tables the plan does not list, or lists in skip mode. */
-	struct strlist all = {0}, listed = {0};
-	for (size_t i = 0; i < plan->sync.ntables; i++)
-		strlist_push_owned(&listed, sync_table_display(plan, plan->sync.tables[i].name));
-	bool listed_ok = only != NULL || sync_list_tables(dst, &ctx, &all, &err);
-	if (!listed_ok) {
-		cli_print_error(&err);
-		rb_error_clear(&err);
-		code = RB_EXIT_STEP;
-	}
-
-	for (size_t i = 0; i < plan->sync.ntables; i++) {
-		const struct plan_sync_table *t = &plan->sync.tables[i];
-		if (want && t != want)
-			continue;
-		if (t->mode == PLAN_MODE_SKIP)
-			continue;
-		if (!json)
-			putchar('\n');
-		if (diff_one(src, dst, plan, t, &ctx, json, rows, jtables, review) != RB_EXIT_OK)
-			code = RB_EXIT_STEP;  /* the next table is still diffed */
-		if (rb_ctx_cancelled(&ctx))
-			break;
-	}
-	if (rb_ctx_cancelled(&ctx))
-		code = RB_EXIT_STEP;   /* a review of some tables only is no review */
+	struct table_out to = { .json = json, .rows = rows, .out = out_path != NULL };
+	struct sync_diff_hooks hooks = { .row = rows ? on_row : NULL, .userdata = &to };
+	struct sync_plan_opts opts = {
+		.only = only, .review_path = out_path, .who = util_user_name(),
+		.begin = diff_begin, .table_begin = diff_table_begin, .table_end = diff_table_end,
+		.hooks = &hooks, .userdata = &to,
+	};
+	struct rb_ctx ctx = { .bus = bus, .cancel = cli_cancel_begin() };
+	json_t *res = NULL;
+	bool ok = sync_diff_plan(plan, &opts, &ctx, &res, &err);
+	bool cancelled = rb_ctx_cancelled(&ctx);
 	cli_cancel_end();
-
-	/* Skipped: skip-mode tables of the plan, then the target's tables the plan does not list. */
-	for (size_t i = 0; i < plan->sync.ntables; i++) {
-		const struct plan_sync_table *t = &plan->sync.tables[i];
-		if (t->mode == PLAN_MODE_SKIP && (want == NULL || t == want))
-			json_array_append_new(jskipped, json_pack("{s:s, s:s}", "table", listed.items[i],
-			                                          "reason", "mode skip"));
+	json_decref(to.jrows);
+	code = ok ? RB_EXIT_OK : err.code ? err.code : RB_EXIT_STEP;
+	bool saved = json_is_string(json_object_get(res, "review_file"));
+	/* A table's error was printed with the table; a failure of the whole is printed here. */
+	if (!ok && (!to.started || !json_is_null(json_object_get(res, "error")))) {
+		fflush(stdout);
+		cli_print_error(&err);
 	}
-	for (size_t i = 0; i < all.len; i++)
-		if (!strlist_contains(&listed, all.items[i]))
-			json_array_append_new(jskipped, json_pack("{s:s, s:s}", "table", all.items[i],
-			                                          "reason", "not in the plan"));
-	bool saved = false;
-	struct rb_error jerr = {0};
-	if (review) {
-		for (size_t i = 0; i < json_array_size(jskipped); i++) {
-			json_t *sk = json_array_get(jskipped, i);
-			sync_review_skipped(review, json_string_value(json_object_get(sk, "table")),
-			                    json_string_value(json_object_get(sk, "reason")));
-		}
-		if (code == RB_EXIT_OK) {
-			saved = sync_review_commit(review, &err);
-			if (!saved) {
-				cli_print_error(&err);
-				rb_error_clear(&err);
-				code = RB_EXIT_STEP;
-			}
-		} else {
-			sync_review_abort(review);
-		}
-		review = NULL;
-		if (saved) {
-			json_t *data = json_pack("{s:s, s:s, s:o, s:O}", "kind", "sync_review", "path", out_path,
-			                         "tables", json_deep_copy(jtables), "skipped", jskipped);
-			/* The journal keeps the counts and digests, not the rows. */
-			for (size_t i = 0; i < json_array_size(json_object_get(data, "tables")); i++)
-				json_object_del(json_array_get(json_object_get(data, "tables"), i), "rows");
-			events_emitf(bus, EV_STEP, "sync", data, "review saved to %s", out_path);
-			json_decref(data);
-		}
+	if (j)
 		code = cli_run_finish(j, bus, code, saved ? "sync diff: review saved" : "sync diff failed", &jerr);
-	}
-	if (json) {
-		json_t *o = json_pack("{s:s, s:s, s:s?, s:o, s:o, s:b, s:i}", "source", plan->source,
-		                      "target", plan->target, "review_file", saved ? out_path : NULL, "tables", jtables,
-		                      "skipped", jskipped, "ok", code == RB_EXIT_OK, "exit_code", code);
+	if (!to.started) {
+		/* Nothing was diffed (a plan without sync, a connection or review file failure). */
+	} else if (json) {
+		json_object_set_new(res, "ok", json_boolean(code == RB_EXIT_OK));
+		json_object_set_new(res, "exit_code", json_integer(code));
 		if (j)
-			json_object_set_new(o, "run_id", json_string(journal_run_id(j)));
-		cli_print_json(o);
+			json_object_set_new(res, "run_id", json_string(journal_run_id(j)));
+		cli_print_json(res);
+		res = NULL;
 	} else {
+		json_t *jskipped = json_object_get(res, "skipped");
 		printf("\nskipped:");
 		size_t n = json_array_size(jskipped);
 		if (n == 0)
@@ -509,10 +383,8 @@ sync_diff(int argc, char **argv)
 			printf("  %s (%s)\n", json_string_value(json_object_get(s, "table")),
 			       json_string_value(json_object_get(s, "reason")));
 		}
-		json_decref(jtables);
-		json_decref(jskipped);
 		printf("\nsync diff: %s\n", code == RB_EXIT_OK ? "done" :
-		       rb_ctx_cancelled(&ctx) ? "cancelled" : "failed for at least one table");
+		       cancelled ? "cancelled" : "failed for at least one table");
 		if (saved)
 			printf("review saved to %s\n", out_path);
 		else if (out_path)
@@ -523,12 +395,10 @@ sync_diff(int argc, char **argv)
 		cli_run_report(j, &jerr);
 		journal_close(j);
 	}
+	json_decref(res);
 	rb_error_clear(&jerr);
+	rb_error_clear(&err);
 	events_free(bus);
-	strlist_free(&all);
-	strlist_free(&listed);
-	PQfinish(src);
-	PQfinish(dst);
 	plan_free(plan);
 	return code;
 }

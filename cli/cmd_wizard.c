@@ -30,10 +30,13 @@ wizard_usage(FILE *f)
 static void
 resume_usage(FILE *f)
 {
-	fputs("Usage: pgrunbook resume [RUN] [--plan FILE]\n\n"
+	fputs("Usage: pgrunbook resume [RUN] [--plan FILE]\n"
+	      "       pgrunbook resume [RUN] --headless [--plan FILE] [--confirm PHRASE]... [--review REVIEW] [--json]\n\n"
 	      "Reopens a run in the wizard where it was left. RUN is a run id, a unique prefix of one or\n"
 	      "a run directory; without it, the newest run that is not finished. The plan is the one the\n"
-	      "run recorded unless --plan names it (it must be unchanged: its hash is checked).\n\n"
+	      "run recorded unless --plan names it (it must be unchanged: its hash is checked).\n"
+	      "With --headless the run is continued without the wizard from its first stage not done, as\n"
+	      "pgrunbook run would, with the same options (see pgrunbook run --help).\n\n"
 	      "Exit codes: 0 quit, 1 usage or no terminal, 3 no run to resume or it cannot be reopened\n"
 	      "(finished, changed plan, damaged journal, in use) or a signal stopped the wizard,\n"
 	      "4 invalid plan.\n", f);
@@ -183,6 +186,10 @@ cmd_wizard(int argc, char **argv)
 int
 cmd_resume(int argc, char **argv)
 {
+	/* Without the wizard: cli/cmd_run.c continues the run as `pgrunbook run` would. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--headless") == 0)
+			return cli_run_resume(argc, argv);
 	static const struct option longopts[] = {
 		{ "plan", required_argument, NULL, 'p' },
 		{ "help", no_argument,       NULL, 'h' },

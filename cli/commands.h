@@ -22,9 +22,15 @@ int cmd_demo(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_staging(int argc, char **argv);
+int cmd_maintenance(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
 /* `pgrunbook --plan FILE [--run RUN]` (argv[0] is the program) and `pgrunbook resume [RUN]`. */
 int cmd_wizard(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+/* `pgrunbook run --plan FILE ...` and `pgrunbook resume RUN --headless ...` (cli/cmd_run.c). */
+int cmd_run(int argc, char **argv);
+int cli_run_resume(int argc, char **argv);
 /*
  * Opens the wizard on the plan: a new run, or the run `run` (id, prefix or directory) reopened.
  * An invalid plan gives RB_EXIT_PLAN and a run that cannot be reopened RB_EXIT_STEP, both before

@@ -23,18 +23,26 @@ static const struct command commands[] = {
 	  "connect to every environment and report what would block a release" },
 	{ "backup",    cmd_backup,    "backup [verify BACKUP | verify --latest] --plan FILE [--env NAME] [--json]",
 	  "pg_dump the target with a manifest, verified by a test restore; verify a backup" },
+	{ "staging",   cmd_staging,   "staging --plan FILE [--backup BACKUP] [--confirm \"replace DB\"] [--json]",
+	  "rehearse on staging: restore the backup, time the migrations, diff the sync, verify" },
+	{ "maintenance", cmd_maintenance, "maintenance on|off|status --plan FILE [--env NAME] [--confirm PHRASE] [--json]",
+	  "freeze writes to the target in journaled layers, thaw them, show the freeze" },
 	{ "migrate",   cmd_migrate,   "migrate status|deploy|resolve|recover|lint --plan FILE [--env NAME] [--json]",
 	  "Prisma migrations: status, deploy under lock discipline, resolve, recover, lint" },
 	{ "sync",      cmd_sync,      "sync diff|apply --plan FILE [--out REVIEW | --review REVIEW --confirm PHRASE] [--json]",
 	  "diff the plan's sync tables row by row into a review file; apply a reviewed diff" },
+	{ "rollback",  cmd_rollback,  "rollback --plan FILE [--run RUN] [--backup ARCHIVE] [--restore] [--confirm PHRASE] [--json]",
+	  "undo a run's changes: down SQL when provably enough, else restore the backup and swap names" },
 	{ "verify",    cmd_verify,    "verify [snapshot] --plan FILE [--env NAME] [--baseline SNAP | --out SNAP] [--json]",
 	  "check row counts, orphans, INVALID indexes, NOT VALID constraints and custom checks" },
 	{ "runs",      cmd_runs,      "runs [--json]",
 	  "list runs (id, plan, started, last stage, state)" },
 	{ "report",    cmd_report,    "report RUN [--out FILE]",
 	  "print the Markdown report of a run from its journal" },
-	{ "resume",    cmd_resume,    "resume [RUN] [--plan FILE]",
+	{ "resume",    cmd_resume,    "resume [RUN] [--plan FILE] [--headless ...]",
 	  "reopen a run in the wizard where it was left (default: the newest unfinished)" },
+	{ "run",       cmd_run,       "run --plan FILE [--confirm PHRASE]... [--review REVIEW] [--json]",
+	  "every stage of the plan in order without the wizard; resume RUN --headless continues it" },
 	{ "demo",      cmd_demo,      "demo [--rows N] [--dir DIR] [--no-wizard] | demo --stop",
 	  "start a throwaway shop cluster with a plan to try everything on" },
 };
@@ -49,7 +57,7 @@ usage(FILE *f)
 		fprintf(f, "  pgrunbook %s\n", commands[i].synopsis);
 	fputs("\nCommands:\n", f);
 	for (size_t i = 0; i < RB_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fputs("\nExit codes:\n"
 	      "  0  ok\n"
 	      "  1  usage or internal error\n"

@@ -771,15 +771,16 @@ conninfo_for(PGconn *conn, const char *dbname)
 	return strbuf_detach(&sb);
 }
 
+/* Connects with conninfo (from conninfo_for(); dbname names the database for messages). */
 static PGconn *
-connect_conninfo(const char *conninfo, struct rb_error *err)
+connect_conninfo(const char *conninfo, const char *dbname, struct rb_error *err)
 {
 	const char *const kw[] = { "dbname", "fallback_application_name", "client_encoding", NULL };
 	const char *const val[] = { conninfo, "pgrunbook", "UTF8", NULL };
 	PGconn *c = PQconnectdbParams(kw, val, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		char *m = c ? xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n")) : xstrdup("out of memory");
-		rb_error_setc(err, RB_EXIT_CONNECT, "could not connect to the scratch database: %s", m);
+		rb_error_setc(err, RB_EXIT_CONNECT, "could not connect to database %s: %s", dbname, m);
 		free(m);
 		PQfinish(c);
 		return NULL;
@@ -817,24 +818,29 @@ backup_dir(const struct plan *p)
 /* --- steps and results --- */
 
 static void
-step_event(const struct rb_ctx *ctx, const char *step, bool ok, json_t *fields, const char *fmt, ...)
-	RB_PRINTF(5, 6);
+step_emit(const struct rb_ctx *ctx, const char *stage, const char *kind, const char *step, bool ok, json_t *fields,
+          const char *fmt, ...) RB_PRINTF(7, 8);
 
+/* A step event of stage `stage`: fields (consumed; may be NULL) plus kind, step and state. */
 static void
-step_event(const struct rb_ctx *ctx, const char *step, bool ok, json_t *fields, const char *fmt, ...)
+step_emit(const struct rb_ctx *ctx, const char *stage, const char *kind, const char *step, bool ok, json_t *fields,
+          const char *fmt, ...)
 {
 	json_t *data = fields ? fields : json_object();
-	json_object_set_new(data, "kind", json_string("backup"));
+	json_object_set_new(data, "kind", json_string(kind));
 	json_object_set_new(data, "step", json_string(step));
 	json_object_set_new(data, "state", json_string(ok ? "done" : "failed"));
 	va_list ap;
 	va_start(ap, fmt);
 	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	events_emitf(ctx ? ctx->bus : NULL, EV_STEP, STAGE, data, "%s", msg);
+	events_emitf(ctx ? ctx->bus : NULL, EV_STEP, stage, data, "%s", msg);
 	free(msg);
 	json_decref(data);
 }
+
+/* A backup step (stage and kind "backup"). */
+#define step_event(ctx, step, ok, fields, ...) step_emit((ctx), STAGE, "backup", (step), (ok), (fields), __VA_ARGS__)
 
 void
 backup_result_free(struct backup_result *r)
@@ -947,33 +953,46 @@ struct verifier {
 	char              *scratch;   /* the scratch database's name, once chosen */
 };
 
-/* Step 1: the archive's size and SHA-256 against the manifest. */
+/*
+ * The archive's size and SHA-256 against the manifest's: a step event "checksum" of kind `kind`
+ * in `stage`. False with err saying what differs (RB_EXIT_STEP).
+ */
 static bool
-verify_checksum(struct verifier *v, struct rb_error *err)
+archive_matches(const struct rb_ctx *ctx, const char *stage, const char *kind, const char *path, json_t *manifest,
+                struct rb_error *err)
 {
 	char hex[65];
 	int64_t size = 0;
-	if (!archive_checksum(v->path, hex, &size, err)) {
-		step_event(v->ctx, "checksum", false, NULL, "checksum: %s", err->message);
+	if (!archive_checksum(path, hex, &size, err)) {
+		step_emit(ctx, stage, kind, "checksum", false, json_pack("{s:s}", "error", err->message), "checksum: %s",
+		          err->message);
 		return false;
 	}
-	json_int_t want_size = json_integer_value(json_object_get(v->manifest, "size"));
-	const char *want = json_string_value(json_object_get(v->manifest, "sha256"));
+	json_int_t want_size = json_integer_value(json_object_get(manifest, "size"));
+	const char *want = json_string_value(json_object_get(manifest, "sha256"));
 	if (size != (int64_t)want_size) {
 		rb_error_setc(err, RB_EXIT_STEP, "the archive %s is %" PRId64 " bytes, the manifest says %" JSON_INTEGER_FORMAT,
-		              v->path, size, want_size);
+		              path, size, want_size);
 		rb_error_detail(err, "The backup was cut off or changed after it was taken.");
 	} else if (want == NULL || strcmp(hex, want) != 0) {
 		rb_error_setc(err, RB_EXIT_STEP, "checksum mismatch: the archive %s has SHA-256 %s, the manifest says %s",
-		              v->path, hex, want ? want : "nothing");
+		              path, hex, want ? want : "nothing");
 		rb_error_detail(err, "The backup was changed after it was taken.");
 	} else {
-		step_event(v->ctx, "checksum", true, json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)size),
-		           "checksum: SHA-256 %s matches the manifest", hex);
+		step_emit(ctx, stage, kind, "checksum", true, json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)size),
+		          "checksum: SHA-256 %s matches the manifest", hex);
 		return true;
 	}
-	step_event(v->ctx, "checksum", false, json_pack("{s:s}", "error", err->message), "checksum: %s", err->message);
+	step_emit(ctx, stage, kind, "checksum", false, json_pack("{s:s}", "error", err->message), "checksum: %s",
+	          err->message);
 	return false;
+}
+
+/* Step 1 of a verification: the archive against its manifest. */
+static bool
+verify_checksum(struct verifier *v, struct rb_error *err)
+{
+	return archive_matches(v->ctx, STAGE, "backup", v->path, v->manifest, err);
 }
 
 /* Step 2: pg_restore --list parses the archive and lists every counted table's data. */
@@ -1079,29 +1098,81 @@ scratch_name(const char *db)
 	return xasprintf("%.*s_pgrunbook_verify_%s", (int)len, db, hex);
 }
 
-/* Drops the scratch database, whatever happened before (never cancelled). */
-static void
-scratch_drop(struct verifier *v)
+/* --- restoring an archive into a new database: the test restore and backup_restore() --- */
+
+/*
+ * One restore of an archive into a new database on conn's server: CREATE DATABASE ... TEMPLATE
+ * template0, pg_restore --exit-on-error --no-subscriptions, then every table's row count
+ * compared with the manifest's. The verification's test restore (test: a scratch database that
+ * is always dropped, "test restore" in the messages, step events of kind "backup") and
+ * backup_restore() (kept on success, dropped on failure, step events of kind "restore") are
+ * both this one function.
+ */
+struct restore_job {
+	const struct plan  *p;
+	struct rb_ctx      *ctx;
+	PGconn             *conn;        /* on the server, outside a transaction */
+	const struct tools *tools;
+	const char         *path;        /* the archive */
+	json_t             *want;        /* the manifest's {"schema.table": rows}; borrowed */
+	const char         *dbname;      /* the new database */
+	const char         *create_opts; /* appended to CREATE DATABASE <db> TEMPLATE template0; may be NULL */
+	bool                no_owner;    /* pg_restore --no-owner --no-privileges */
+	bool                test;        /* the verification's test restore (see above) */
+	const char         *stage;
+	json_t             *counts;      /* out, when !test and it succeeded: {"schema.table": rows}; caller decrefs */
+	bool                created;     /* out: the database was created (by this job) */
+	long long           t0;
+	long long           last_tick;
+};
+
+static const char *
+restore_kind(const struct restore_job *j)
 {
-	if (v->scratch == NULL)
+	return j->test ? "backup" : "restore";
+}
+
+static const char *
+restore_dbfield(const struct restore_job *j)
+{
+	return j->test ? "scratch_database" : "database";
+}
+
+/* Progress while pg_restore runs (not a test restore): about twice a second. */
+static void
+restore_tick(void *ud)
+{
+	struct restore_job *j = ud;
+	long long now = time_monotonic_ms();
+	if (now - j->last_tick < 500)
 		return;
-	if (PQstatus(v->conn) != CONNECTION_OK)
-		PQreset(v->conn);
-	char *q = db_quote_ident(v->conn, v->scratch);
+	j->last_tick = now;
+	json_t *pr = json_pack("{s:s, s:s, s:s, s:I}", "kind", "restore", "phase", "restore", "database", j->dbname,
+	                       "elapsed_ms", (json_int_t)(now - j->t0));
+	events_emitf(j->ctx->bus, EV_PROGRESS, j->stage, pr, "restoring into %s", j->dbname);
+	json_decref(pr);
+}
+
+/* Drops the new database, whatever happened before (never cancelled). */
+static void
+restore_drop(const struct restore_job *j)
+{
+	if (PQstatus(j->conn) != CONNECTION_OK)
+		PQreset(j->conn);
+	char *q = db_quote_ident(j->conn, j->dbname);
 	char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", q);
 	struct rb_error e = {0};
-	bool ok = db_run(v->conn, sql, 0, NULL, NULL, &e);
-	if (!ok)
-		events_log(v->ctx->bus, LOG_LEVEL_ERROR, STAGE, "could not drop the scratch database %s: %s", v->scratch,
-		           e.message);
+	if (!db_run(j->conn, sql, 0, NULL, NULL, &e))
+		events_log(j->ctx->bus, LOG_LEVEL_ERROR, j->stage, "could not drop the %s database %s: %s",
+		           j->test ? "scratch" : "partly restored", j->dbname, e.message);
 	rb_error_clear(&e);
 	free(sql);
 	free(q);
 }
 
-/* Compares restored counts with the manifest's; false with err naming the differences. */
+/* Compares restored counts with the manifest's; false with err (what: "the test restore") naming the differences. */
 static bool
-compare_counts(const struct btables *got, json_t *want, struct rb_error *err)
+compare_counts(const struct btables *got, json_t *want, const char *what, struct rb_error *err)
 {
 	struct strbuf diff = {0};
 	size_t ndiff = 0;
@@ -1131,7 +1202,7 @@ compare_counts(const struct btables *got, json_t *want, struct rb_error *err)
 	json_decref(seen);
 	bool ok = ndiff == 0;
 	if (!ok) {
-		rb_error_setc(err, RB_EXIT_STEP, "the test restore differs from the dump-time row counts in %zu table%s", ndiff,
+		rb_error_setc(err, RB_EXIT_STEP, "%s differs from the dump-time row counts in %zu table%s", what, ndiff,
 		              ndiff == 1 ? "" : "s");
 		rb_error_detail(err, "%s%s.", diff.buf, ndiff > 5 ? "; ..." : "");
 	}
@@ -1139,45 +1210,77 @@ compare_counts(const struct btables *got, json_t *want, struct rb_error *err)
 	return ok;
 }
 
-/* Step 3: restore into a scratch database, compare the counts, always drop it. */
+/* Creates the database (false: nothing was created). */
 static bool
-verify_restore(struct verifier *v, struct rb_error *err)
+restore_create(struct restore_job *j, struct rb_error *err)
 {
-	v->scratch = scratch_name(v->database);
-	char *q = db_quote_ident(v->conn, v->scratch);
-	char *sql = xasprintf("CREATE DATABASE %s TEMPLATE template0", q);
+	char *q = db_quote_ident(j->conn, j->dbname);
+	char *sql = xasprintf("CREATE DATABASE %s TEMPLATE template0%s%s", q, j->create_opts ? " " : "",
+	                      j->create_opts ? j->create_opts : "");
 	free(q);
-	bool ok = db_run(v->conn, sql, 0, NULL, v->ctx, err);
+	bool ok = db_run(j->conn, sql, 0, NULL, j->ctx, err);
 	free(sql);
 	if (!ok) {
-		rb_error_prefix(err, "could not create the scratch database %s", v->scratch);
-		step_event(v->ctx, "restore", false, json_pack("{s:s, s:s}", "scratch_database", v->scratch, "error",
-		                                                err->message), "test restore: %s", err->message);
-		free(v->scratch);
-		v->scratch = NULL;
+		rb_error_prefix(err, "could not create the %s database %s", j->test ? "scratch" : "new", j->dbname);
+		if (j->test)
+			step_emit(j->ctx, j->stage, "backup", "restore", false, json_pack("{s:s, s:s}", "scratch_database",
+			          j->dbname, "error", err->message), "test restore: %s", err->message);
+		else
+			step_emit(j->ctx, j->stage, "restore", "create", false, json_pack("{s:s, s:s}", "database", j->dbname,
+			          "error", err->message), "create: %s", err->message);
 		return false;
 	}
-	char *ci = conninfo_for(v->conn, v->scratch);
-	int jobs = v->p->backup.jobs > 1 ? v->p->backup.jobs : 1;
+	j->created = true;
+	if (!j->test) {
+		step_emit(j->ctx, j->stage, "restore", "create", true, json_pack("{s:s}", "database", j->dbname),
+		          "create: database %s created from template0", j->dbname);
+	}
+	return ok;
+}
+
+/* pg_restore into the new database. */
+static bool
+restore_pg_restore(struct restore_job *j, const char *ci, struct rb_error *err)
+{
+	int jobs = j->p->backup.jobs > 1 ? j->p->backup.jobs : 1;
 	char *jobs_arg = xasprintf("--jobs=%d", jobs);
-	/* No subscriptions: a restored one would keep the scratch database from being dropped. */
-	char *argv[] = { v->tools->pg_restore, (char *)"--no-password", (char *)"--no-owner", (char *)"--no-privileges",
-	                 (char *)"--no-subscriptions", (char *)"--exit-on-error", jobs_arg, (char *)"--dbname", ci,
-	                 (char *)v->path, NULL };
-	json_t *pr = json_pack("{s:s, s:s, s:s}", "kind", "verify", "phase", "restore", "scratch_database", v->scratch);
-	events_emitf(v->ctx->bus, EV_PROGRESS, STAGE, pr, "restoring into %s", v->scratch);
+	/* No subscriptions: a restored one would connect to its publisher and keep the database from being dropped. */
+	char *argv[12];
+	int n = 0;
+	argv[n++] = j->tools->pg_restore;
+	argv[n++] = (char *)"--no-password";
+	if (j->no_owner) {
+		argv[n++] = (char *)"--no-owner";
+		argv[n++] = (char *)"--no-privileges";
+	}
+	argv[n++] = (char *)"--no-subscriptions";
+	argv[n++] = (char *)"--exit-on-error";
+	argv[n++] = jobs_arg;
+	argv[n++] = (char *)"--dbname";
+	argv[n++] = (char *)ci;
+	argv[n++] = (char *)j->path;
+	argv[n] = NULL;
+	j->t0 = j->last_tick = time_monotonic_ms();
+	json_t *pr = j->test ? json_pack("{s:s, s:s, s:s}", "kind", "verify", "phase", "restore", "scratch_database",
+	                                 j->dbname)
+	                     : json_pack("{s:s, s:s, s:s, s:I}", "kind", "restore", "phase", "restore", "database",
+	                                 j->dbname, "elapsed_ms", (json_int_t)0);
+	events_emitf(j->ctx->bus, EV_PROGRESS, j->stage, pr, "restoring into %s", j->dbname);
 	json_decref(pr);
-	long long t0 = time_monotonic_ms();
 	struct child c;
-	ok = child_start(argv, false, &c, err);
-	struct child_io io = {0};
+	bool ok = child_start(argv, false, &c, err);
+	struct child_io io = { .tick = j->test ? NULL : restore_tick, .ud = j };
 	if (ok) {
-		int status = child_wait(&c, v->ctx, &io);
+		int status = child_wait(&c, j->ctx, &io);
 		if (io.cancelled) {
-			ok = rb_error_setc(err, RB_EXIT_STEP, "the verification was cancelled during the test restore");
+			if (j->test)
+				ok = rb_error_setc(err, RB_EXIT_STEP, "the verification was cancelled during the test restore");
+			else
+				ok = rb_error_setc(err, RB_EXIT_STEP, "the restore into %s was cancelled", j->dbname);
 		} else if (!status_ok(status)) {
 			char *how = describe_status(status), *text = errors_text(&io);
-			ok = rb_error_setc(err, RB_EXIT_STEP, "the test restore into %s failed: pg_restore %s", v->scratch, how);
+			ok = rb_error_setc(err, RB_EXIT_STEP, "the %s into %s failed: pg_restore %s",
+			                   j->test ? "test restore" : "restore", j->dbname, how);
 			rb_error_detail(err, "%s", text);
 			free(how);
 			free(text);
@@ -1185,34 +1288,82 @@ verify_restore(struct verifier *v, struct rb_error *err)
 	}
 	child_io_release(&io);
 	free(jobs_arg);
-	long long restore_ms = time_monotonic_ms() - t0;
+	long long ms = time_monotonic_ms() - j->t0;
+	const char *what = j->test ? "test restore" : "restore";
 	if (ok)
-		step_event(v->ctx, "restore", true, json_pack("{s:s, s:I}", "scratch_database", v->scratch, "ms",
-		                                               (json_int_t)restore_ms),
-		           "test restore into %s: done in %.1f s", v->scratch, (double)restore_ms / 1000.0);
+		step_emit(j->ctx, j->stage, restore_kind(j), "restore", true, json_pack("{s:s, s:I}", restore_dbfield(j),
+		          j->dbname, "ms", (json_int_t)ms), "%s into %s: done in %.1f s", what, j->dbname,
+		          (double)ms / 1000.0);
 	else
-		step_event(v->ctx, "restore", false, json_pack("{s:s, s:s}", "scratch_database", v->scratch, "error",
-		                                                err->message), "test restore: %s", err->message);
-	if (ok) {
-		PGconn *sc = connect_conninfo(ci, err);
-		struct btables got = {0};
-		ok = sc != NULL;
-		if (ok)
-			ok = db_run(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, v->ctx, err) &&
-			     tables_count(sc, v->ctx, &got, err);
-		if (ok)
-			ok = compare_counts(&got, json_object_get(v->manifest, "tables"), err);
-		if (ok)
-			step_event(v->ctx, "counts", true, json_pack("{s:I}", "tables", (json_int_t)got.n),
-			           "row counts: all %zu tables of the test restore match the dump-time counts", got.n);
-		else
-			step_event(v->ctx, "counts", false, json_pack("{s:s}", "error", err->message), "row counts: %s",
-			           err->message);
-		btables_free(&got);
-		PQfinish(sc);
+		step_emit(j->ctx, j->stage, restore_kind(j), "restore", false, json_pack("{s:s, s:s}", restore_dbfield(j),
+		          j->dbname, "error", err->message), "%s: %s", what, err->message);
+	return ok;
+}
+
+/* Counts the restored tables and compares them with the manifest's. */
+static bool
+restore_counts(struct restore_job *j, const char *ci, struct rb_error *err)
+{
+	PGconn *sc = connect_conninfo(ci, j->dbname, err);
+	struct btables got = {0};
+	bool ok = sc != NULL;
+	if (ok)
+		ok = db_run(sc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, j->ctx, err) &&
+		     tables_count(sc, j->ctx, &got, err);
+	char *what = j->test ? xstrdup("the test restore") : xasprintf("the restore into %s", j->dbname);
+	if (ok)
+		ok = compare_counts(&got, j->want, what, err);
+	if (ok && j->test)
+		step_emit(j->ctx, j->stage, "backup", "counts", true, json_pack("{s:I}", "tables", (json_int_t)got.n),
+		          "row counts: all %zu tables of the test restore match the dump-time counts", got.n);
+	else if (ok)
+		step_emit(j->ctx, j->stage, "restore", "counts", true, json_pack("{s:s, s:I}", "database", j->dbname,
+		          "tables", (json_int_t)got.n),
+		          "row counts: all %zu tables restored into %s match the dump-time counts", got.n, j->dbname);
+	else
+		step_emit(j->ctx, j->stage, restore_kind(j), "counts", false, json_pack("{s:s, s:s}", restore_dbfield(j),
+		          j->dbname, "error", err->message), "row counts: %s", err->message);
+	if (ok && !j->test) {
+		json_t *list = NULL;
+		j->counts = tables_json(&got, &list);
+		json_decref(list);
 	}
+	free(what);
+	btables_free(&got);
+	PQfinish(sc);
+	return ok;
+}
+
+/*
+ * Runs the job: create, pg_restore, counts. The database is dropped afterwards when this is a
+ * test restore, and on any failure after it was created.
+ */
+static bool
+restore_run(struct restore_job *j, struct rb_error *err)
+{
+	if (!restore_create(j, err))
+		return false;
+	char *ci = conninfo_for(j->conn, j->dbname);
+	bool ok = restore_pg_restore(j, ci, err) && restore_counts(j, ci, err);
 	free(ci);
-	scratch_drop(v);
+	if (j->test || !ok)
+		restore_drop(j);
+	return ok;
+}
+
+/* Step 3 of a verification: the test restore into a scratch database (always dropped). */
+static bool
+verify_restore(struct verifier *v, struct rb_error *err)
+{
+	v->scratch = scratch_name(v->database);
+	struct restore_job j = { .p = v->p, .ctx = v->ctx, .conn = v->conn, .tools = v->tools, .path = v->path,
+	                         .want = json_object_get(v->manifest, "tables"), .dbname = v->scratch,
+	                         .no_owner = true, .test = true, .stage = STAGE };
+	bool ok = restore_run(&j, err);
+	if (!j.created) {  /* nothing of ours to name in the manifest */
+		free(v->scratch);
+		v->scratch = NULL;
+	}
 	return ok;
 }
 
@@ -1907,5 +2058,273 @@ backup_precondition(const struct plan *p, const char *env, const char *database,
 		free(phrase);
 	}
 	free(none);
+	return ok;
+}
+
+/* --- restoring into a new database --- */
+
+PGconn *
+backup_connect_server(const struct plan *p, const char *env, const char *dbname, char **env_db,
+                      struct rb_error *err)
+{
+	if (env_db)
+		*env_db = NULL;
+	if (env == NULL)
+		env = p->target;
+	const struct plan_env *e = plan_env_find(p, env);
+	if (e == NULL) {
+		rb_error_setc(err, RB_EXIT_PLAN, "the plan has no environment \"%s\"", env);
+		return NULL;
+	}
+	char *ci = db_env_conninfo(e, err);
+	if (ci == NULL)
+		return NULL;
+	if (env_db) {
+		/* the options as libpq resolves them (service file, environment), without connecting */
+		const char *const kw[] = { "dbname", NULL };
+		const char *const val[] = { ci, NULL };
+		PGconn *probe = PQconnectStartParams(kw, val, 1);
+		if (probe && PQdb(probe) && *PQdb(probe))  /* set once the options are parsed, even if connecting fails */
+			*env_db = xstrdup(PQdb(probe));
+		PQfinish(probe);
+		if (*env_db == NULL) {
+			rb_error_setc(err, RB_EXIT_CONNECT, "could not tell the database of environment \"%s\"", env);
+			free(ci);
+			return NULL;
+		}
+	}
+	const char *names[2] = { dbname, NULL };
+	if (dbname == NULL) {
+		names[0] = "postgres";
+		names[1] = "template1";
+	}
+	PGconn *c = NULL;
+	for (int i = 0; i < 2 && names[i] && c == NULL; i++) {
+		rb_error_clear(err);
+		/* the second dbname is a plain name and overrides the one in the connection string */
+		const char *const kw[] = { "dbname", "dbname", "fallback_application_name", "client_encoding",
+		                           "options", NULL };
+		const char *const val[] = { ci, names[i], "pgrunbook", "UTF8",
+		                            "-c default_transaction_read_only=off -c TimeZone=UTC", NULL };
+		c = PQconnectdbParams(kw, val, 1);
+		if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+			char *m = c ? xstrndup(PQerrorMessage(c), strcspn(PQerrorMessage(c), "\n")) : xstrdup("out of memory");
+			rb_error_setc(err, RB_EXIT_CONNECT, "could not connect to database %s of environment \"%s\": %s",
+			              names[i], env, m);
+			free(m);
+			PQfinish(c);
+			c = NULL;
+		}
+	}
+	free(ci);
+	if (c == NULL && env_db) {
+		free(*env_db);
+		*env_db = NULL;
+	}
+	return c;
+}
+
+/*
+ * CREATE DATABASE options giving the new database the encoding and locale of database `like`
+ * (PG 15: also its locale provider). Caller frees; NULL with err when `like` is not found.
+ */
+static char *
+create_opts_like(PGconn *conn, const char *like, const struct rb_ctx *ctx, struct rb_error *err)
+{
+	bool v15 = PQserverVersion(conn) >= 150000;
+	const char *sql = v15 ?
+		"SELECT pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider::pg_catalog.text, "
+		"daticulocale FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1" :
+		"SELECT pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype, 'c', NULL "
+		"FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1";
+	const char *params[1] = { like };
+	PGresult *res = db_exec(conn, sql, 1, params, ctx);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			db_error_from_result(err, res, RB_EXIT_STEP);
+		else
+			rb_error_setc(err, RB_EXIT_STEP, "database %s does not exist", like);
+		rb_error_prefix(err, "could not read the encoding and locale of %s", like);
+		PQclear(res);
+		return NULL;
+	}
+	struct strbuf sb = {0};
+	const char *keys[] = { "ENCODING", "LC_COLLATE", "LC_CTYPE" };
+	for (int i = 0; i < 3; i++) {
+		char *lit = PQescapeLiteral(conn, PQgetvalue(res, 0, i), strlen(PQgetvalue(res, 0, i)));
+		strbuf_addf(&sb, "%s%s %s", i ? " " : "", keys[i], lit ? lit : "''");
+		PQfreemem(lit);
+	}
+	if (PQgetvalue(res, 0, 3)[0] == 'i' && !PQgetisnull(res, 0, 4)) {
+		char *lit = PQescapeLiteral(conn, PQgetvalue(res, 0, 4), strlen(PQgetvalue(res, 0, 4)));
+		strbuf_addf(&sb, " LOCALE_PROVIDER icu ICU_LOCALE %s", lit ? lit : "''");
+		PQfreemem(lit);
+	}
+	PQclear(res);
+	return strbuf_detach(&sb);
+}
+
+bool
+backup_restore(const struct plan *p, const char *path, const struct backup_restore_opts *opts,
+               struct rb_ctx *ctx, json_t **counts, struct rb_error *err)
+{
+	struct rb_ctx none = {0};
+	if (ctx == NULL)
+		ctx = &none;
+	if (counts)
+		*counts = NULL;
+	const char *stage = opts->stage ? opts->stage : STAGE;
+	const char *env = opts->env ? opts->env : p->target;
+	const char *dbname = opts->dbname;
+	if (dbname == NULL || dbname[0] == '\0' || strlen(dbname) > 63)
+		return rb_error_setc(err, RB_EXIT_STEP, "invalid name for the new database: \"%s\"", dbname ? dbname : "");
+	char *archive = NULL, *mpath = NULL, *env_db = NULL, *create_opts = NULL;
+	split_paths(path, &archive, &mpath);
+	struct tools tools = {0};
+	PGconn *conn = NULL;
+	bool ok = false;
+	json_t *m = manifest_read(mpath, err);
+	if (m == NULL) {
+		step_emit(ctx, stage, "restore", "checksum", false, json_pack("{s:s, s:s}", "database", dbname, "error",
+		          err->message), "checksum: %s", err->message);
+		goto out;
+	}
+	if (!json_is_true(json_object_get(m, "verified"))) {
+		const char *why = json_string_value(json_object_get(json_object_get(m, "verification"), "why"));
+		rb_error_setc(err, RB_EXIT_STEP, "the backup %s is not verified", archive);
+		rb_error_detail(err, "Its manifest says: %s.", why ? why : "never verified");
+		rb_error_hint(err, "Verify it with \"pgrunbook backup verify %s\" or take a new one.", archive);
+		step_emit(ctx, stage, "restore", "checksum", false, json_pack("{s:s, s:s}", "database", dbname, "error",
+		          err->message), "checksum: %s", err->message);
+		goto out;
+	}
+	if (!exists(archive)) {
+		rb_error_setc(err, RB_EXIT_STEP, "the archive %s does not exist", archive);
+		rb_error_detail(err, "Its manifest %s is there.", mpath);
+		step_emit(ctx, stage, "restore", "checksum", false, json_pack("{s:s, s:s}", "database", dbname, "error",
+		          err->message), "checksum: %s", err->message);
+		goto out;
+	}
+	if (!archive_matches(ctx, stage, "restore", archive, m, err))
+		goto out;
+	if (rb_ctx_cancelled(ctx)) {
+		rb_error_setc(err, RB_EXIT_STEP, "the restore into %s was cancelled", dbname);
+		goto out;
+	}
+	conn = backup_connect_server(p, env, NULL, &env_db, err);
+	if (conn == NULL)
+		goto out;
+	if (!tools_find(PQserverVersion(conn) / 10000, &tools, err))
+		goto out;
+	const char *params[1] = { dbname };
+	PGresult *res = db_exec(conn, "SELECT FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1", 1,
+	                        params, ctx);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error_from_result(err, res, RB_EXIT_STEP);
+		PQclear(res);
+		goto out;
+	}
+	bool taken = PQntuples(res) > 0;
+	PQclear(res);
+	if (taken) {
+		rb_error_setc(err, RB_EXIT_STEP, "database %s already exists", dbname);
+		rb_error_detail(err, "A restore goes into a new database only; nothing was changed.");
+		step_emit(ctx, stage, "restore", "create", false, json_pack("{s:s, s:s}", "database", dbname, "error",
+		          err->message), "create: %s", err->message);
+		goto out;
+	}
+	create_opts = create_opts_like(conn, env_db, ctx, err);
+	if (create_opts == NULL)
+		goto out;
+	struct restore_job j = { .p = p, .ctx = ctx, .conn = conn, .tools = &tools, .path = archive,
+	                         .want = json_object_get(m, "tables"), .dbname = dbname, .create_opts = create_opts,
+	                         .no_owner = opts->no_owner, .test = false, .stage = stage };
+	ok = restore_run(&j, err);
+	if (ok && counts)
+		*counts = j.counts;
+	else
+		json_decref(j.counts);
+out:
+	if (!ok && err->code == 0)
+		err->code = RB_EXIT_STEP;
+	json_decref(m);
+	PQfinish(conn);
+	tools_free(&tools);
+	free(create_opts);
+	free(env_db);
+	free(archive);
+	free(mpath);
+	return ok;
+}
+
+bool
+backup_check(const struct plan *p, const char *env, const char *path, struct backup_result *r, struct rb_error *err)
+{
+	memset(r, 0, sizeof *r);
+	if (env == NULL)
+		env = p->target;
+	char *archive = NULL, *mpath = NULL, *env_db = NULL;
+	split_paths(path, &archive, &mpath);
+	bool ok = false;
+	json_t *m = manifest_read(mpath, err);
+	r->path = archive;
+	r->environment = xstrdup(env);
+	if (m == NULL)
+		goto out;
+	r->manifest = m;
+	r->manifest_path = xstrdup(mpath);
+	const char *mdb = json_string_value(json_object_get(m, "database"));
+	const char *fmt = json_string_value(json_object_get(m, "format"));
+	r->database = xstrdup(mdb);
+	r->format = fmt ? xstrdup(fmt) : NULL;
+	r->size = json_integer_value(json_object_get(m, "size"));
+	if (!json_is_true(json_object_get(m, "verified"))) {
+		const char *why = json_string_value(json_object_get(json_object_get(m, "verification"), "why"));
+		rb_error_setc(err, RB_EXIT_STEP, "the backup %s is not verified", archive);
+		rb_error_detail(err, "Its manifest says: %s.", why ? why : "never verified");
+		goto out;
+	}
+	PGconn *conn = backup_connect_server(p, env, NULL, &env_db, err);
+	if (conn == NULL)
+		goto out;
+	struct server_id sid = {0};
+	server_id_read(conn, &sid);
+	PQfinish(conn);
+	bool same_server = server_matches(json_object_get(m, "server"), &sid);
+	server_id_free(&sid);
+	if (strcmp(mdb, env_db) != 0 || !same_server) {
+		rb_error_setc(err, RB_EXIT_STEP, "the backup %s is of %s, not of %s (%s)", archive,
+		              strcmp(mdb, env_db) != 0 ? "another database" : "another server", env_db, env);
+		rb_error_detail(err, "Its manifest names database %s on %s:%s.", mdb,
+		                json_string_value(json_object_get(json_object_get(m, "server"), "host")),
+		                json_string_value(json_object_get(json_object_get(m, "server"), "port")));
+		goto out;
+	}
+	int64_t size = 0;
+	if (!exists(archive)) {
+		rb_error_setc(err, RB_EXIT_STEP, "the archive %s does not exist", archive);
+		goto out;
+	}
+	if (!archive_checksum(archive, r->sha256, &size, err))
+		goto out;
+	const char *want = json_string_value(json_object_get(m, "sha256"));
+	if (size != r->size || strcmp(r->sha256, want) != 0) {
+		rb_error_setc(err, RB_EXIT_STEP, "the archive %s no longer matches its manifest (%s)", archive,
+		              size != r->size ? "size" : "SHA-256");
+		rb_error_detail(err, "The backup was cut off or changed after it was taken.");
+		goto out;
+	}
+	r->verified = true;
+	r->why = xstrdup("its manifest says verified and its SHA-256 still matches");
+	ok = true;
+out:
+	if (!ok && err->code == 0)
+		err->code = RB_EXIT_STEP;
+	if (!ok && r->why == NULL && err->message)
+		r->why = xstrdup(err->message);
+	if (r->manifest == NULL)
+		json_decref(m);
+	free(env_db);
+	free(mpath);
 	return ok;
 }

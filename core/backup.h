@@ -62,6 +62,7 @@
  */
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -140,6 +141,17 @@ bool backup_find_recent(const struct plan *p, const char *env, int64_t max_age_m
                         struct rb_error *err);
 
 /*
+ * Checks that the backup at path (the archive or its manifest) can stand in for env's database
+ * (the plan's target when NULL) without restoring it: its manifest says verified, names env's
+ * database (as libpq resolves env's connection string) and server (system identifier when both
+ * sides know it, host and port), and the archive's size and SHA-256 still equal the manifest's.
+ * Connects with backup_connect_server(). *result is always filled (caller frees); false with err
+ * saying what does not fit (RB_EXIT_STEP; RB_EXIT_CONNECT when env cannot be reached).
+ */
+bool backup_check(const struct plan *p, const char *env, const char *path, struct backup_result *result,
+                  struct rb_error *err);
+
+/*
  * The backup precondition of a step that writes to env's database (DESIGN.md "Preconditions"),
  * stage "migrate" or "sync", verb "deploy" or "apply" for the messages. Met when backup_ok (the
  * caller knows its run has a verified backup or a waiver); else by a verified backup of the same
@@ -161,8 +173,10 @@ bool backup_precondition(const struct plan *p, const char *env, const char *data
  * LC_COLLATE and LC_CTYPE of env's own database (so a restored copy sorts like the original),
  * owned by the role env connects as; then pg_restore --exit-on-error --no-subscriptions (with
  * --no-owner --no-privileges when opts->no_owner, for a server without the source's roles),
- * --jobs from the plan for a directory archive; then every table's row count must equal the
- * manifest's. Database-level properties are not in an archive; copying them is the caller's
+ * --jobs from the plan (the same pg_restore run as the verification's test restore: one
+ * implementation); then every table's row count must equal the manifest's. It connects with
+ * backup_connect_server() (to "postgres", else "template1"), never to env's own database, so it
+ * works while that one is frozen. Database-level properties are not in an archive; copying them is the caller's
  * business. On any failure or cancel the new database is dropped (WITH (FORCE)) and false is
  * returned; on success *counts (may be NULL) receives {"schema.table": rows} as restored
  * (caller decrefs). Events, stage opts->stage (e.g. "rollback", "staging"): step {"kind":
@@ -178,5 +192,18 @@ struct backup_restore_opts {
 };
 bool backup_restore(const struct plan *p, const char *path, const struct backup_restore_opts *opts,
                     struct rb_ctx *ctx, json_t **counts, struct rb_error *err);
+
+/*
+ * A connection to database dbname (NULL: "postgres", else "template1") on the server of the
+ * plan's environment env (NULL: the target), for statements about databases (CREATE, ALTER,
+ * RENAME, DROP DATABASE) that must not run on the database they concern. It uses env's own
+ * connection string (service, URI or conninfo; never a password) with dbname in place of its
+ * database, so it works while env's database does not accept connections; the session has
+ * default_transaction_read_only off and TimeZone UTC. When env_db is not NULL it receives the
+ * name of env's own database as libpq resolves it (caller frees). Returns NULL with err
+ * (RB_EXIT_CONNECT; RB_EXIT_PLAN for an unknown environment). Caller closes with PQfinish().
+ */
+PGconn *backup_connect_server(const struct plan *p, const char *env, const char *dbname, char **env_db,
+                              struct rb_error *err);
 
 #endif

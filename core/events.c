@@ -150,6 +150,27 @@ events_emitf(struct events *bus, enum rb_event_type type, const char *stage, jso
 }
 
 void
+events_relay_fn(const struct rb_event *ev, void *userdata)
+{
+	struct events_relay *r = userdata;
+	if (r->also)
+		r->also(ev, r->also_userdata);
+	switch (ev->type) {
+	case EV_STAGE_STARTED: case EV_STAGE_DONE: case EV_STAGE_FAILED: case EV_STAGE_SKIPPED:
+	case EV_STAGE_WAIVED: case EV_STAGE_RESULT: case EV_RUN_STARTED: case EV_RUN_FINISHED:
+		return;
+	default:
+		break;
+	}
+	json_t *data = json_is_object(ev->data) ? json_copy(ev->data) : json_object();
+	json_object_set_new(data, "phase", json_string(r->phase));
+	struct rb_event out = { .type = ev->type, .stage = r->stage, .message = ev->message, .level = ev->level,
+	                        .data = data };
+	events_emit(r->to, &out);
+	json_decref(data);
+}
+
+void
 events_log(struct events *bus, enum rb_log_level level, const char *stage, const char *fmt, ...)
 {
 	if (bus == NULL)

@@ -79,6 +79,23 @@ void events_emitf(struct events *bus, enum rb_event_type type, const char *stage
 /* Emits an EV_LOG event: a line at a level for a stage (stage may be NULL), without data. */
 void events_log(struct events *bus, enum rb_log_level level, const char *stage, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/*
+ * A sub-operation's events passed on as another stage's: subscribe events_relay_fn with a
+ * struct events_relay on a private bus given to an operation that reports as its own stage
+ * (deploy_run() as "migrate", verify_run() as "verify") when it runs inside another one (staging,
+ * rollback). Each event goes to `to` under `stage` with "phase" added to its data, except the
+ * stage lifecycle records (stage_started/done/failed/skipped/waived/result, run_*): replayed,
+ * those would mark the run's own stage of that name done or failed. `also` (may be NULL) sees
+ * every event first, unchanged.
+ */
+struct events_relay {
+	struct events *to;
+	const char    *stage;
+	const char    *phase;
+	events_fn      also;
+	void          *also_userdata;
+};
+void events_relay_fn(const struct rb_event *ev, void *userdata);
 /* The journal name of a type ("stage_done"); "unknown" for a value out of range. */
 const char *events_type_name(enum rb_event_type t);
 /* "info", "warn" or "error". */

@@ -10,17 +10,24 @@
  *   hook_command    maintenance.hooks.on_command through /bin/sh -c (environment: the caller's
  *                   plus PGRUNBOOK_DATABASE, PGRUNBOOK_ENVIRONMENT, PGRUNBOOK_RUN_ID; stdin
  *                   /dev/null; 60 s then SIGTERM, SIGKILL 5 s later; exit status 0 or the layer
- *                   fails); undo: off_command. Its output goes to the log, never to the journal.
+ *                   fails); undo: off_command. Its output lines are progress events {"kind":
+ *                   "hook_output", "line"} (shown, never journaled).
  *   pgbouncer       PAUSE <db> on the admin console whose URI is in the variable named by
- *                   maintenance.pgbouncer_dsn_env (a password only from .pgpass/PGPASSFILE);
- *                   undo: RESUME <db>. Skipped without pgbouncer_dsn_env.
+ *                   maintenance.pgbouncer_dsn_env (PQconnectdbParams of the URI, no session
+ *                   settings: the console rejects SET; a URI carrying a password is refused,
+ *                   passwords only from .pgpass/PGPASSFILE; the pool must be named like the
+ *                   database; 60 s limit); undo: RESUME <db> ("not paused" is fine). Skipped
+ *                   without pgbouncer_dsn_env.
  *   block           (block_connections: true) new connections of everyone but pgrunbook:
  *                   when pgrunbook's role is a superuser, ALTER DATABASE .. CONNECTION LIMIT 0
  *                   (superusers, and so pgrunbook's own later stages, still connect; sessions of
  *                   other superuser roles are reported as not blocked); otherwise REVOKE CONNECT
- *                   ON DATABASE from PUBLIC and from every role holding it other than the
- *                   current one (the owner's own grant stays when pgrunbook is the owner; the
- *                   roles that keep CONNECT are reported). ALLOW_CONNECTIONS false is not used
+ *                   ON DATABASE from PUBLIC and from every role holding it by a grant of the
+ *                   current role, other than the current role itself (the owner's own grant
+ *                   stays; grants by other grantors cannot be revoked by a non-superuser in
+ *                   PG 15 and are reported as not blocked, with the superusers; a current role
+ *                   holding CONNECT only through PUBLIC is refused: it would lock itself out).
+ *                   A NULL datacl comes back as its explicit equivalent. ALLOW_CONNECTIONS false is not used
  *                   here: it would also lock out pgrunbook's own migrate, sync and verify (it
  *                   is used by rollback's swap, where that is the point). undo: the previous
  *                   connection limit / every revoked grant re-granted (recorded first).
@@ -29,21 +36,34 @@
  *                   there was none). pgrunbook's own sessions set it off (db_connect()).
  *   terminate       (terminate_sessions: ask) pg_terminate_backend() of the other sessions on the
  *                   database (client backends; not this connection, not sessions whose
- *                   application_name starts with "pgrunbook", which are listed as left alone).
+ *                   application_name starts with "pgrunbook", which are left alone).
  *                   Needs the phrase "terminate <N> sessions on <db>" where N is the number
- *                   listed; the list is taken again after block/read_only and when its number
- *                   differs the layer refuses with the new list (nothing terminated). No undo.
+ *                   listed; the list is taken again after block/read_only: a session that was
+ *                   not in the confirmed list makes the layer refuse with the new list (nothing
+ *                   terminated); sessions that ended meanwhile (pgbouncer's server connections,
+ *                   closed by PAUSE) are fine, the rest is terminated. No undo.
  *                   terminate_sessions: never skips it (remaining sessions only reported).
  *   marker          ALTER DATABASE .. SET pgrunbook.frozen_by = '<run id> <RFC 3339> <who>' when
  *                   the role may (a superuser; others lack SET on placeholder parameters, then the
  *                   freeze is recorded in the journal only and status says so); undo: RESET.
  *
  * Every layer's undo is journaled (fsync'd) before the layer is applied: a step
- *   {"kind": "freeze", "layer", "state": "applying", "undo": {...what off needs}, "database",
- *    "environment"}
- * then {"kind": "freeze", "layer", "state": "applied"|"failed"|"skipped", ...}. A thaw journals
- * {"kind": "thaw", "layer", "state": "undoing"} then "undone"|"failed"|"nothing". A freeze whose
- * layer fails is undone at once (the layers applied so far, in reverse) and the stage fails.
+ *   {"kind": "freeze", "layer", "state": "applying", "undo": {...what off needs}|null, "database",
+ *    "environment", "server" ("host:port" as connected), "freeze_at" (RFC 3339, one per freeze:
+ *    with the run id it names the freeze), "who"}
+ * then {"kind": "freeze", "layer", "state": "applied"|"failed"|"skipped"|"refused", ...}; the
+ * step is emitted on ctx->bus and journal_failed(j) is checked before the layer is applied (a
+ * broken journal: the layer is not applied). undo per layer: hook_sql {"off_sql"},
+ * hook_command {"off_command"}, pgbouncer {"dsn_env", "pool"} (the variable's name, never the
+ * URI), block {"method": "connection_limit", "connection_limit"} or {"method": "revoke",
+ * "grants": [{"grantee" ("PUBLIC" or a role), "grantor", "grantable"}]}, read_only
+ * {"previous": value|null}, marker {"reset"}; terminate null. A thaw journals
+ * {"kind": "thaw", "layer", "state": "undoing", "freeze_run", "freeze_at", "who", ...} then
+ * "undone"|"failed"|"nothing"; a freeze counts as thawed layer by layer when any run's journal
+ * has its thaw "undone" or "nothing". A freeze whose layer fails is undone at once (the layers
+ * applied so far and the failed one, which may have partly happened, newest first; stage
+ * "maintenance") and the stage fails. After the layers a step {"kind": "freeze_counters",
+ * "counters", "freeze_at", ...} records the write counters at freeze time.
  *
  * Slipped writes: after the layers, the tuple counters (sum of n_tup_ins, n_tup_upd, n_tup_del
  * per user table from pg_stat_user_tables) and xact_commit of pg_stat_database are read, then
@@ -98,37 +118,63 @@ bool maint_sessions(const struct plan *p, const char *env, const struct rb_ctx *
  *   {"ok", "environment", "database", "layers": [{"layer", "state", "detail"}],
  *    "terminated": [pids], "not_blocked": [roles or sessions that can still connect],
  *    "slipped": [{"table", "inserted", "updated", "deleted"}], "xact_commit_delta",
- *    "counters": {"xact_commit", "tables": {"schema.table": n}}, "frozen_at"}.
+ *    "counters": {"xact_commit", "tables": {"schema.table": n}, "changes": {"schema.table":
+ *    [inserted, updated, deleted]}}, "frozen_at", "run"}.
  */
 bool maint_on(const struct plan *p, const struct maint_opts *o, struct journal *j, struct rb_ctx *ctx,
               json_t **result, struct rb_error *err);
 
 /*
- * maintenance off: undoes the layers of the freeze recorded in the journal of run (a run id or
- * directory; NULL: the newest run of this plan that froze the database and did not thaw it) in
- * reverse order, each undo journaled before it runs (stage "maintenance_off", in the journal of
+ * maintenance off: undoes the layers of the freeze recorded in the journal of run (a run id,
+ * prefix or directory; NULL: the newest freeze of this database on this server, by any run,
+ * that no run has thawed; found with journal_list_runs()) in reverse order, each undo journaled before it runs (stage "maintenance_off", in the journal of
  * the caller's run j). Undoing is idempotent: a layer already undone (a crash between the undo
  * and its record) is fine. Refuses (RB_EXIT_STEP) when no freeze is found for the database.
  * Reports the writes since the freeze (counters). *result: {"ok", "database", "run", "layers":
- * [{"layer", "state", "detail"}], "writes_since_freeze": {...}}.
+ * [{"layer", "state", "detail"}], "writes_since_freeze": {"since", "xact_commit_delta", "tables":
+ * [{"table", "inserted", "updated", "deleted"}], "note"}|null, "frozen_at", "environment"}.
  */
 bool maint_off(const struct plan *p, const char *env, const char *run, const char *who, struct journal *j,
                struct rb_ctx *ctx, json_t **result, struct rb_error *err);
 
 /*
- * The undo records of an unfinished freeze in a replayed run (layers with "applying" or
- * "applied" and no later "undone"), newest first, as JSON steps; an empty array when the run
- * froze nothing or thawed everything. resume uses it: a run killed during or after maintenance
- * on is thawed from here.
+ * The undo records of an unfinished freeze in a replayed run: the data of every freeze step
+ * with state "applying" and an undo (terminate has none) that no thaw step of this same run
+ * marked "undone" or "nothing" (matched by freeze_run, freeze_at and layer), newest first, each
+ * with "freeze_run" (st->id) added; an empty array when the run froze nothing or thawed
+ * everything. Caller decrefs. Thaws journaled by other runs (maintenance off) are not seen
+ * here: maint_thaw_records() skips those. resume uses the pair: a run killed during or after
+ * maintenance on is thawed from here.
  */
 json_t *maint_pending_undo(const struct run_state *st);
 
 /*
- * maintenance status, read-only: {"database", "frozen": bool, "since", "run", "who",
- *  "layers": {"connection_limit", "revoked": [...], "read_only": bool, "marker": str|null},
- *  "writes_since_freeze": {...}|null, "sessions": n}
- * from the server's state (datconnlimit, grants, setconfig, the marker) and the runs directory
- * (a freeze journaled and not thawed). frozen is true when any layer is in place.
+ * Undoes the freeze records in undo (a JSON array as maint_pending_undo() returns, newest first:
+ * each a freeze "applying" step's data plus "freeze_run") on env's database (NULL: the target),
+ * in the given order, each undo journaled before it runs as a thaw step (stage "maintenance_off",
+ * data "freeze_run", "freeze_at", "layer", "state") through ctx->bus; j (may be NULL) is only
+ * checked for a broken journal and gives the run id. Emits no stage_started/done: the caller
+ * owns the stage. A record that some run's journal already shows thawed is skipped (state
+ * "thawed" in the result, nothing journaled): the database may have been frozen again since.
+ * Undoing is idempotent (a layer already undone, a pgbouncer not paused, a marker not set are
+ * "nothing"), so "applying" records left by a crash are fine; a record for another database
+ * fails. Every record is tried even after one failed (unless the journal broke). *result (may be NULL): {"ok", "database", "layers":
+ * [{"layer", "state", "detail"}]}. False with err (the first failure) when any layer failed.
+ */
+bool maint_thaw_records(const struct plan *p, const char *env, json_t *undo, const char *who, struct journal *j,
+                        struct rb_ctx *ctx, json_t **result, struct rb_error *err);
+
+/*
+ * maintenance status, read-only, journals nothing: {"database", "environment", "frozen": bool,
+ *  "journal": bool, "since", "run", "who", "pending_layers": [layer names to undo],
+ *  "layers": {"connection_limit", "revoked": [grantees], "read_only": bool, "marker": str|null},
+ *  "writes_since_freeze": {...}|null, "sessions": n (other sessions, as maint_sessions())}
+ * from the server's state (datconnlimit, setconfig, the marker) and the runs directory (the
+ * newest freeze of this database on this server that no run has thawed: "journal" true, since,
+ * run and who from its records, revoked from its block undo). frozen is true when such a freeze
+ * exists or the marker is set (then since, run and who come from the marker); a connection
+ * limit or read-only setting of the database's own, without either, is not a freeze. Caller
+ * decrefs *status.
  */
 bool maint_status(const struct plan *p, const char *env, const struct rb_ctx *ctx, json_t **status,
                   struct rb_error *err);

@@ -11,13 +11,19 @@
  *             its migration.sql, nothing was synced, and each applied migration's row in
  *             _prisma_migrations still has the checksum of the file applied (nothing changed it
  *             since). Phrase "rollback <db>".
- *   restore   otherwise, when a verified backup is known: the run's (its backup stage_result
- *             path) or opts->backup; its manifest must be of the same database and server.
- *             Phrase "restore <db>". Data written to the target after the backup is lost: the
- *             choice says so, with the writes seen since (pg_stat counters are not enough to
- *             know; the why names the backup's time).
+ *   restore   otherwise, when a verified backup is known: opts->backup when given, else the
+ *             run's (its backup stage_result path, else the backup its migrate or sync relied
+ *             on: a {"kind": "backup_found"} step); backup_check() must pass (manifest verified,
+ *             same database and server, SHA-256 still matching). Phrase "restore <db>". Data
+ *             written to the target after the backup is lost: the why says so and names the
+ *             backup's time (pg_stat counters cannot tell which writes came after it).
  *   none      nothing applied and nothing synced (nothing to roll back), or no verified backup
- *             for a restore: why says what is missing and how to proceed.
+ *             for a restore: why says what is missing (a backup that fails backup_check() is
+ *             named with the reason).
+ * The migrations are matched to their _prisma_migrations row by the id the deploy journaled
+ * (else the newest row of the name). The choice also carries what the run's maintenance freeze
+ * recorded (read_only layer, the connection limit and CONNECT grants before its block layer)
+ * for the settings step.
  * opts->force_restore chooses restore even when down_sql would do.
  *
  * Doing (rollback_run()), everything journaled (stage "rollback"; events rollback_started and
@@ -31,19 +37,33 @@
  *   restore:
  *     1. restore      backup_restore() into "<db>_rollback_<yyyymmddThhmmss>" (same server), counts
  *                     compared with the manifest inside backup_restore();
- *     2. settings     the target's database-level properties copied to the new database: owner,
- *                     CONNECT/CREATE/TEMP grants, ALTER DATABASE SET settings (minus pgrunbook's
- *                     freeze: pgrunbook.frozen_by and a read_only layer's default_transaction_read_only),
- *                     connection limit as before any freeze, comment;
+ *     2. settings     the target's database-level properties copied to the new database in one
+ *                     transaction: owner, grants (datacl exploded: REVOKE ALL from PUBLIC and the
+ *                     owner, then each GRANT; a NULL datacl stays default) plus the CONNECT grants
+ *                     the run's freeze revoked, ALTER DATABASE SET and ALTER ROLE .. IN DATABASE
+ *                     SET settings (minus pgrunbook's freeze: pgrunbook.frozen_by, and
+ *                     default_transaction_read_only when the run froze with a read_only layer;
+ *                     list settings such as search_path are stored with set_config() + SET ..
+ *                     FROM CURRENT so their text is exactly the original's), connection limit as
+ *                     before the run's freeze, comment. Not copied: the default tablespace (the
+ *                     copy is created in the server's default), datistemplate;
  *     3. block        ALTER DATABASE <db> ALLOW_CONNECTIONS false (undo journaled first);
  *     4. terminate    pg_terminate_backend() of every session on the target, waiting up to
  *                     lock_wait_ms for them to go;
  *     5. rename_old   ALTER DATABASE <db> RENAME TO "<db>_failed_<yyyymmddThhmmss>" under lock_timeout
- *                     (lock_wait_ms). When it fails (a session still connected, a lock held on
- *                     the database: the blocker pid, user and query are named), nothing was
+ *                     (lock_wait_ms). It needs an AccessExclusiveLock on the database object
+ *                     and no session on the database. When it fails, the blockers are read
+ *                     from pg_locks (locktype 'object', classid pg_database, granted: e.g. a
+ *                     COMMENT ON DATABASE <db> in an open transaction of another database, or
+ *                     a running CREATE DATABASE .. TEMPLATE <db>) joined with
+ *                     pg_stat_activity, plus the sessions
+ *                     still connected, and named (pid, lock mode, user, database, state, query
+ *                     unless it mentions a password) in err's hint and the step's "blockers"
+ *                     (and the result's); nothing was
  *                     renamed: connections are allowed again and the step fails, saying the
  *                     target is intact under its own name and the restored copy is kept under
- *                     its name for a second try (rollback_run again, or drop it);
+ *                     its name (a second rollback_run restores a fresh copy rather than trust
+ *                     one that sat open meanwhile; the message says to drop the old one);
  *     6. rename_new   the restored database to <db>. When it fails, the old one is renamed back
  *                     to <db> (journaled), so the original name is always the original
  *                     database or the restored copy, never missing; the result says which;
@@ -51,10 +71,15 @@
  *                     forensics under its new name, never dropped);
  *     8. verify       verify_run() on <db> with the backup manifest as baseline (counts equal).
  *     Admin statements run on a connection to the server's "postgres" database (else
- *     template1), never to the target itself.
- * *result (may be NULL) receives {"ok", "path": "down_sql"|"restore", "database", "why",
- * "failed_database", "restored_from", "steps": [{"step", "state", "detail"}], "state": one
- * sentence saying where things are now}.
+ *     template1; backup_connect_server()), never to the target itself, all under
+ *     lock_timeout = lock_wait_ms. Each step is journaled "started" before it runs, then
+ *     "done" or "failed".
+ * *result (may be NULL; also on failure and refusal) receives {"ok", "path": "down_sql"|"restore"|
+ * "none", "database", "why", "failed_database" (null until rename_old succeeded, and again after
+ * a rename back), "restored_from", "restored_database", "blockers", "verify" (verify's summary),
+ * "steps": [{"step", "state", "detail"}], "state": one sentence saying where things are now}.
+ * On failure err's detail is that same sentence. Caller decrefs. rollback_done's data is the
+ * result plus "run" (the run rolled back), so a later rollback_choose() caller can skip it.
  */
 
 #include <jansson.h>
@@ -88,11 +113,17 @@ struct rollback_choice {
 	char   *database;   /* the target's database name */
 	char   *phrase;     /* "rollback <db>" or "restore <db>"; NULL for none */
 	char   *backup;     /* the archive for restore, or NULL */
-	json_t *migrations; /* [{"name", "down_sql": path|null, "applied_at"}] applied in the run, in order */
+	json_t *migrations; /* [{"name", "id", "down_sql": path|null, "applied_at"}] applied in the run, in order */
 	bool    synced;     /* the run wrote data with sync apply */
+	char   *run_id;     /* the run rolled back, or NULL */
+	/* from the run's maintenance freeze, for the settings step: */
+	bool    froze_read_only;   /* a read_only layer: the target's default_transaction_read_only is pgrunbook's */
+	bool    connlimit_known;   /* a block layer recorded the connection limit before it */
+	int64_t connlimit_before;
+	json_t *revoked_grants;    /* CONNECT grants a block layer revoked: [{"grantee", "grantable"}] */
 };
 void rollback_choice_free(struct rollback_choice *c);
-/* {"path", "why", "database", "phrase", "backup", "migrations", "synced"}. Caller decrefs. */
+/* {"path", "why", "database", "phrase", "backup", "migrations", "synced", "run"}. Caller decrefs. */
 json_t *rollback_choice_json(const struct rollback_choice *c);
 
 /*
@@ -104,7 +135,11 @@ json_t *rollback_choice_json(const struct rollback_choice *c);
 bool rollback_choose(const struct plan *p, const struct run_state *st, const struct rollback_opts *o,
                      const struct rb_ctx *ctx, struct rollback_choice *out, struct rb_error *err);
 
-/* Carries out the choice (see above). */
+/*
+ * Carries out the choice (see above). Returns true when everything succeeded; false with err
+ * (RB_EXIT_STEP: refused, nothing to do, or a step failed; RB_EXIT_CONNECT: the server could not
+ * be reached before anything changed).
+ */
 bool rollback_run(const struct plan *p, const struct rollback_choice *c, const struct rollback_opts *o,
                   struct rb_ctx *ctx, json_t **result, struct rb_error *err);
 

@@ -870,7 +870,7 @@ status_text(const struct wizard *wz, enum tui_role *role)
 	}
 	if (wz->worker) {
 		*role = TUI_ROLE_WARN;
-		return xasprintf("%s is running; deploy can start once it ends.", plan_stage_name(wz->worker_stage));
+		return xasprintf("%s is running; deploy can start once it ends.", wizard_worker_name(wz->worker_stage));
 	}
 	if (m->pv_error) {
 		*role = TUI_ROLE_DANGER;
@@ -936,6 +936,14 @@ mg_draw(struct screen *s)
 	for (size_t i = 0; i < sl.len && i < 2 && y < h; i++)
 		tui_text_put(s->win, y++, 1, sl.items[i], 0, cw, tui_attr(role), true);
 	strlist_free(&sl);
+	long long est_ms, est_wait;   /* the staging rehearsal's timing, when this run has one */
+	if (wizard_staging_estimate(wz, &est_ms, &est_wait) && y < h) {
+		char d[24];
+		char *est = xasprintf("Staging estimate: %s (%lld ms), %lld ms lock waits",
+		                      wizard_duration(est_ms, d, sizeof d), est_ms, est_wait);
+		tui_text_put(s->win, y++, 1, est, 0, cw, tui_attr(TUI_ROLE_MUTED), true);
+		free(est);
+	}
 
 	fit_table(ms, cw);
 	sync_view(ms, cw - MARGIN_W > 20 ? cw : MARGIN_W + 20);

@@ -737,10 +737,10 @@ status_text(const struct wizard *wz, enum tui_role *role)
 	if (r->busy)
 		return xstrdup("Looking at _prisma_migrations and the catalog (read-only)...");
 	if (r->queued)
-		return xasprintf("Waiting for %s's worker to end...", plan_stage_name(wz->worker_stage));
+		return xasprintf("Waiting for %s's worker to end...", wizard_worker_name(wz->worker_stage));
 	if (wz->worker)
 		return xasprintf("%s is reading the migrations again; choose once it ends.",
-		                 plan_stage_name(wz->worker_stage));
+		                 wizard_worker_name(wz->worker_stage));
 	*role = TUI_ROLE_NORMAL;
 	return xstrdup("F5 looks again; Esc goes back to the migrate table.");
 }

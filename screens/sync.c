@@ -2096,7 +2096,7 @@ status_text(struct wizard *wz, enum tui_role *role)
 	}
 	if (wz->worker) {
 		*role = TUI_ROLE_WARN;
-		return xasprintf("%s is running; the sync can start once it ends.", plan_stage_name(wz->worker_stage));
+		return xasprintf("%s is running; the sync can start once it ends.", wizard_worker_name(wz->worker_stage));
 	}
 	if (st->applied) {
 		if (st->apply_ok) {

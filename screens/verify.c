@@ -1,7 +1,6 @@
-/* verify.c: the verify stage screen: verify_run() on the worker against this run's backup, the checks with failures first. */
+/* verify.c: the verify stage screen: verify_run() on the worker against this run's backup, the checks with failures first, rollback offered on failure. */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,24 +128,6 @@ vf_enter(struct screen *s, void *arg)
 	return 0;
 }
 
-static void
-put_line(WINDOW *win, int *y, int h, int w, enum tui_role role, const char *fmt, ...) RB_PRINTF(6, 7);
-
-static void
-put_line(WINDOW *win, int *y, int h, int w, enum tui_role role, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *t = xvasprintf(fmt, ap);
-	va_end(ap);
-	struct strlist l = {0};
-	tui_text_wrap(t, w - 2, &l);
-	for (size_t i = 0; i < l.len && *y < h; i++)
-		tui_text_put(win, (*y)++, 1, l.items[i], 0, w - 1, tui_attr(role), true);
-	strlist_free(&l);
-	free(t);
-}
-
 /* Failures first, then not run, notes, passes; stable within each. */
 static int
 result_rank(const char *r)
@@ -249,27 +230,27 @@ vf_draw(struct screen *s)
 	y++;
 	const struct wiz_verify *v = &wz->vf;
 	if (v->result == NULL)   /* once there is a result, the table says it */
-		put_line(s->win, &y, h, w, TUI_ROLE_NORMAL, "What it does: read-only checks of %s: row counts, orphaned "
-	         "rows%s, INVALID indexes, NOT VALID constraints, failed Prisma migrations and %zu custom check%s.",
-	         p->target, p->verify.orphans ? "" : " (off)", p->verify.nchecks, p->verify.nchecks == 1 ? "" : "s");
+		wizard_put(s->win, &y, h, w, TUI_ROLE_NORMAL, "What it does: read-only checks of %s: row counts, orphaned "
+	           "rows%s, INVALID indexes, NOT VALID constraints, failed Prisma migrations and %zu custom check%s.",
+	           p->target, p->verify.orphans ? "" : " (off)", p->verify.nchecks, p->verify.nchecks == 1 ? "" : "s");
 	json_t *bl = run_baseline(wz);
 	const char *path = json_string_value(json_object_get(bl, "path"));
 	const char *base = path && strrchr(path, '/') ? strrchr(path, '/') + 1 : path;   /* in backup.dir */
 	if (bl)
-		put_line(s->win, &y, h, w, TUI_ROLE_NORMAL, "Row counts: against this run's backup %s (%zu tables)",
-		         base ? base : "", json_object_size(json_object_get(bl, "tables")));
+		wizard_put(s->win, &y, h, w, TUI_ROLE_NORMAL, "Row counts: against this run's backup %s (%zu tables)",
+		           base ? base : "", json_object_size(json_object_get(bl, "tables")));
 	else
-		put_line(s->win, &y, h, w, TUI_ROLE_WARN, "row counts: not run, no backup in this run");
+		wizard_put(s->win, &y, h, w, TUI_ROLE_WARN, "row counts: not run, no backup in this run");
 	json_decref(bl);
 	if (y < h)
 		y++;
 	if (wizard_running(wz, PLAN_STAGE_VERIFY)) {
-		put_line(s->win, &y, h, w, TUI_ROLE_WARN, "Verifying %s (read-only)...  (Esc cancels)", p->target);
+		wizard_put(s->win, &y, h, w, TUI_ROLE_WARN, "Verifying %s (read-only)...  (Esc cancels)", p->target);
 		return;
 	}
 	if (v->result == NULL) {
-		put_line(s->win, &y, h, w, TUI_ROLE_MUTED, "Not run yet. F2 (or r) runs every check (read-only). "
-		         "F6 and F7 (or [ and ]) move between stages.");
+		wizard_put(s->win, &y, h, w, TUI_ROLE_MUTED, "Not run yet. F2 (or r) runs every check (read-only). "
+		           "F6 and F7 (or [ and ]) move between stages.");
 		return;
 	}
 	json_t *sum = json_object_get(v->result, "summary");
@@ -281,14 +262,14 @@ vf_draw(struct screen *s)
 		snprintf(nr, sizeof nr, ", %lld not run", not_run);
 	if (notes)
 		snprintf(nt, sizeof nt, ", %lld note%s", notes, notes == 1 ? "" : "s");
-	put_line(s->win, &y, h, w, failed ? TUI_ROLE_DANGER : TUI_ROLE_OK, "%lld checks: %lld passed, %lld failed%s%s",
-	         (long long)json_integer_value(json_object_get(sum, "checks")),
-	         (long long)json_integer_value(json_object_get(sum, "passed")), failed, nr, nt);
+	wizard_put(s->win, &y, h, w, failed ? TUI_ROLE_DANGER : TUI_ROLE_OK, "%lld checks: %lld passed, %lld failed%s%s",
+	           (long long)json_integer_value(json_object_get(sum, "checks")),
+	           (long long)json_integer_value(json_object_get(sum, "passed")), failed, nr, nt);
 	const char *error = json_string_value(json_object_get(v->result, "error"));
 	if (error)
-		put_line(s->win, &y, h, w, TUI_ROLE_DANGER, "Error: %s", error);
+		wizard_put(s->win, &y, h, w, TUI_ROLE_DANGER, "Error: %s", error);
 	if (failed || error)
-		put_line(s->win, &y, h, w, TUI_ROLE_WARN, "rollback: not available in this build");
+		wizard_put(s->win, &y, h, w, TUI_ROLE_WARN, "F8: rollback (guided: shows the path it chooses and why, asks first)");
 	if (y < h)
 		y++;
 	if (y + 1 < h)

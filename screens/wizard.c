@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,22 @@
 #define HEADER_ROWS 2
 #define LOG_CAPACITY 500
 
-/* --- time helpers --- */
+/* --- drawing and time helpers --- */
+
+void
+wizard_put(WINDOW *win, int *y, int h, int w, enum tui_role role, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *t = xvasprintf(fmt, ap);
+	va_end(ap);
+	struct strlist l = {0};
+	tui_text_wrap(t, w - 2, &l);
+	for (size_t i = 0; i < l.len && *y < h; i++)
+		tui_text_put(win, (*y)++, 1, l.items[i], 0, w - 1, tui_attr(role), true);
+	strlist_free(&l);
+	free(t);
+}
 
 char *
 wizard_duration(long long ms, char *buf, size_t size)
@@ -89,12 +105,15 @@ wizard_on_event(const struct rb_event *ev, void *userdata)
 		return;
 	/*
 	 * Progress is for the screens (preflight fills a row per environment, migrate shows the
-	 * running statement and who blocks it), not the log.
+	 * running statement and who blocks it, the action stages their latest line), not the log.
 	 */
-	if (ev->type == EV_PROGRESS && (ev->stage == NULL || (strcmp(ev->stage, "preflight") != 0 &&
-	                                                      strcmp(ev->stage, "migrate") != 0 &&
-	                                                      strcmp(ev->stage, "sync") != 0 &&
-	                                                      strcmp(ev->stage, "backup") != 0)))
+	static const char *const progress_stages[] = {
+		"preflight", "migrate", "sync", "backup", "staging", "maintenance", "maintenance_off", "rollback",
+	};
+	bool wanted = false;
+	for (size_t i = 0; ev->type == EV_PROGRESS && ev->stage && i < RB_ARRAY_LEN(progress_stages); i++)
+		wanted = wanted || strcmp(ev->stage, progress_stages[i]) == 0;
+	if (ev->type == EV_PROGRESS && !wanted)
 		return;
 	struct wiz_item *it = xcalloc(1, sizeof *it);
 	it->kind = WIZ_ITEM_EVENT;
@@ -163,7 +182,7 @@ log_text(enum rb_event_type type, const char *stage, const char *message, enum r
 		return xasprintf("%s: waived: %s", st, m);
 	case EV_STAGE_RESULT:
 		*out = TUI_LOG_DEBUG;
-		return xasprintf("%s: %s", st, m);
+		return message ? xasprintf("%s: %s", st, m) : NULL;   /* the screens show results */
 	case EV_CHECKLIST_TICK: {
 		json_t *t = json_object_get(data, "ticked");
 		const char *who = json_string_value(json_object_get(data, "user"));
@@ -250,6 +269,10 @@ restore(struct wizard *w, const struct run_state *st)
 		w->bk.result = json_incref(st->stages[PLAN_STAGE_BACKUP].result);
 	if (st->stages[PLAN_STAGE_VERIFY].result)
 		w->vf.result = json_incref(st->stages[PLAN_STAGE_VERIFY].result);
+	static const enum plan_stage act_stages[] = { PLAN_STAGE_STAGING, PLAN_STAGE_MAINT_ON, PLAN_STAGE_MAINT_OFF };
+	for (size_t a = 0; a < RB_ARRAY_LEN(act_stages); a++)
+		if (st->stages[act_stages[a]].result)
+			w->act[a].result = json_incref(st->stages[act_stages[a]].result);
 
 	const char *position = NULL;
 	size_t first_logged = st->nrecords > LOG_CAPACITY ? st->nrecords - LOG_CAPACITY : 0;
@@ -274,6 +297,9 @@ restore(struct wizard *w, const struct run_state *st)
 			const char *p = json_string_value(json_object_get(r->data, "wizard_stage"));
 			if (p)
 				position = p;
+		} else if (r->type == EV_ROLLBACK_DONE && r->data) {
+			json_decref(w->act[WIZ_ACT_ROLLBACK].result);
+			w->act[WIZ_ACT_ROLLBACK].result = json_incref(r->data);
 		}
 		if (i >= first_logged && r->type != EV_PROGRESS) {
 			enum tui_log_level lvl;
@@ -312,8 +338,7 @@ wizard_init(struct wizard *w, const struct plan *plan, struct journal *j, struct
 		}
 		w->entries[w->nentries++] = (struct wiz_entry){
 			.kind = WIZ_ENTRY_STAGE, .stage = (enum plan_stage)s, .name = plan_stage_name((enum plan_stage)s),
-			.available = s == PLAN_STAGE_PREFLIGHT || s == PLAN_STAGE_BACKUP || s == PLAN_STAGE_MIGRATE ||
-			             s == PLAN_STAGE_SYNC || s == PLAN_STAGE_VERIFY || s == PLAN_STAGE_REPORT };
+			.available = true };
 	}
 	if (st)
 		restore(w, st);
@@ -344,6 +369,7 @@ wizard_release(struct wizard *w)
 	wizard_sync_release(w);
 	wizard_backup_release(w);
 	wizard_verify_release(w);
+	wizard_action_release(w);
 	tui_log_free(w->log);
 	w->log = NULL;
 }
@@ -389,17 +415,23 @@ wizard_all_done(const struct wizard *w)
 }
 
 json_t *
-wizard_target_result(const struct wizard *w)
+wizard_env_result(const struct wizard *w, const char *env)
 {
 	json_t *envs = json_object_get(w->preflight, "environments");
 	size_t i;
 	json_t *e;
 	json_array_foreach(envs, i, e) {
 		const char *name = json_string_value(json_object_get(e, "name"));
-		if (name && strcmp(name, w->plan->target) == 0)
+		if (name && env && strcmp(name, env) == 0)
 			return e;
 	}
 	return NULL;
+}
+
+json_t *
+wizard_target_result(const struct wizard *w)
+{
+	return wizard_env_result(w, w->plan->target);
 }
 
 void
@@ -419,12 +451,18 @@ wizard_journal_position(struct wizard *w, enum rb_log_level level, const char *w
 
 /* --- the worker (one at a time) --- */
 
+const char *
+wizard_worker_name(enum plan_stage stage)
+{
+	return stage == WIZ_ROLLBACK_STAGE ? "rollback" : plan_stage_name(stage);
+}
+
 bool
 wizard_worker_start(struct wizard *w, enum plan_stage stage, tui_worker_fn fn, void *arg, wiz_collect_fn collect)
 {
 	if (w->worker) {
-		tui_log_add(w->log, TUI_LOG_WARN, "%s: cannot start while %s runs", plan_stage_name(stage),
-		            plan_stage_name(w->worker_stage));
+		tui_log_add(w->log, TUI_LOG_WARN, "%s: cannot start while %s runs", wizard_worker_name(stage),
+		            wizard_worker_name(w->worker_stage));
 		return false;
 	}
 	struct wiz_item *done = xcalloc(1, sizeof *done);
@@ -432,7 +470,7 @@ wizard_worker_start(struct wizard *w, enum plan_stage stage, tui_worker_fn fn, v
 	w->worker = tui_worker_start(tui_app_queue(w->app), fn, arg, done);
 	if (w->worker == NULL) {
 		wizard_item_free(done);
-		tui_log_add(w->log, TUI_LOG_ERROR, "%s: could not start a worker thread", plan_stage_name(stage));
+		tui_log_add(w->log, TUI_LOG_ERROR, "%s: could not start a worker thread", wizard_worker_name(stage));
 		return false;
 	}
 	w->worker_stage = stage;
@@ -540,7 +578,15 @@ wizard_entry_ops(const struct wizard *w, int i)
 		return &wiz_backup_screen;
 	if (e->stage == PLAN_STAGE_VERIFY)
 		return &wiz_verify_screen;
-	return &wiz_unavailable_screen;
+	return &wiz_action_screen;   /* staging, maintenance, maintenance_off */
+}
+
+bool
+wizard_rollback_offered(const struct wizard *w)
+{
+	const struct wiz_entry *e = &w->entries[w->current];
+	const struct screen *top = tui_top(w->app);
+	return e->kind == WIZ_ENTRY_STAGE && e->stage > PLAN_STAGE_BACKUP && !(top && top->ops == &wiz_recover_screen);
 }
 
 int
@@ -767,20 +813,21 @@ key_enabled(enum command cmd, void *ud)
 	const struct wiz_entry *e = &wz->entries[wz->current];
 	const struct screen *top = tui_top(wz->app);
 	bool recovering = top && top->ops == &wiz_recover_screen;   /* F4 chooses a way out there */
+	bool rolling = wizard_rollback_shown(wz);                    /* F2 rolls back there */
 	switch (cmd) {
 	case CMD_RUN_STAGE:
 		return e->available && e->kind == WIZ_ENTRY_STAGE && wz->worker == NULL && !recovering;
 	case CMD_PREV_STAGE:
-		return wz->current > 0 && !recovering;
+		return wz->current > 0 && !recovering && !rolling;
 	case CMD_NEXT_STAGE:
-		return wz->current + 1 < wz->nentries && !recovering;
+		return wz->current + 1 < wz->nentries && !recovering && !rolling;
 	case CMD_SEARCH:
-		return e->kind == WIZ_ENTRY_STAGE && !recovering &&
+		return e->kind == WIZ_ENTRY_STAGE && !recovering && !rolling &&
 		       (e->stage == PLAN_STAGE_PREFLIGHT || e->stage == PLAN_STAGE_MIGRATE || e->stage == PLAN_STAGE_SYNC);
 	case CMD_CONFIRM:   /* waiving the backup, or a way out of a failed migration */
-		return (e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP) || recovering;
+		return (e->kind == WIZ_ENTRY_STAGE && e->stage == PLAN_STAGE_BACKUP && !rolling) || recovering;
 	case CMD_ROLLBACK:
-		return false;   /* no rollback in this build */
+		return wizard_rollback_offered(wz) && !rolling;
 	default:
 		return true;
 	}
@@ -836,6 +883,8 @@ static void
 apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 {
 	enum plan_stage s;
+	if (it->stage && strcmp(it->stage, "rollback") == 0)
+		wizard_action_track(wz, WIZ_ACT_ROLLBACK, it);
 	if (!journal_stage_from_name(it->stage, &s))
 		return;
 	struct wiz_stage *ws = &wz->stages[s];
@@ -850,6 +899,12 @@ apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 		wizard_backup_track(wz, it);
 	else if (s == PLAN_STAGE_VERIFY)
 		wizard_verify_track(wz, it);
+	else if (s == PLAN_STAGE_STAGING)
+		wizard_action_track(wz, WIZ_ACT_STAGING, it);
+	else if (s == PLAN_STAGE_MAINT_ON)
+		wizard_action_track(wz, WIZ_ACT_MAINT_ON, it);
+	else if (s == PLAN_STAGE_MAINT_OFF)
+		wizard_action_track(wz, WIZ_ACT_MAINT_OFF, it);
 	switch (it->type) {
 	case EV_STAGE_STARTED:
 		ws->status = STAGE_RUNNING;
@@ -949,12 +1004,17 @@ frame_key(struct tui_app *app, enum command cmd, int raw)
 		else
 			quit_now(wz);
 		return KEY_RESULT_HANDLED;
+	case CMD_ROLLBACK:
+		if (base && wizard_rollback_offered(wz)) {
+			wizard_rollback_open(wz);
+			return KEY_RESULT_HANDLED;
+		}
+		tui_log_add(wz->log, TUI_LOG_INFO, "rollback: opens from the stages after backup (F8 there)");
+		return KEY_RESULT_HANDLED;
 	case CMD_RUN_STAGE:
 	case CMD_CONFIRM:
-	case CMD_ROLLBACK:
-		tui_log_add(wz->log, TUI_LOG_INFO, "%s: nothing to %s here in this build",
-		            wz->entries[wz->current].name,
-		            cmd == CMD_RUN_STAGE ? "run" : cmd == CMD_CONFIRM ? "confirm" : "roll back");
+		tui_log_add(wz->log, TUI_LOG_INFO, "%s: nothing to %s here",
+		            wz->entries[wz->current].name, cmd == CMD_RUN_STAGE ? "run" : "confirm");
 		return KEY_RESULT_HANDLED;
 	default:
 		return KEY_RESULT_PASS;

@@ -13,6 +13,7 @@
 #include "core/plan.h"
 #include "tui/app.h"
 #include "tui/logpane.h"
+#include "tui/theme.h"
 
 /* One entry of the sidebar: a stage of the plan, or the checklist before the first change. */
 enum wiz_entry_kind { WIZ_ENTRY_STAGE, WIZ_ENTRY_CHECKLIST };
@@ -21,7 +22,7 @@ struct wiz_entry {
 	enum wiz_entry_kind kind;
 	enum plan_stage     stage;       /* for WIZ_ENTRY_STAGE */
 	const char         *name;        /* "preflight", "checklist", ... */
-	bool                available;   /* this build can run it (not staging, maintenance) */
+	bool                available;   /* this build can run it (every stage can now) */
 };
 
 struct wiz_stage {
@@ -142,6 +143,33 @@ struct wiz_verify {
 };
 
 /*
+ * The action stages as their screen shows them (screens/action.c, one screen for all four):
+ * the staging rehearsal, maintenance on and off, and the guided rollback of the run (not a plan
+ * stage: its worker runs as WIZ_ROLLBACK_STAGE, its events have stage "rollback"). Kept in the
+ * wizard so that a run is followed while another stage is open and the migrate screen finds the
+ * staging estimate. UI thread only.
+ */
+enum wiz_act { WIZ_ACT_STAGING, WIZ_ACT_MAINT_ON, WIZ_ACT_MAINT_OFF, WIZ_ACT_ROLLBACK, WIZ_ACT_COUNT };
+
+/* The worker "stage" of a rollback: wizard_running(w, WIZ_ROLLBACK_STAGE). */
+#define WIZ_ROLLBACK_STAGE PLAN_STAGE_COUNT
+
+struct wiz_action {
+	json_t         *look;       /* what the last read-only look found, or NULL: maintenance
+	                               {"status", "sessions", "phrase"}; rollback_choice_json() */
+	char           *look_error; /* why the last look failed, or NULL */
+	void           *choice;     /* rollback: the look's struct rollback_choice (action.c owns it) */
+	bool            looking;    /* the worker runs a look */
+	bool            ask;        /* ... started by F2: when it ends, the confirmation opens */
+	json_t         *steps;      /* the running or last run's own steps: [{"text", "failed"}] */
+	char           *now;        /* its latest other line (a statement, a hook's output), or NULL */
+	json_t         *result;     /* the last run's result (on resume: the journal's), or NULL */
+	bool            ran, ok;    /* a run ended in this session, and how */
+	struct rb_error err;        /* its error (message empty when none) */
+	unsigned        gen;        /* changes whenever anything here changes */
+};
+
+/*
  * The wizard: the plan, the run and what the screens show. Owned by cli/cmd_wizard.c; the frame
  * and the screens reach it through tui_app_userdata(). Everything here is touched on the UI
  * thread only, except `bus` (emitting is thread-safe) and `cancel`, which the worker reads.
@@ -179,6 +207,7 @@ struct wizard {
 	struct wiz_sync       sync;
 	struct wiz_backup     bk;
 	struct wiz_verify     vf;
+	struct wiz_action     act[WIZ_ACT_COUNT];
 
 	int                   signo;      /* the signal that stopped the wizard, 0 if none */
 	WINDOW               *header, *sidebar, *logwin, *keybar;
@@ -190,7 +219,6 @@ extern const struct tui_frame_ops wizard_frame;
 /* The stage screens; each is in its own screens/<name>.c. */
 extern const struct screen_ops wiz_preflight_screen;
 extern const struct screen_ops wiz_checklist_screen;
-extern const struct screen_ops wiz_unavailable_screen;
 extern const struct screen_ops wiz_migrate_screen;
 extern const struct screen_ops wiz_report_screen;
 /*
@@ -208,6 +236,12 @@ extern const struct screen_ops wiz_backup_screen;
  * baseline, the checks with failures first. In screens/verify.c.
  */
 extern const struct screen_ops wiz_verify_screen;
+/*
+ * The action stages (screens/action.c): staging, maintenance, maintenance_off, and the rollback
+ * view pushed over a stage screen (push argument NULL; wizard_rollback_open). Each shows what it
+ * will do, asks the phrase core names (F2), runs on the worker with its steps, then the result.
+ */
+extern const struct screen_ops wiz_action_screen;
 /*
  * Pushed over the migrate screen for a failed migration; the push argument is its name (copied).
  * It looks at the migration on the wizard's worker and offers the ways out of core/recover.h.
@@ -289,6 +323,25 @@ void wizard_verify_track(struct wizard *w, const struct wiz_item *it);
 /* Frees what w->vf holds. Join the worker first. In screens/verify.c. */
 void wizard_verify_release(struct wizard *w);
 /*
+ * Follows an event of an action stage (stage "staging", "maintenance", "maintenance_off" or
+ * "rollback") into w->act[a]. In screens/action.c.
+ */
+void wizard_action_track(struct wizard *w, enum wiz_act a, const struct wiz_item *it);
+/* Frees what w->act holds. Join the worker first. In screens/action.c. */
+void wizard_action_release(struct wizard *w);
+/*
+ * The migrate estimate of this run's last complete staging rehearsal (its stage_result, restored
+ * from the journal on resume): false when there is none. In screens/action.c.
+ */
+bool wizard_staging_estimate(const struct wizard *w, long long *migrate_ms, long long *lock_wait_ms);
+/* True when guided rollback is offered on the open entry (a stage after backup). */
+bool wizard_rollback_offered(const struct wizard *w);
+/* True when the rollback view is the top screen. In screens/action.c. */
+bool wizard_rollback_shown(const struct wizard *w);
+/* Pushes the rollback view over the stage screen (once), which looks at the run at once. */
+void wizard_rollback_open(struct wizard *w);
+
+/*
  * The typed backup waiver ("waive-backup <db>"), shared by every screen that offers it: a wrong
  * phrase is journaled by core (confirm_check, never the typed text) and nothing changes; a match
  * in the prompt is compared again by core (the typed text), journaled, and the backup stage of the
@@ -323,6 +376,16 @@ void wizard_journal_position(struct wizard *w, enum rb_log_level level, const ch
 bool wizard_all_done(const struct wizard *w);
 /* The target environment's entry of the preflight result, or NULL. Borrowed. */
 json_t *wizard_target_result(const struct wizard *w);
+/* The entry of environment env in the preflight result, or NULL. Borrowed. */
+json_t *wizard_env_result(const struct wizard *w, const char *env);
+/* The name of a worker's stage: plan_stage_name(), "rollback" for WIZ_ROLLBACK_STAGE. */
+const char *wizard_worker_name(enum plan_stage stage);
+/*
+ * Writes the formatted text wrapped at w - 2 columns into win at column 1 from row *y, advancing
+ * *y, stopping before row h (the rest is not shown).
+ */
+void wizard_put(WINDOW *win, int *y, int h, int w, enum tui_role role, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 /* "0:12" for milliseconds into buf. */
 char *wizard_duration(long long ms, char *buf, size_t size);
 

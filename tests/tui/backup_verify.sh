@@ -3,7 +3,7 @@
 # stage failed), a backup with its progress and result (the manifest, its SHA-256, verified, the
 # stage done in the journal), migrate then accepting the run without the waiver, and verify with
 # this run's backup as the row count baseline: an orphan made behind the foreign key's back fails
-# with its count, the custom check passes, the stage failed, rollback not offered in this build.
+# with its count, the custom check passes, the stage failed, rollback offered (F8).
 . "$top_srcdir/tests/lib.sh"
 
 command -v tmux >/dev/null || t_skip "tmux is not installed (Debian package tmux)"
@@ -158,7 +158,7 @@ t_match "an unchanged table" "$screen" 'pass +row_counts +public\.parent +2 rows
 t_match "the custom check passes" "$screen" 'pass +custom +two parents +got 2'
 t_match "row counts compared with the backup (grew: not a failure)" "$screen" 'pass +row_counts +public\.child +3 -> 4 rows'
 t_match "the check without its table is not run" "$screen" 'not run +prisma_migrations'
-t_match "rollback is not offered in this build" "$screen" 'rollback: not available in this build'
+t_match "rollback is offered" "$(main_text)" 'F8: rollback \(guided: shows the path it chooses and why, asks first\)'
 expect "the sidebar shows verify failed" '^> verify +failed'
 t_eq "the journal has the verify stage failed" \
 	"$(journal | jq -r 'select(.stage=="verify" and (.type=="stage_failed" or .type=="stage_done")) | .type')" "stage_failed"

@@ -1,0 +1,234 @@
+# pipeline.sh: the wizard's action screens in tmux at 80x24 on a demo cluster: staging (a wrong
+# phrase runs nothing and leaves the staging database as it was; the right one replaces it, applies
+# the migrations there and shows the estimate, which the migrate screen shows too), maintenance (the
+# other session listed with its own phrase, the layers, the database really frozen and the session
+# terminated), maintenance_off (thawed), and guided rollback from F8 (the path and its phrase, a
+# wrong phrase changes nothing, the restore leaves prod with the backup's row counts and keeps the
+# failed database), then resume finds the rehearsal again.
+. "$top_srcdir/tests/lib.sh"
+
+command -v tmux >/dev/null || t_skip "tmux is not installed (Debian package tmux)"
+command -v jq >/dev/null || t_skip "jq is not installed (Debian package jq)"
+
+export TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC HOME XDG_STATE_HOME
+unset PGAPPNAME
+sock="pgrbp$$"
+D=$T_TMP/demo
+app=""
+cleanup() {
+	tmux -L "$sock" kill-server >/dev/null 2>&1
+	[ -n "$app" ] && kill "$app" 2>/dev/null
+	"$PGRUNBOOK" demo --stop --dir "$D" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+. "$top_srcdir/tests/tui/lib.sh"
+journal() { cat "$XDG_STATE_HOME"/pgrunbook/runs/*/journal.jsonl; }
+
+t_run 0 "demo --no-wizard starts the demo cluster" "$PGRUNBOOK" demo --dir "$D" --no-wizard --rows 50
+PLAN=$D/plan/demo.yaml
+# The demo cluster's connection, from the plan's prod environment (socket, port, user).
+CI=$(sed -n 's/^ *prod: *{ *conninfo: *"\(.*\) *dbname=shop_prod".*/\1/p' "$PLAN")
+[ -n "$CI" ] || t_fail "the demo plan names its cluster" "$(cat "$PLAN")"
+dsql() { "$PSQL" -X -q -A -t -d "$CI dbname=$1" -c "$2"; }
+connlimit() { dsql postgres "select datconnlimit from pg_database where datname = 'shop_prod'"; }
+read_only() { dsql postgres "select count(*) from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
+	where d.datname = 'shop_prod' and s.setrole = 0 and 'default_transaction_read_only=on' = any (s.setconfig)"; }
+
+start 80 24 --plan "$PLAN"
+expect "preflight runs first" '^> preflight +done' 30
+t_match "staging is offered (not unavailable)" "$screen" '^  staging +pending +│'
+t_match "maintenance is offered" "$screen" '^  maintenance +pending +│'
+t_match "maintenance_off is offered" "$screen" '^  maintenance_off pending +│'
+keys F8
+expect "F8 before backup does not open rollback, and says where it opens" 'rollback: opens from the stages after backup'
+t_nomatch "no rollback view" "$screen" 'Rollback of this run'
+
+keys ']'
+expect "] opens the checklist" 'Checklist before the first change'
+keys Space Space Space Space
+expect "all four ticked" 'All 4 ticked'
+keys ']'
+expect "] opens backup" 'Stage: backup'
+keys F2
+expect "the backup ends verified" 'Backup verified\.' 90
+dump=$(ls "$D"/plan/backups/*.dump)
+t_eq "one dump" "$(printf '%s\n' "$dump" | grep -c '\.dump$')" 1
+RUN=$(ls "$XDG_STATE_HOME/pgrunbook/runs")
+
+# --- staging: the wrong phrase changes nothing, the right one rehearses ---
+dsql shop_staging "create table staging_marker (id int)"
+keys ']'
+expect "] opens staging" 'Stage: staging \(rehearsal\)'
+t_match "it names this run's backup" "$(main_text)" "Backup: ${dump##*/} \\(this run's\\)"
+t_match "and the staging database it replaces" "$(main_text)" 'Into: shop_staging \(staging\), replaced'
+keys F2
+expect "F2 asks for the typed phrase" 'Confirm: Staging rehearsal'
+t_match "the phrase names the staging database" "$screen" 'replace shop_staging'
+type_text "replace shop_stagin"
+keys Enter
+expect "a wrong phrase is refused" 'Wrong phrase \(1 of 3\): nothing ran'
+keys Escape
+expect "Esc: nothing ran" 'staging: cancelled at the confirmation; nothing ran'
+t_eq "the staging database is untouched" "$(dsql shop_staging "select to_regclass('public.staging_marker') is not null")" "t"
+t_eq "the miss is journaled" "$(journal | jq -r 'select(.type=="confirm_miss" and .stage=="staging") | .type')" "confirm_miss"
+t_eq "the typed text is not" "$(journal | grep -c 'shop_stagin"')" 0
+t_eq "no rehearsal started" "$(journal | jq -r 'select(.type=="stage_started" and .stage=="staging") | .type')" ""
+t_match "the stage is still pending" "$screen" '^> staging +pending'
+keys F2
+expect "F2 asks again" 'Confirm: Staging rehearsal'
+type_text "replace shop_staging"
+keys Enter
+expect "the rehearsal ends done" 'Rehearsal done on shop_staging\.' 120
+expect "the sidebar shows staging done" '^> staging +done'
+ms=$(journal | jq -r 'select(.type=="stage_result" and .stage=="staging") | .data.estimate.migrate_ms')
+wait_ms=$(journal | jq -r 'select(.type=="stage_result" and .stage=="staging") | .data.estimate.lock_wait_ms')
+t_match "the journal has an estimate" "$ms $wait_ms" '^[0-9]+ [0-9]+$'
+t_match "the screen shows the estimate for prod" "$(main_text)" \
+	"Estimate: migrate on prod about [0-9:]+ \\($ms ms\\), $wait_ms ms waiting for locks"
+t_match "the sync diff's counts" "$(main_text)" 'Sync diff: 5 tables, [0-9]+ to insert, [0-9]+ to update, [0-9]+ to delete, [0-9]+ conflicts'
+t_match "verify on staging" "$(main_text)" 'Verify on staging: [0-9]+ checks, [0-9]+ passed, 0 failed'
+t_eq "the staging database was replaced" "$(dsql shop_staging "select to_regclass('public.staging_marker') is null")" "t"
+t_eq "the migrations were applied there" \
+	"$(dsql shop_staging 'select count(*) from "_prisma_migrations" where finished_at is not null')" \
+	"$(dsql shop_dev 'select count(*) from "_prisma_migrations" where finished_at is not null')"
+t_eq "prod has not changed" "$(dsql shop_prod 'select count(*) from "_prisma_migrations"')" 4
+t_eq "each step journaled done" \
+	"$(journal | jq -r 'select(.type=="step" and .stage=="staging" and .data.kind=="staging") | "\(.data.step)=\(.data.state)"' | tr '\n' ' ')" \
+	"backup=done confirm=done restore=done swap=done migrate=done sync=done verify=done "
+tm resize-window -t d -x 100 -y 45
+expect "with the rows for them, the steps are listed" '│  swap: done: shop_staging dropped'
+t_match "the restore step" "$screen" '│  restore: done: into shop_staging_pgrunbook_new_'
+tm resize-window -t d -x 80 -y 24
+expect "back at 80x24" 'Rehearsal done on shop_staging\.'
+
+# --- maintenance: the other session listed and asked for, the layers, frozen ---
+PGAPPNAME=rb-app "$PSQL" -X -q -d "$CI dbname=shop_prod" -c 'select pg_sleep(300)' >/dev/null 2>&1 &
+app=$!
+for _ in $(seq 100); do
+	[ "$(dsql postgres "select count(*) from pg_stat_activity where application_name = 'rb-app' and wait_event = 'PgSleep'")" = 1 ] && break
+	sleep 0.1
+done
+apid=$(dsql postgres "select pid from pg_stat_activity where application_name = 'rb-app'")
+keys ']'
+expect "] opens maintenance" 'Stage: maintenance \(write freeze\)'
+expect "the status: not frozen, the other session counted" 'Status: not frozen; 1 other session( |$)'
+t_match "the layers the plan enables" "$(main_text)" 'Freeze shop_prod \(prod\): hook_sql, block, read_only, terminate \(ask\), marker'
+t_eq "nothing frozen yet" "$(connlimit)" "-1"
+keys F2
+expect "F2 asks to freeze" 'Confirm: Maintenance on'
+t_match "the phrase" "$screen" 'freeze shop_prod'
+t_match "it says a session is connected" "$(main_text)" '1 other session is connected'
+type_text "freeze shop_prod"
+keys Enter
+expect "then the sessions with their own phrase" 'Confirm: Terminate sessions'
+t_match "the session is listed" "$(main_text)" "pid $apid postgres \"rb-app\""
+t_match "the terminate phrase" "$screen" 'terminate 1 sessions on shop_prod'
+t_eq "still nothing frozen while it asks" "$(connlimit)" "-1"
+type_text "terminate 1 sessions on shop_prod"
+keys Enter
+expect "frozen" 'Frozen: shop_prod\.' 60
+t_match "the block layer" "$screen" '│    block +applied +connection limit 0'
+t_match "the read_only layer" "$screen" '│    read_only +applied '
+t_match "the hook" "$screen" '│    hook_sql +applied '
+t_match "the terminate layer" "$screen" '│    terminate +applied '
+t_match "the slipped writes are reported" "$(main_text)" 'Slipped writes: '
+expect "the status after the freeze" "Status: frozen since [-0-9T:.Z]+"
+t_match "this run" "$(main_text)" "by run $RUN \\(this run\\)"
+t_match "the sidebar shows maintenance done" "$screen" '^> maintenance +done'
+t_eq "the database is frozen: connection limit 0" "$(connlimit)" 0
+t_eq "and read-only for new sessions" "$(read_only)" 1
+t_eq "the app flag is on" "$(dsql shop_prod "select value from \"AppSetting\" where key = 'maintenance'")" "on"
+gone=0
+for _ in $(seq 50); do
+	[ "$(dsql postgres "select count(*) from pg_stat_activity where pid = $apid")" = 0 ] && { gone=1; break; }
+	sleep 0.1
+done
+t_eq "the other session was terminated" "$gone" 1
+wait "$app" 2>/dev/null
+app=""
+keys F2
+expect "F2 again: already frozen by this run, nothing runs" 'shop_prod is already frozen by this run'
+keys Enter
+expect "the message closes" 'Frozen: shop_prod\.'
+t_eq "one freeze started, no other" "$(journal | jq -r 'select(.type=="stage_started" and .stage=="maintenance") | .type' | wc -l)" 1
+t_eq "still frozen" "$(connlimit)" 0
+
+# --- migrate shows the estimate and deploys ---
+keys ']'
+expect "] opens migrate with the staging estimate" "Staging estimate: [0-9:]+ \\($ms ms\\), $wait_ms ms lock waits" 20
+expect "the preview lists the pending migrations" '3 pending on shop_prod' 20
+keys F2
+expect "F2 asks to deploy" 'Apply 3 pending migrations to prod'
+keys y
+expect "deployed" 'Deploy done: 3 migrations applied' 60
+t_eq "prod has 7 migrations" "$(dsql shop_prod 'select count(*) from "_prisma_migrations"')" 7
+
+# --- maintenance_off: thawed ---
+keys ']' ']' ']'
+expect "] ] ] opens maintenance_off" 'Stage: maintenance_off \(thaw\)'
+expect "its status: frozen" "Status: frozen since [-0-9T:.Z]+"
+t_match "by this run" "$(main_text)" "by run $RUN \\(this run\\)"
+keys F2
+expect "thawed" 'Thawed: shop_prod\.' 60
+t_match "the block layer undone" "$screen" '│    block +undone '
+t_match "the writes since the freeze" "$(main_text)" 'Writes since the freeze \(pgrunbook.s own included\): [0-9]+ transactions'
+expect "the status after the thaw" 'Status: not frozen'
+t_eq "connections allowed again" "$(connlimit)" "-1"
+t_eq "read-only mode gone" "$(read_only)" 0
+t_eq "the app flag is off" "$(dsql shop_prod "select value from \"AppSetting\" where key = 'maintenance'")" "off"
+t_match "the sidebar shows maintenance_off done" "$screen" '^> maintenance_off done'
+
+# --- rollback from F8: the choice, a wrong phrase, then the restore ---
+keys F8
+expect "F8 opens rollback" 'Rollback of this run'
+expect "it chose the restore" 'Path: restore of shop_prod' 30
+t_match "the phrase it names" "$screen" 'Phrase: restore shop_prod'
+t_match "the steps" "$(main_text)" 'Steps: restore \(into shop_prod_rollback_<ts>\), settings, block, terminate, rename_old'
+t_match "and why" "$(main_text)" 'Why: .*down\.sql'
+keys F2
+expect "F2 asks the phrase" 'Confirm: Rollback'
+type_text "restore shop_pro"
+keys Enter
+expect "a wrong phrase is refused" 'Wrong phrase \(1 of 3\): nothing ran'
+keys Escape
+expect "nothing ran" 'rollback: cancelled at the confirmation; nothing ran'
+t_eq "no rollback started" "$(journal | jq -r 'select(.type=="rollback_started") | .type')" ""
+t_eq "prod still has 7 migrations" "$(dsql shop_prod 'select count(*) from "_prisma_migrations"')" 7
+keys F2
+expect "F2 asks again" 'Confirm: Rollback'
+type_text "restore shop_prod"
+keys Enter
+expect "afterwards the state first" 'State: shop_prod is the backup' 180
+t_match "the steps, each done" "$(main_text)" \
+	'Steps: restore done, settings done, block done, terminate done, rename_old done, rename_new done, reopen done, verify done'
+
+t_eq "prod is back at the backup's migrations" "$(dsql shop_prod 'select count(*) from "_prisma_migrations"')" 4
+failed=$(dsql postgres "select datname from pg_database where datname like 'shop\\_prod\\_failed\\_%'")
+t_match "the failed database is kept" "$failed" '^shop_prod_failed_[0-9]{8}T[0-9]{6}$'
+t_eq "with the deployed migrations" "$(dsql "$failed" 'select count(*) from "_prisma_migrations"')" 7
+same=1
+while read -r tbl n; do
+	got=$(dsql shop_prod "select count(*) from \"${tbl%%.*}\".\"${tbl#*.}\"")
+	[ "$got" = "$n" ] || { same=0; t_fail "rows of $tbl" "got $got, the backup has $n"; }
+done <<EOF
+$(jq -r '.tables | to_entries[] | "\(.key) \(.value)"' "$dump.json")
+EOF
+t_eq "every table has the backup's row count" "$same" 1
+t_eq "the journal has rollback_done ok" "$(journal | jq -r 'select(.type=="rollback_done") | .data.ok')" "true"
+keys Escape
+expect "Esc goes back to the stage" 'Stage: maintenance_off \(thaw\)'
+keys q
+expect "q quits" 'wizard finished: 0'
+
+# --- resume: the rehearsal and its estimate come back from the journal ---
+start 80 24 resume
+expect "resume opens where it was" 'Stage: maintenance_off'
+keys '[' '[' '['
+expect "migrate shows the estimate again" "Staging estimate: [0-9:]+ \\($ms ms\\)" 20
+keys '[' '['
+expect "staging shows its result again" 'Rehearsal done on shop_staging\.'
+t_match "with the estimate" "$(main_text)" "Estimate: migrate on prod about [0-9:]+ \\($ms ms\\)"
+keys q
+expect "q quits again" 'wizard finished: 0'
+t_done
