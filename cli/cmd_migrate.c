@@ -51,7 +51,7 @@ usage(FILE *f)
 	      "their effects the catalog shows) and the ways out; with --action it runs one:\n"
 	      "mark-rolled-back, mark-applied (each only after checking the catalog; --confirm\n"
 	      "\"resolve DB\"), run-sql --sql FILE (a compensating script; --confirm \"deploy DB\") or\n"
-	      "rollback (restore-based rollback; not in this build).\n\n"
+	      "rollback (restore-based: use pgrunbook rollback).\n\n"
 	      "lint parses every migration with PostgreSQL's own parser (libpg_query), without\n"
 	      "connecting, and classifies each statement safe, risky or dangerous with a rule code,\n"
 	      "why, and a safer alternative (see pgrunbook(1)). A syntax error is reported as\n"

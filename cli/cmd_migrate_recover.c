@@ -32,7 +32,7 @@ usage(FILE *f)
 	      "  run-sql           runs a compensating SQL file (--sql FILE) as one transaction under\n"
 	      "                    the plan's lock_timeout and statement_timeout, then looks again; it\n"
 	      "                    marks nothing (phrase \"deploy <database>\")\n"
-	      "  rollback          restore from the backup: not in this build (`pgrunbook rollback`)\n\n"
+	      "  rollback          restore from the backup: a command of its own, pgrunbook rollback\n\n"
 	      "Options:\n"
 	      "  --plan FILE        the plan\n"
 	      "  --env NAME         the environment (default: the target)\n"

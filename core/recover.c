@@ -20,9 +20,7 @@ static const char *const action_names[] = {
 
 
 #define ROLLBACK_WHY_NOT \
-	"restore-based rollback arrives with the release pipeline (`pgrunbook rollback`, issue 7); " \
-	"meanwhile restore the backup by hand: pg_restore it into a new database, verify it, then " \
-	"switch the application over (see the runbooks)"
+	"a command of its own: `pgrunbook rollback --plan FILE [--run RUN]` (it needs the run's backup)"
 
 const char *
 recover_action_name(enum recover_action a)
@@ -329,7 +327,7 @@ recover_preview(const struct recover_info *ri, enum recover_action a, const char
 	}
 	case RECOVER_ROLLBACK:
 		strbuf_addf(&sb, "Restores the backup of %s into a new database, verifies it, swaps the names and "
-		            "keeps the failed database for forensics (`pgrunbook rollback`). Not in this build.", db);
+		            "keeps the failed database for forensics: run `pgrunbook rollback --plan FILE`, not recover.", db);
 		break;
 	}
 	return strbuf_detach(&sb);
@@ -489,11 +487,10 @@ recover_apply(const struct plan *p, const char *env, const char *name, enum reco
 		goto out;
 	if (a == RECOVER_ROLLBACK) {
 		emit_step(ctx, name, a, "failed", ri.why_not[a], NULL);
-		rb_error_setc(err, RB_EXIT_STEP, "rollback from the backup is not part of this build; nothing was run");
-		rb_error_detail(err, "Restore-based rollback arrives with the release pipeline (`pgrunbook rollback`, "
-		                "issue 7).");
-		rb_error_hint(err, "Meanwhile restore the backup by hand: pg_restore it into a new database, verify "
-		                "it, then switch the application over (see the runbooks).");
+		rb_error_setc(err, RB_EXIT_STEP, "rollback from the backup is not a recover action; nothing was run");
+		rb_error_detail(err, "Restoring the backup needs the run that took it and swaps whole databases.");
+		rb_error_hint(err, "Run: pgrunbook rollback --plan %s [--run RUN] (it shows the path it chooses and "
+		              "the phrase before doing anything).", p->path);
 		goto out;
 	}
 	/* Prisma's migration lock, without waiting: refused, naming the holder, while it is taken. */

@@ -103,7 +103,7 @@ t_match "statements carry their lint class" "$out" 'line 12 +risky PG203 +ALTER 
 t_match "mark-rolled-back is refused: effects remain" "$out" 'mark-rolled-back +refused: 2 of its effects are present'
 t_match "mark-applied is refused: effects missing" "$out" 'mark-applied +refused: 3 of its effects are missing'
 t_match "run-sql is allowed" "$out" 'run-sql +allowed'
-t_match "rollback names what to do instead" "$out" 'rollback +refused: restore-based rollback arrives with the release pipeline \(`pgrunbook rollback`, issue 7\)'
+t_match "rollback names what to do instead" "$out" 'rollback +refused: a command of its own: `pgrunbook rollback --plan FILE'
 t_match "the marks need resolve <db>" "$out" "phrase: resolve $DB"
 t_match "run-sql needs deploy <db>" "$out" "phrase: deploy $DB"
 t_match "the report is journaled" "$err" '^run [0-9T.Z]+-[0-9a-f]+: journaled in '
@@ -259,8 +259,8 @@ t_eq "rolled_back_at is set on the failed row" "$(rows $B)" "false,true"
 t_run 3 "migrate status: pending again" "$PGRUNBOOK" migrate status --plan "$PLAN" --json
 t_eq "pending" "$(printf '%s' "$out" | jq -r ".migrations[] | select(.name == \"$B\") | .state")" "pending"
 t_run 3 "rollback is never allowed in this build" recover $A --action rollback --confirm "rollback $DB"
-t_match "it names what to do instead" "$err" 'rollback from the backup is not part of this build; nothing was run'
-t_match "pg_restore by hand" "$err" 'pg_restore it into a new database'
+t_match "it names what to do instead" "$err" 'rollback from the backup is not a recover action; nothing was run'
+t_match "it names the command to use" "$err" 'HINT:  Run: pgrunbook rollback --plan [^ ]+/plan.yaml'
 
 # ---- C: the end state of the script, default names, quoted identifiers, enums ----
 C=20990103000000_end_state

@@ -119,7 +119,7 @@ t_match "mark-rolled-back is refused while the INVALID index remains" "$(main_te
 	'> mark-rolled-back refused: index "public"."Item_sku_key" exists but is INVALID \(line 2\): drop it first'
 t_match "mark-applied is refused too" "$(main_text)" 'mark-applied refused: index "public"."Item_sku_key" exists but is INVALID'
 t_match "run-sql is allowed" "$screen" '  run-sql +allowed'
-t_match "rollback says what to do instead" "$screen" 'rollback +refused: restore-based rollback'
+t_match "rollback says what to do instead" "$screen" 'rollback +refused: a command of its own: .pgrunbook rollback'
 t_match "the marks need resolve <db>" "$screen" "phrase: resolve $T_DB"
 t_match "run-sql needs deploy <db>" "$screen" "phrase: deploy $T_DB"
 
@@ -132,7 +132,7 @@ t_eq "no row changed" "$(rows $B)" "false,false"
 keys Down Down Down
 expect "Down Down Down highlights rollback" '> rollback +refused'
 keys Enter
-expect_main "choosing rollback shows why not" 'rollback refused .*restore-based rollback.* Nothing ran\.'
+expect_main "choosing rollback shows why not" 'rollback refused .*pgrunbook rollback --plan FILE.* Nothing ran\.'
 keys Escape
 
 # run-sql: the file's path, its statements in the preview, the phrase.

@@ -120,8 +120,8 @@ test_rules_partial(void **state)
 	assert_true(ri.allowed[RECOVER_RUN_SQL]);
 	assert_null(ri.why_not[RECOVER_RUN_SQL]);
 	assert_false(ri.allowed[RECOVER_ROLLBACK]);
-	assert_non_null(strstr(ri.why_not[RECOVER_ROLLBACK], "`pgrunbook rollback`, issue 7"));
-	assert_non_null(strstr(ri.why_not[RECOVER_ROLLBACK], "pg_restore"));
+	assert_non_null(strstr(ri.why_not[RECOVER_ROLLBACK], "`pgrunbook rollback --plan FILE [--run RUN]`"));
+	assert_non_null(strstr(ri.why_not[RECOVER_ROLLBACK], "the run's backup"));
 	assert_string_equal(ri.phrase[RECOVER_MARK_ROLLED_BACK], "resolve shop_prod");
 	assert_string_equal(ri.phrase[RECOVER_MARK_APPLIED], "resolve shop_prod");
 	assert_string_equal(ri.phrase[RECOVER_RUN_SQL], "deploy shop_prod");
@@ -248,7 +248,7 @@ test_preview(void **state)
 	free(p);
 
 	p = recover_preview(&ri, RECOVER_ROLLBACK, NULL);
-	assert_non_null(strstr(p, "Not in this build."));
+	assert_non_null(strstr(p, "run `pgrunbook rollback --plan FILE`, not recover."));
 	free(p);
 	recover_info_free(&ri);
 }
