@@ -879,6 +879,29 @@ track_preflight(struct wizard *wz, const struct wiz_item *it)
 	}
 }
 
+/*
+ * Journals over_budget for stage s once per attempt when elapsed_ms passed its budget: from each
+ * tick while it runs (so the report and the notifiers know it while it still runs) and when it
+ * ends between two ticks. The sidebar shows it either way.
+ */
+static void
+over_budget_check(struct wizard *wz, int s, long long elapsed_ms)
+{
+	struct wiz_stage *ws = &wz->stages[s];
+	long long budget = wz->plan->budget_ms[s];
+	if (budget <= 0 || ws->over_flagged || elapsed_ms <= budget)
+		return;
+	ws->over_flagged = true;
+	const char *name = plan_stage_name((enum plan_stage)s);
+	char el[32], bd[32];
+	plan_format_duration(elapsed_ms, el, sizeof el);
+	plan_format_duration(budget, bd, sizeof bd);
+	json_t *d = json_pack("{s:s, s:I, s:I}", "stage", name, "elapsed_ms", (json_int_t)elapsed_ms, "budget_ms",
+	                      (json_int_t)budget);
+	events_emitf(wz->bus, EV_OVER_BUDGET, name, d, "%s took %s, over its budget of %s", name, el, bd);
+	json_decref(d);
+}
+
 static void
 apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 {
@@ -909,8 +932,10 @@ apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 	case EV_STAGE_STARTED:
 		ws->status = STAGE_RUNNING;
 		ws->interrupted = false;
-		if (ws->running_since == 0)
+		if (ws->running_since == 0) {
 			ws->running_since = now;
+			ws->over_flagged = false;
+		}
 		break;
 	case EV_STAGE_DONE:
 	case EV_STAGE_FAILED:
@@ -918,8 +943,10 @@ apply_stage_event(struct wizard *wz, const struct wiz_item *it)
 	case EV_STAGE_WAIVED:
 		ws->status = it->type == EV_STAGE_DONE ? STAGE_DONE : it->type == EV_STAGE_FAILED ? STAGE_FAILED :
 		             it->type == EV_STAGE_SKIPPED ? STAGE_SKIPPED : STAGE_WAIVED;
-		if (ws->running_since)
+		if (ws->running_since) {
 			ws->elapsed_ms = now - ws->running_since;
+			over_budget_check(wz, s, ws->elapsed_ms);
+		}
 		ws->running_since = 0;
 		free(ws->message);
 		ws->message = it->message ? xstrdup(it->message) : NULL;
@@ -1044,8 +1071,19 @@ frame_leave(struct tui_app *app)
 	}
 }
 
+static void
+frame_tick(struct tui_app *app)
+{
+	struct wizard *wz = tui_app_userdata(app);
+	long long now = time_monotonic_ms();
+	for (int s = 0; s < PLAN_STAGE_COUNT; s++)
+		if (wz->stages[s].running_since)
+			over_budget_check(wz, s, now - wz->stages[s].running_since);
+}
+
 const struct tui_frame_ops wizard_frame = {
 	.layout = frame_layout,
+	.tick = frame_tick,
 	.draw = frame_draw,
 	.key = frame_key,
 	.event = frame_event,

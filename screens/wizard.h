@@ -30,6 +30,7 @@ struct wiz_stage {
 	bool                  interrupted;  /* replayed as running: the process ended while it ran */
 	long long             elapsed_ms;   /* of the last finished attempt */
 	long long             running_since;/* monotonic ms while running, 0 otherwise */
+	bool                  over_flagged; /* over_budget journaled for the running attempt */
 	char                 *message;      /* last done/failed message, or NULL */
 };
 

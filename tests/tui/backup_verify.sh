@@ -51,6 +51,7 @@ verify:
   orphans: auto
   checks:
     - { name: two parents, sql: "select count(*) from parent", expect: "2" }
+budgets: { verify: 1ms }
 EOF
 B=$P/backups
 
@@ -160,6 +161,9 @@ t_match "row counts compared with the backup (grew: not a failure)" "$screen" 'p
 t_match "the check without its table is not run" "$screen" 'not run +prisma_migrations'
 t_match "rollback is offered" "$(main_text)" 'F8: rollback \(guided: shows the path it chooses and why, asks first\)'
 expect "the sidebar shows verify failed" '^> verify +failed'
+t_match "the sidebar shows its time against the 1 ms budget" "$screen" '^> verify +failed +[0-9:]+ / 0:00 '
+t_eq "... and journaled once (over_budget)" \
+	"$(journal | jq -r 'select(.type=="over_budget") | "\(.stage) \(.data.budget_ms)"')" "verify 1"
 t_eq "the journal has the verify stage failed" \
 	"$(journal | jq -r 'select(.stage=="verify" and (.type=="stage_failed" or .type=="stage_done")) | .type')" "stage_failed"
 t_eq "the journaled result counts the orphan" \
