@@ -399,6 +399,7 @@ do_report(struct runner *r, json_t *entry, struct rb_error *err)
 	struct run_state st;
 	bool ok = journal_replay(journal_dir(r->j), &st, err);
 	if (ok) {
+		st.in_use = false;   /* held by this process, which is writing the report */
 		char *md = report_markdown(&st, r->plan);
 		ok = report_write(path, md, err);
 		free(md);
@@ -497,6 +498,7 @@ run_end(struct runner *r, int code, enum plan_stage stopped, bool any)
 		struct run_state st;
 		struct rb_error e = {0};
 		if (code == RB_EXIT_OK && journal_replay(journal_dir(r->j), &st, &e)) {
+			st.in_use = false;
 			char *md = report_markdown(&st, r->plan);
 			char *path = xasprintf("%s/report.md", journal_dir(r->j));
 			if (!report_write(path, md, &e))
@@ -679,15 +681,16 @@ resume_prepare(struct runner *r, const struct run_state *st, enum plan_stage *fr
 		r->manifest_path = man ? xstrdup(man) : NULL;
 	}
 	if (*from > PLAN_STAGE_BACKUP && *from <= PLAN_STAGE_SYNC && plan_stage_enabled(r->plan, PLAN_STAGE_BACKUP)) {
-		/* The backup must still be there and intact: a verified backup of the target within max_age. */
+		/* The run's own backup must still be there and intact (not merely some later backup). */
 		struct backup_result found = {0};
 		struct rb_error e = {0};
-		if (r->backup_path && backup_find_recent(r->plan, NULL, 0, &found, &e)) {
+		if (r->backup_path && backup_check(r->plan, NULL, r->backup_path, &found, &e)) {
 			r->backup_ok = true;
 			if (!r->o->json)
-				printf("  backup: %s still verified and intact\n", found.path);
+				printf("  backup: %s still verified and intact\n", r->backup_path);
 		} else if (r->backup_path) {
-			events_log(r->bus, LOG_LEVEL_WARN, "backup", "the run's backup no longer counts: %s",
+			events_log(r->bus, LOG_LEVEL_WARN, "backup", "the run's backup %s no longer counts: %s (migrate and sync "
+			           "now need --waive-backup, or a new run with a new backup)", r->backup_path,
 			           e.message ? e.message : "not found");
 		}
 		backup_result_free(&found);
@@ -720,9 +723,12 @@ resume_prepare(struct runner *r, const struct run_state *st, enum plan_stage *fr
 		/* Frozen by this run: still? Someone may have thawed it while the run was away. */
 		json_t *status = NULL;
 		ok = maint_status(r->plan, NULL, &r->ctx, &status, err);
-		if (ok && !json_is_true(json_object_get(status, "frozen"))) {
-			events_log(r->bus, LOG_LEVEL_WARN, MAINT_STAGE_ON, "%s is no longer frozen: freezing it again before %s",
-			           r->plan->target, plan_stage_name(*from));
+		const char *by = json_string_value(json_object_get(status, "run"));
+		bool ours = json_is_true(json_object_get(status, "frozen")) && by && strcmp(by, st->id) == 0;
+		if (ok && !ours) {
+			events_log(r->bus, LOG_LEVEL_WARN, MAINT_STAGE_ON, "%s is no longer frozen by this run%s%s: freezing it "
+			           "again before %s", r->plan->target, by ? " (the freeze is run " : "", by ? by : "",
+			           plan_stage_name(*from));
 			*from = PLAN_STAGE_MAINT_ON;
 		} else if (ok && !r->o->json) {
 			printf("  %s is still frozen by this run\n", r->plan->target);
@@ -812,6 +818,10 @@ cli_run_resume(int argc, char **argv)
 	journal_attach(r.j, r.bus);
 	events_subscribe(r.bus, print_event, &r);
 	r.ctx = (struct rb_ctx){ .bus = r.bus, .cancel = cli_cancel_begin() };
+	/* The total counts from the run's start, not this invocation's (the budget is the run's). */
+	long long started;
+	if (time_parse_rfc3339(st.started, &started))
+		r.t0 -= time_now_ms() - started;
 
 	enum plan_stage from = PLAN_STAGE_COUNT;
 	for (int s = 0; s < PLAN_STAGE_COUNT && from == PLAN_STAGE_COUNT; s++)

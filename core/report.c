@@ -67,33 +67,10 @@ md_code(struct strbuf *sb, const char *s, bool in_table)
 		md_inline(sb, s);
 }
 
-/* Milliseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.mmm]Z"; false when not in that form. */
 static bool
 parse_ts(const char *s, long long *ms)
 {
-	if (s == NULL)
-		return false;
-	struct tm tm = {0};
-	int frac = 0, consumed = 0;
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-		return false;
-	const char *p = s + consumed;
-	if (*p == '.') {
-		int digits = 0;
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 3)
-				frac = frac * 10 + (*p - '0');
-		for (; digits < 3; digits++)
-			frac *= 10;
-	}
-	if (*p != 'Z')
-		return false;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	*ms = (long long)t * 1000 + frac;
-	return true;
+	return time_parse_rfc3339(s, ms);
 }
 
 static void
@@ -963,34 +940,74 @@ render_sync(struct strbuf *sb, const struct run_state *st)
 	strbuf_release(&apply);
 }
 
+/*
+ * The checklist as it ended: each item once (in the order first ticked), its final state with
+ * where, when and who changed it last, how often it changed, and a warning when it was last
+ * ticked after a stage that changes the target had started (the list is for before them).
+ */
 static void
 render_checklist(struct strbuf *sb, const struct run_state *st)
 {
-	bool header = false;
+	json_t *items = json_array();   /* [{item, record index of the last change, changes}] */
 	for (size_t i = 0; i < st->nrecords; i++) {
 		const struct journal_record *r = &st->records[i];
 		if (r->type != EV_CHECKLIST_TICK)
 			continue;
-		if (!header) {
-			strbuf_adds(sb, "## Checklist\n\n");
-			header = true;
-		}
-		bool unticked = json_is_false(json_object_get(r->data, "ticked"));
-		const char *item = r->message;
+		const char *item = r->message ? r->message : json_string_value(json_object_get(r->data, "item"));
 		if (item == NULL)
-			item = json_string_value(json_object_get(r->data, "item"));
-		strbuf_adds(sb, unticked ? "- [ ] " : "- [x] ");
-		md_inline(sb, item ? item : "(no text)");
+			item = "(no text)";
+		json_t *e = NULL, *x;
+		size_t k;
+		json_array_foreach(items, k, x)
+			if (strcmp(json_string_value(json_object_get(x, "item")), item) == 0)
+				e = x;
+		if (e == NULL) {
+			e = json_pack("{s:s, s:I}", "item", item, "changes", (json_int_t)0);
+			json_array_append_new(items, e);
+		}
+		json_object_set_new(e, "last", json_integer((json_int_t)i));
+		json_object_set_new(e, "changes", json_integer(jint(e, "changes") + 1));
+	}
+	/* The first record of a stage that changes the target (maintenance, migrate, sync). */
+	size_t changing = st->nrecords;
+	const char *changing_stage = NULL;
+	for (size_t i = 0; i < st->nrecords && changing == st->nrecords; i++) {
+		const struct journal_record *r = &st->records[i];
+		if (r->type == EV_STAGE_STARTED && r->stage &&
+		    (strcmp(r->stage, "maintenance") == 0 || strcmp(r->stage, "migrate") == 0 || strcmp(r->stage, "sync") == 0)) {
+			changing = i;
+			changing_stage = r->stage;
+		}
+	}
+	size_t k;
+	json_t *e;
+	json_array_foreach(items, k, e) {
+		if (k == 0)
+			strbuf_adds(sb, "## Checklist\n\nEach item as the run left it (the last change).\n\n");
+		const struct journal_record *r = &st->records[jint(e, "last")];
+		bool ticked = !json_is_false(json_object_get(r->data, "ticked"));
+		const char *who = json_string_value(json_object_get(r->data, "user"));
+		strbuf_adds(sb, ticked ? "- [x] " : "- [ ] ");
+		md_inline(sb, json_string_value(json_object_get(e, "item")));
 		strbuf_adds(sb, " (");
 		if (r->stage) {
 			md_inline(sb, r->stage);
 			strbuf_adds(sb, ", ");
 		}
 		md_inline(sb, r->ts);
+		if (who) {
+			strbuf_adds(sb, ", by ");
+			md_inline(sb, who);
+		}
+		if (jint(e, "changes") > 1)
+			strbuf_addf(sb, "; changed %" JSON_INTEGER_FORMAT " times", jint(e, "changes"));
+		if (ticked && (size_t)jint(e, "last") > changing)
+			strbuf_addf(sb, "; **ticked after %s had started**", changing_stage);
 		strbuf_adds(sb, ")\n");
 	}
-	if (header)
+	if (json_array_size(items) > 0)
 		strbuf_addc(sb, '\n');
+	json_decref(items);
 }
 
 static void

@@ -336,6 +336,41 @@ time_now_rfc3339(char out[32])
 	snprintf(out + n, 32 - n, ".%03dZ", ms);
 }
 
+bool
+time_parse_rfc3339(const char *s, long long *ms)
+{
+	if (s == NULL)
+		return false;
+	struct tm tm = {0};
+	int frac = 0, consumed = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+		return false;
+	const char *p = s + consumed;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*p - '0');
+		for (; digits < 3; digits++)
+			frac *= 10;
+	}
+	if (*p != 'Z')
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*ms = (long long)timegm(&tm) * 1000 + frac;
+	return true;
+}
+
+long long
+time_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 long long
 time_monotonic_ms(void)
 {

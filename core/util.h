@@ -73,6 +73,13 @@ bool remove_tree(const char *path);
 void format_bytes(long long bytes, char *out, size_t outlen);
 /* Current UTC time as RFC 3339 with milliseconds ("2026-11-23T15:49:24.123Z") into out[32]. */
 void time_now_rfc3339(char out[32]);
+/*
+ * Milliseconds since the epoch of "YYYY-MM-DDTHH:MM:SS[.fff]Z" (what time_now_rfc3339() and the
+ * journal write); false when s is not in that form.
+ */
+bool time_parse_rfc3339(const char *s, long long *ms);
+/* Milliseconds since the epoch, now (wall clock). */
+long long time_now_ms(void);
 /* Milliseconds on a monotonic clock. */
 long long time_monotonic_ms(void);
 
