@@ -27,13 +27,16 @@ usage(FILE *f)
 	      "need the phrase \"terminate N sessions on DB\") and the marker pgrunbook.frozen_by (superuser\n"
 	      "only). A failing layer undoes the ones before it. Then it watches the write counters for\n"
 	      "--settle seconds (default 2) and reports writes that slipped through. Refused when another\n"
-	      "run's freeze of the database is not thawed.\n\n"
+	      "run's freeze of the database is not thawed, or while another pgrunbook freezes or thaws it\n"
+	      "(advisory lock 1886876258, database oid). Layer statements wait at most 10 s for a lock.\n\n"
 	      "off undoes the newest freeze of the database that is not thawed yet (or the freeze of --run\n"
 	      "RUN), newest layer first, each undo journaled before it runs, and reports the writes since the\n"
-	      "freeze. Undoing is idempotent, so a freeze interrupted by a crash thaws too.\n\n"
-	      "status (read-only, not journaled) shows whether the database is frozen, since when, by which\n"
-	      "run and whom, the server's connection limit, read-only setting and marker, and the writes\n"
-	      "since the freeze. on and off are journaled as runs.\n\n"
+	      "freeze. Undoing is idempotent, so a freeze interrupted by a crash thaws too; a layer already\n"
+	      "gone (thawed by hand, the database replaced) counts as done.\n\n"
+	      "status (read-only, not journaled) shows whether the database is frozen (a layer really in\n"
+	      "place on the server), since when, by which run and whom, the journal's freeze apart (and\n"
+	      "when the two disagree), the server's connection limit, read-only setting and marker, and the\n"
+	      "writes since the freeze. on and off are journaled as runs.\n\n"
 	      "Options:\n"
 	      "  --plan FILE                 the plan\n"
 	      "  --env NAME                  the environment (default: the target)\n"
@@ -74,6 +77,10 @@ print_writes(json_t *w)
 {
 	if (w == NULL || json_is_null(w))
 		return;
+	if (json_is_false(json_object_get(w, "comparable"))) {
+		printf("  writes since the freeze: %s\n", json_string_value(json_object_get(w, "error")));
+		return;
+	}
 	if (json_object_get(w, "error")) {
 		printf("  writes since the freeze: unknown (%s)\n", json_string_value(json_object_get(w, "error")));
 		return;
@@ -210,6 +217,16 @@ maint_show_status(const struct plan *plan, const char *env, bool json)
 		}
 		size_t i;
 		json_t *v;
+		if (json_string_value(json_object_get(st, "disagreement")))
+			printf("  warning: %s\n", json_string_value(json_object_get(st, "disagreement")));
+		if (frozen) {
+			printf("  layers in place:");
+			json_array_foreach(json_object_get(st, "layers_in_place"), i, v)
+				printf(" %s", json_string_value(v));
+			if (json_array_size(json_object_get(st, "layers_in_place")) == 0)
+				printf(" none the server shows (hooks and pgbouncer cannot be seen from here)");
+			printf("\n");
+		}
 		if (json_array_size(json_object_get(st, "pending_layers"))) {
 			printf("  layers to undo:");
 			json_array_foreach(json_object_get(st, "pending_layers"), i, v)

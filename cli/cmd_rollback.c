@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/events.h"
 #include "core/journal.h"
+#include "core/lint.h"
 #include "core/rollback.h"
 
 static void
@@ -19,12 +20,15 @@ usage(FILE *f)
 	fputs("Usage: pgrunbook rollback --plan FILE [--run RUN] [--backup ARCHIVE] [--restore]\n"
 	      "                          [--confirm PHRASE] [--lock-wait S] [--env NAME] [--json]\n\n"
 	      "rollback undoes what a run changed on the target (default: the newest run of this plan that\n"
-	      "applied migrations or synced data and was not rolled back yet; it says which it picked). It\n"
-	      "chooses the safest path it can prove and says why:\n"
+	      "applied migrations or synced data on the target and was not rolled back yet, and started\n"
+	      "after the plan's last restore rollback; it says which it picked). It chooses the safest\n"
+	      "path it can prove and says why:\n"
 	      "  down SQL  when every migration the run applied has a down.sql next to its migration.sql,\n"
 	      "            is still recorded as applied with its file's checksum, and no data was synced:\n"
 	      "            each down.sql in reverse order, one transaction each, its _prisma_migrations row\n"
-	      "            marked rolled back in the same transaction. Phrase \"rollback <db>\".\n"
+	      "            marked rolled back in the same transaction. Phrase \"rollback <db>\". When a\n"
+	      "            migration loses data (DROP TABLE or COLUMN, TRUNCATE, a type change, ...) a\n"
+	      "            verified backup is restored instead; without one the why names what is lost.\n"
 	      "  restore   otherwise: the run's verified backup (or --backup) is restored into a new database\n"
 	      "            <db>_rollback_<ts> and its row counts checked; the target's owner, grants,\n"
 	      "            connection limit, ALTER DATABASE SET settings and comment are copied to it; new\n"
@@ -74,7 +78,9 @@ has_changes(const struct run_state *st)
 		const struct journal_record *r = &st->records[i];
 		const char *kind = json_string_value(json_object_get(r->data, "kind"));
 		const char *state = json_string_value(json_object_get(r->data, "state"));
-		if (r->type != EV_STEP || kind == NULL || state == NULL)
+		/* staging's rehearsal applies migrations to the staging database, not the target */
+		if (r->type != EV_STEP || kind == NULL || state == NULL || r->stage == NULL ||
+		    (strcmp(r->stage, "migrate") != 0 && strcmp(r->stage, "sync") != 0))
 			continue;
 		if (strcmp(kind, "migration") == 0 && strcmp(state, "applied") == 0)
 			return true;
@@ -96,14 +102,59 @@ same_plan(const struct plan *plan, const struct run_state *st)
 	return realpath(st->plan_path, a) && realpath(plan->path, b) && strcmp(a, b) == 0;
 }
 
-/* The newest run of the plan with changes and no successful rollback since; NULL when none. */
+/*
+ * The plan's last successful restore rollback: when it was done and when the backup it restored
+ * was finished (*at and *finished receive copies, NULL when none).
+ */
+static void
+last_restore(const struct plan *plan, const struct run_state *runs, size_t n, char **at, char **finished,
+             char **archive)
+{
+	long long best = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!same_plan(plan, &runs[i]))
+			continue;
+		for (size_t k = 0; k < runs[i].nrecords; k++) {
+			const struct journal_record *r = &runs[i].records[k];
+			const char *path = json_string_value(json_object_get(r->data, "path"));
+			long long ms;
+			if (r->type != EV_ROLLBACK_DONE || !json_is_true(json_object_get(r->data, "ok")) || path == NULL ||
+			    strcmp(path, "restore") != 0 || !time_parse_rfc3339(r->ts, &ms) || ms <= best)
+				continue;
+			best = ms;
+			free(*at);
+			free(*finished);
+			free(*archive);
+			*at = xstrdup(r->ts);
+			const char *f = json_string_value(json_object_get(r->data, "backup_finished"));
+			*finished = f ? xstrdup(f) : NULL;
+			const char *a = json_string_value(json_object_get(r->data, "restored_from"));
+			*archive = a ? xstrdup(a) : NULL;
+		}
+	}
+}
+
+/* Whether the run's changes came before a restore done at `at` (the restore made them obsolete). */
+static bool
+before_restore(const struct run_state *st, const char *at)
+{
+	long long s, a;
+	return at && st->started && time_parse_rfc3339(st->started, &s) && time_parse_rfc3339(at, &a) && s < a;
+}
+
+/*
+ * The newest run of the plan with changes and no successful rollback since, and not older than
+ * the plan's last restore rollback (which undid everything before it); NULL when none. *at and
+ * *finished receive that last restore (see last_restore()).
+ */
 static struct run_state *
-pick_run(const struct plan *plan, struct rb_error *err)
+pick_run(const struct plan *plan, char **at, char **finished, char **archive, struct rb_error *err)
 {
 	struct run_state *runs = NULL;
 	size_t n = 0;
 	if (!journal_list_runs(NULL, &runs, &n, err))
 		return NULL;
+	last_restore(plan, runs, n, at, finished, archive);
 	struct strlist undone = {0};
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < runs[i].nrecords; k++) {
@@ -115,7 +166,7 @@ pick_run(const struct plan *plan, struct rb_error *err)
 	struct run_state *pick = NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (pick == NULL && same_plan(plan, &runs[i]) && has_changes(&runs[i]) &&
-		    !strlist_contains(&undone, runs[i].id)) {
+		    !strlist_contains(&undone, runs[i].id) && !before_restore(&runs[i], *at)) {
 			pick = xmalloc(sizeof *pick);
 			*pick = runs[i];
 			continue;
@@ -184,16 +235,35 @@ rollback_cmd(const struct plan *plan, const char *run, struct rollback_opts *o, 
 			return code;
 		}
 		run_note = xasprintf("%s (given with --run)", st->id);
-	} else {
-		st = pick_run(plan, &err);
+	}
+	/* the last restore rollback: runs before it are obsolete, backups it undid are refused */
+	char *lr_at = NULL, *lr_finished = NULL, *lr_archive = NULL;
+	if (run == NULL) {
+		st = pick_run(plan, &lr_at, &lr_finished, &lr_archive, &err);
 		if (err.message) {
 			cli_print_error(&err);
 			rb_error_clear(&err);
+			free(lr_at);
+			free(lr_finished);
+			free(lr_archive);
 			return RB_EXIT_STEP;
 		}
 		run_note = st ? xasprintf("%s (the newest run of this plan that applied migrations or synced data)", st->id)
 		              : xstrdup("none (no run of this plan applied migrations or synced data)");
+	} else {
+		struct run_state *runs = NULL;
+		size_t n = 0;
+		struct rb_error le = {0};
+		if (journal_list_runs(NULL, &runs, &n, &le))
+			last_restore(plan, runs, n, &lr_at, &lr_finished, &lr_archive);
+		for (size_t i = 0; i < n; i++)
+			run_state_free(&runs[i]);
+		free(runs);
+		rb_error_clear(&le);
 	}
+	o->last_restore_at = lr_at;
+	o->last_restore_backup_finished = lr_finished;
+	o->last_restore_backup = lr_archive;
 	const char *env = o->env ? o->env : plan->target;
 	struct events *bus = events_new();
 	int code = RB_EXIT_OK;
@@ -204,6 +274,9 @@ rollback_cmd(const struct plan *plan, const char *run, struct rollback_opts *o, 
 			run_state_free(st);
 		free(st);
 		free(run_note);
+		free(lr_at);
+		free(lr_finished);
+		free(lr_archive);
 		return code;
 	}
 	events_subscribe(bus, print_event, &json);
@@ -267,6 +340,10 @@ rollback_cmd(const struct plan *plan, const char *run, struct rollback_opts *o, 
 		run_state_free(st);
 	free(st);
 	free(run_note);
+	free(lr_at);
+	free(lr_finished);
+	free(lr_archive);
+	lint_shutdown();   /* rollback_choose() lints the applied migrations */
 	return code;
 }
 

@@ -24,6 +24,10 @@ extern char **environ;
 #define HOOK_TIMEOUT_MS 60000
 #define HOOK_KILL_MS    5000
 #define PGBOUNCER_TIMEOUT_MS 60000
+/* lock_timeout of the freeze and thaw statements (ALTER DATABASE, GRANT, REVOKE) and of the thaw's lock */
+#define MAINT_LOCK_TIMEOUT   "10s"
+/* the first key of the advisory lock (the second: the database's oid): "pgrb" */
+#define MAINT_LOCK_KEY       "1886876258"
 
 /* One freeze or thaw in progress. */
 struct mctx {
@@ -212,6 +216,144 @@ exec_sql(const struct mctx *m, const char *sql, struct rb_error *err)
 	return db_run(m->conn, sql, 0, NULL, m->ctx, err);
 }
 
+/* Adds to err the sessions that may hold the lock a statement waited for (open write transactions). */
+static void
+add_blockers(const struct mctx *m, struct rb_error *err)
+{
+	PGresult *res = db_exec(m->conn,
+		"SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.datname, ''),"
+		" coalesce(pg_catalog.to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
+		" FROM pg_catalog.pg_stat_activity a WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+		" AND a.backend_xid IS NOT NULL ORDER BY a.xact_start LIMIT 10", 0, NULL, m->ctx);
+	struct strbuf sb = {0};
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		for (int i = 0; i < PQntuples(res); i++)
+			strbuf_addf(&sb, "%spid %s (user %s, application %s, database %s, transaction since %s)",
+			            i ? "; " : "", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			            *PQgetvalue(res, i, 2) ? PQgetvalue(res, i, 2) : "-", PQgetvalue(res, i, 3),
+			            PQgetvalue(res, i, 4));
+	}
+	PQclear(res);
+	if (sb.len)
+		rb_error_detail(err, "The lock was held by another transaction; open write transactions now: %s.", sb.buf);
+	else
+		rb_error_detail(err, "The lock was held by another transaction, which has ended since.");
+	rb_error_hint(err, "Nothing waits forever: end the blocking transaction (or wait for it) and run the command again.");
+	strbuf_release(&sb);
+}
+
+/*
+ * A freeze or thaw statement (ALTER DATABASE, GRANT, REVOKE) with lock_timeout MAINT_LOCK_TIMEOUT:
+ * a transaction holding the database's row (another ALTER DATABASE) makes it fail and be
+ * reported instead of waiting without end.
+ */
+static bool
+exec_ddl(const struct mctx *m, const char *sql, struct rb_error *err)
+{
+	/* one implicit transaction: on failure the SET is rolled back with the statement */
+	char *batch = xasprintf("SET lock_timeout = '" MAINT_LOCK_TIMEOUT "'; %s; RESET lock_timeout", sql);
+	bool ok = exec_sql(m, batch, err);
+	/*
+	 * a statement that waited for another transaction changing the same catalog row fails with
+	 * "tuple concurrently updated" once that one commits: run it again, now on the new row
+	 */
+	for (int tries = 0; !ok && tries < 3 && err->message && strstr(err->message, "tuple concurrently updated"); tries++) {
+		rb_error_clear(err);
+		ok = exec_sql(m, batch, err);
+	}
+	free(batch);
+	if (!ok && strcmp(err->sqlstate, "55P03") == 0)
+		add_blockers(m, err);
+	return ok;
+}
+
+/* The pid and application of the session holding the freeze lock of m's database: "pid N (app)". */
+static char *
+lock_holder(const struct mctx *m)
+{
+	PGresult *res = db_exec(m->conn,
+		"SELECT l.pid, coalesce(a.application_name, ''), coalesce(pg_catalog.left(a.query, 60), '')"
+		" FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid"
+		" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted"
+		" AND l.classid OPERATOR(pg_catalog.=) " MAINT_LOCK_KEY "::pg_catalog.oid"
+		" AND l.objid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+		"  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+		" AND l.objsubid OPERATOR(pg_catalog.=) 2 LIMIT 1", 0, NULL, m->ctx);
+	char *r;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		r = xasprintf("pid %s, application %s", PQgetvalue(res, 0, 0),
+		              *PQgetvalue(res, 0, 1) ? PQgetvalue(res, 0, 1) : "-");
+	else
+		r = xstrdup("a session that has ended since");
+	PQclear(res);
+	return r;
+}
+
+#define MAINT_LOCK_ARGS MAINT_LOCK_KEY ", (SELECT d.oid::pg_catalog.int4 FROM pg_catalog.pg_database d" \
+	" WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+
+/*
+ * The freeze lock: a session advisory lock (MAINT_LOCK_KEY, the database's oid) held by a freeze
+ * from its check to its last layer and by a thaw, so two freezes or a freeze and a thaw of one
+ * database never interleave. wait false: refuses at once when held; true: waits up to
+ * MAINT_LOCK_TIMEOUT. Released when the connection closes.
+ */
+static bool
+take_lock(const struct mctx *m, bool wait, struct rb_error *err)
+{
+	if (wait) {
+		if (db_run(m->conn, "SET lock_timeout = '" MAINT_LOCK_TIMEOUT "'; SELECT pg_catalog.pg_advisory_lock("
+		           MAINT_LOCK_ARGS "); RESET lock_timeout", 0, NULL, m->ctx, err))
+			return true;
+		if (strcmp(err->sqlstate, "55P03") == 0) {
+			char *h = lock_holder(m);
+			rb_error_clear(err);
+			rb_error_setc(err, RB_EXIT_STEP, "another pgrunbook is freezing or thawing database %s (%s)", m->db, h);
+			rb_error_detail(err, "pgrunbook waited " MAINT_LOCK_TIMEOUT " for its lock on the database.");
+			rb_error_hint(err, "Let it finish and run the command again.");
+			free(h);
+		}
+		return false;
+	}
+	char *got = db_query_value(m->conn, "SELECT pg_catalog.pg_try_advisory_lock(" MAINT_LOCK_ARGS ")", err);
+	if (got == NULL)
+		return false;
+	bool ok = got[0] == 't';
+	free(got);
+	if (!ok) {
+		char *h = lock_holder(m);
+		rb_error_setc(err, RB_EXIT_STEP, "another pgrunbook is freezing or thawing database %s (%s)", m->db, h);
+		rb_error_detail(err, "Only one freeze or thaw of a database runs at a time; nothing was changed.");
+		rb_error_hint(err, "Let it finish, then check pgrunbook maintenance status.");
+		free(h);
+	}
+	return ok;
+}
+
+/*
+ * Ends the freeze or thaw statements still running on m's database for a pgrunbook that is gone
+ * (killed while a layer waited on a lock): its backend would otherwise apply the layer later,
+ * after the thaw. Only sessions named pgrunbook running ALTER DATABASE, GRANT or REVOKE.
+ */
+static void
+end_leftovers(const struct mctx *m)
+{
+	PGresult *res = db_exec(m->conn,
+		"SELECT a.pid, pg_catalog.pg_terminate_backend(a.pid, 5000) FROM pg_catalog.pg_stat_activity a"
+		" WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+		" AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+		" AND coalesce(a.application_name, '') LIKE 'pgrunbook%' AND a.state OPERATOR(pg_catalog.=) 'active'"
+		" AND a.query OPERATOR(pg_catalog.~*) '^\\s*(SET lock_timeout[^;]*;\\s*)?(ALTER DATABASE|GRANT|REVOKE)'",
+		0, NULL, m->ctx);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		for (int i = 0; i < PQntuples(res); i++)
+			events_log(bus_of(m->ctx), LOG_LEVEL_WARN, m->stage,
+			           "ended backend %s: a freeze statement of a pgrunbook that is gone was still running",
+			           PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+}
+
 /* "ALTER DATABASE <db> <prefix><arg>". Caller frees. */
 static char *
 alter_db(const struct mctx *m, const char *prefix, const char *arg)
@@ -259,15 +401,41 @@ read_counters(PGconn *conn, const struct rb_ctx *ctx, json_t **out, struct rb_er
 		json_decref(changes);
 		return false;
 	}
-	*out = json_pack("{s:I, s:o, s:o}", "xact_commit", (json_int_t)atoll(xc), "tables", tables, "changes", changes);
+	/* the database's oid: counters of a database replaced since (a restore) are not comparable */
+	char *oid = db_query_value(conn, "SELECT d.oid FROM pg_catalog.pg_database d"
+	                                 " WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()", err);
+	if (oid == NULL) {
+		free(xc);
+		json_decref(tables);
+		json_decref(changes);
+		return false;
+	}
+	*out = json_pack("{s:I, s:I, s:o, s:o}", "xact_commit", (json_int_t)atoll(xc), "database_oid",
+	                 (json_int_t)atoll(oid), "tables", tables, "changes", changes);
 	free(xc);
+	free(oid);
 	return true;
 }
 
-/* The tables whose counters moved from a to b: [{"table", "inserted", "updated", "deleted"}]. */
+/*
+ * The tables whose counters moved from a to b: [{"table", "inserted", "updated", "deleted"}].
+ * NULL when a and b are not comparable: another database (its oid changed: replaced by a
+ * restore) or a counter went back (statistics reset); *why (may be NULL) then says which.
+ */
 static json_t *
-counters_diff(json_t *a, json_t *b)
+counters_diff(json_t *a, json_t *b, const char **why)
 {
+	json_t *oa = json_object_get(a, "database_oid"), *ob = json_object_get(b, "database_oid");
+	if (oa && ob && json_integer_value(oa) != json_integer_value(ob)) {
+		if (why)
+			*why = "not comparable (the database was replaced)";
+		return NULL;
+	}
+	if (json_integer_value(json_object_get(b, "xact_commit")) < json_integer_value(json_object_get(a, "xact_commit"))) {
+		if (why)
+			*why = "not comparable (the statistics were reset)";
+		return NULL;
+	}
 	json_t *out = json_array();
 	json_t *ca = json_object_get(a, "changes"), *cb = json_object_get(b, "changes");
 	const char *t;
@@ -277,6 +445,12 @@ counters_diff(json_t *a, json_t *b)
 		long long d[3];
 		for (int k = 0; k < 3; k++)
 			d[k] = json_integer_value(json_array_get(vb, k)) - (va ? json_integer_value(json_array_get(va, k)) : 0);
+		if (d[0] < 0 || d[1] < 0 || d[2] < 0) {
+			json_decref(out);
+			if (why)
+				*why = "not comparable (the statistics were reset)";
+			return NULL;
+		}
 		if (d[0] || d[1] || d[2])
 			json_array_append_new(out, json_pack("{s:s, s:I, s:I, s:I}", "table", t, "inserted", (json_int_t)d[0],
 			                                     "updated", (json_int_t)d[1], "deleted", (json_int_t)d[2]));
@@ -456,12 +630,10 @@ run_command(const struct mctx *m, const char *what, const char *cmd, struct rb_e
 
 /* ---- pgbouncer ---- */
 
+/* The admin console URI in dsn_env: set and without a password. */
 static bool
-pgbouncer_command(const struct mctx *m, const char *dsn_env, const char *verb, bool *not_paused,
-                  struct rb_error *err)
+pgbouncer_uri_ok(const char *dsn_env, struct rb_error *err)
 {
-	if (not_paused)
-		*not_paused = false;
 	const char *uri = getenv(dsn_env);
 	if (uri == NULL || *uri == '\0')
 		return rb_error_setc(err, RB_EXIT_STEP, "environment variable %s (maintenance.pgbouncer.admin_dsn_env) is not set",
@@ -471,6 +643,21 @@ pgbouncer_command(const struct mctx *m, const char *dsn_env, const char *verb, b
 		rb_error_hint(err, "Put the password in .pgpass or PGPASSFILE and remove it from the URI.");
 		return false;
 	}
+	return true;
+}
+
+/* verb on the admin console; *sent (may be NULL): the command reached pgbouncer. */
+static bool
+pgbouncer_command(const struct mctx *m, const char *dsn_env, const char *verb, bool *not_paused, bool *sent,
+                  struct rb_error *err)
+{
+	if (not_paused)
+		*not_paused = false;
+	if (sent)
+		*sent = false;
+	if (!pgbouncer_uri_ok(dsn_env, err))
+		return false;
+	const char *uri = getenv(dsn_env);
 	/* no session settings: pgbouncer's console rejects SET; the URI's own connect_timeout wins */
 	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
 	const char *const vals[] = { "10", uri, NULL };
@@ -491,6 +678,8 @@ pgbouncer_command(const struct mctx *m, const char *dsn_env, const char *verb, b
 		rb_error_setc(err, RB_EXIT_STEP, "pgbouncer %s failed: %s", verb, PQerrorMessage(pc));
 		goto out;
 	}
+	if (sent)
+		*sent = true;
 	long long start = time_monotonic_ms();
 	while (PQisBusy(pc)) {
 		struct pollfd pf = { .fd = PQsocket(pc), .events = POLLIN };
@@ -561,7 +750,11 @@ undo_layer(const struct mctx *m, json_t *rec, char **detail, struct rb_error *er
 	}
 	if (streq(layer, "pgbouncer")) {
 		bool not_paused = false;
-		if (!pgbouncer_command(m, jstr(undo, "dsn_env"), "RESUME", &not_paused, err))
+		if (json_is_false(json_object_get(rec, "pause_sent"))) {
+			*detail = xstrdup("PAUSE was never sent");
+			return UNDO_NOTHING;
+		}
+		if (!pgbouncer_command(m, jstr(undo, "dsn_env"), "RESUME", &not_paused, NULL, err))
 			return UNDO_FAILED;
 		*detail = xstrdup(not_paused ? "pgbouncer was not paused" : "RESUME sent");
 		return not_paused ? UNDO_NOTHING : UNDO_DONE;
@@ -574,17 +767,25 @@ undo_layer(const struct mctx *m, json_t *rec, char **detail, struct rb_error *er
 			                           " WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()", err);
 			if (cur == NULL)
 				return UNDO_FAILED;
-			bool same = atoll(cur) == prev;
+			long long now = atoll(cur);
+			bool same = now == prev;
 			free(cur);
-			*detail = xasprintf("connection limit %lld", prev);
-			if (same)
+			if (now != 0 && !same) {
+				/* changed by hand (or the database was replaced) since the freeze: not ours to undo */
+				*detail = xasprintf("connection limit is %lld, not the freeze's 0: left alone", now);
 				return UNDO_NOTHING;
+			}
+			/*
+			 * always run: the committed value may be the old one while the freeze's own ALTER
+			 * (of a killed run) or someone else's still waits on the row; this one queues behind it
+			 */
 			char num[32];
 			snprintf(num, sizeof num, "%lld", prev);
 			char *sql = alter_db(m, "CONNECTION LIMIT ", num);
-			bool ok = exec_sql(m, sql, err);
+			bool ok = exec_ddl(m, sql, err);
 			free(sql);
-			return ok ? UNDO_DONE : UNDO_FAILED;
+			*detail = xasprintf("connection limit %lld%s", prev, same ? " (it already was)" : "");
+			return !ok ? UNDO_FAILED : same ? UNDO_NOTHING : UNDO_DONE;
 		}
 		json_t *grants = json_object_get(undo, "grants");
 		if (json_array_size(grants) == 0)
@@ -602,7 +803,7 @@ undo_layer(const struct mctx *m, json_t *rec, char **detail, struct rb_error *er
 			free(q);
 		}
 		free(qdb);
-		bool ok = exec_sql(m, sb.buf, err);
+		bool ok = exec_ddl(m, sb.buf, err);
 		strbuf_release(&sb);
 		*detail = xasprintf("CONNECT granted again to %s", names.buf);
 		strbuf_release(&names);
@@ -610,6 +811,16 @@ undo_layer(const struct mctx *m, json_t *rec, char **detail, struct rb_error *er
 	}
 	if (streq(layer, "read_only")) {
 		const char *prev = jstr(undo, "previous");
+		char *cur = NULL;
+		if (!db_setting(m->conn, "default_transaction_read_only", &cur, m->ctx, err))
+			return UNDO_FAILED;
+		bool on = cur && (strcmp(cur, "on") == 0 || strcmp(cur, "true") == 0 || strcmp(cur, "1") == 0);
+		free(cur);
+		if (!on) {
+			/* reset by hand (or the database was replaced) since the freeze */
+			*detail = xstrdup("default_transaction_read_only is not on: nothing to undo");
+			return UNDO_NOTHING;
+		}
 		char *sql;
 		if (prev) {
 			char *lit = literal(m->conn, prev);
@@ -620,7 +831,7 @@ undo_layer(const struct mctx *m, json_t *rec, char **detail, struct rb_error *er
 			sql = alter_db(m, "RESET default_transaction_read_only", NULL);
 			*detail = xstrdup("default_transaction_read_only reset");
 		}
-		bool ok = exec_sql(m, sql, err);
+		bool ok = exec_ddl(m, sql, err);
 		free(sql);
 		return ok ? UNDO_DONE : UNDO_FAILED;
 	}
@@ -634,7 +845,7 @@ undo_layer(const struct mctx *m, json_t *rec, char **detail, struct rb_error *er
 		}
 		free(cur);
 		char *sql = alter_db(m, "RESET pgrunbook.frozen_by", NULL);
-		bool ok = exec_sql(m, sql, err);
+		bool ok = exec_ddl(m, sql, err);
 		free(sql);
 		*detail = xstrdup("pgrunbook.frozen_by reset");
 		return ok ? UNDO_DONE : UNDO_FAILED;
@@ -718,7 +929,7 @@ maint_pending_undo(const struct run_state *st)
  */
 static bool
 scan_runs(const char *db, const char *server, const char *only_run, json_t **pending, json_t **counters,
-          struct rb_error *err)
+          json_t **live, struct rb_error *err)
 {
 	struct run_state *runs = NULL;
 	size_t n = 0;
@@ -728,8 +939,14 @@ scan_runs(const char *db, const char *server, const char *only_run, json_t **pen
 	*pending = json_array();
 	if (counters)
 		*counters = json_object();
-	for (size_t i = 0; i < n; i++)
+	if (live)
+		*live = json_object();
+	for (size_t i = 0; i < n; i++) {
 		collect_thawed(&runs[i], thawed);
+		/* a run open by another process (not this one, which may have reopened a killed run) */
+		if (live && runs[i].in_use && runs[i].in_use_pid != (long)getpid())
+			json_object_set_new(*live, runs[i].id, json_true());
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (only_run && !streq(runs[i].id, only_run))
 			continue;
@@ -753,16 +970,31 @@ scan_runs(const char *db, const char *server, const char *only_run, json_t **pen
 	return true;
 }
 
-/* The records of pending that belong to the freeze of the first one (same run and freeze_at). */
+/*
+ * The records of pending that belong to the newest freeze (the greatest freeze_at, then the
+ * latest applying record; same run and freeze_at), newest first.
+ */
 static json_t *
 first_freeze(json_t *pending)
 {
 	json_t *out = json_array();
-	json_t *first = json_array_get(pending, 0);
-	if (first == NULL)
-		return out;
+	json_t *first = NULL;
 	size_t i;
 	json_t *r;
+	json_array_foreach(pending, i, r) {
+		const char *at = jstr(r, "freeze_at") ? jstr(r, "freeze_at") : "";
+		const char *fat = first && jstr(first, "freeze_at") ? jstr(first, "freeze_at") : "";
+		int c = first ? strcmp(at, fat) : 1;
+		if (c == 0) {
+			const char *ts = jstr(r, "applying_ts") ? jstr(r, "applying_ts") : "";
+			const char *fts = jstr(first, "applying_ts") ? jstr(first, "applying_ts") : "";
+			c = strcmp(ts, fts);
+		}
+		if (c > 0)
+			first = r;
+	}
+	if (first == NULL)
+		return out;
 	json_array_foreach(pending, i, r) {
 		if (streq(jstr(r, "freeze_run"), jstr(first, "freeze_run")) &&
 		    streq(jstr(r, "freeze_at"), jstr(first, "freeze_at")))
@@ -873,10 +1105,18 @@ writes_since(const struct mctx *m, json_t *freeze_counters, const char *since)
 		rb_error_clear(&e);
 		return r;
 	}
+	const char *why = NULL;
+	json_t *tables = counters_diff(freeze_counters, now, &why);
+	if (tables == NULL) {
+		/* never negative counts: say why there are none */
+		json_t *r = json_pack("{s:s, s:s, s:b}", "since", since ? since : "", "error", why, "comparable", 0);
+		json_decref(now);
+		return r;
+	}
 	json_t *r = json_pack("{s:s, s:I, s:o, s:s}", "since", since ? since : "",
 	        "xact_commit_delta", (json_int_t)(json_integer_value(json_object_get(now, "xact_commit")) -
 	                                          json_integer_value(json_object_get(freeze_counters, "xact_commit"))),
-	        "tables", counters_diff(freeze_counters, now),
+	        "tables", tables,
 	        "note", "includes pgrunbook's own writes (migrate, sync) and the statistics lag of up to a second");
 	json_decref(now);
 	return r;
@@ -897,14 +1137,36 @@ maint_thaw_records(const struct plan *p, const char *env, json_t *undo, const ch
 	json_t *thawed = json_object(), *todo = json_array();
 	struct run_state *runs = NULL;
 	size_t n = 0;
-	bool ok = journal_list_runs(NULL, &runs, &n, err);
-	for (size_t i = 0; i < n; i++) {
-		collect_thawed(&runs[i], thawed);
-		run_state_free(&runs[i]);
-	}
-	free(runs);
 	size_t i;
 	json_t *rec;
+	bool ok = journal_list_runs(NULL, &runs, &n, err);
+	if (ok) {
+		/* a freeze statement of a killed run may still wait on a lock: end it before thawing */
+		bool dead = false;
+		json_array_foreach(undo, i, rec) {
+			bool live = false;
+			for (size_t k = 0; k < n; k++) {
+				if (streq(runs[k].id, jstr(rec, "freeze_run")) && runs[k].in_use &&
+				    runs[k].in_use_pid != (long)getpid())
+					live = true;
+			}
+			if (!live)
+				dead = true;
+		}
+		if (dead)
+			end_leftovers(&m);
+		for (size_t k = 0; k < n; k++)
+			run_state_free(&runs[k]);
+		free(runs);
+		runs = NULL;
+		n = 0;
+		ok = take_lock(&m, true, err) && journal_list_runs(NULL, &runs, &n, err);
+	}
+	for (size_t k = 0; k < n; k++) {
+		collect_thawed(&runs[k], thawed);
+		run_state_free(&runs[k]);
+	}
+	free(runs);
 	json_array_foreach(undo, i, rec) {
 		char *k = freeze_key(jstr(rec, "freeze_run"), jstr(rec, "freeze_at"), jstr(rec, "layer"));
 		if (json_object_get(thawed, k))
@@ -950,7 +1212,23 @@ maint_off(const struct plan *p, const char *env, const char *run, const char *wh
 		run_id = xstrdup(slash ? slash + 1 : dir);
 		free(dir);
 	}
-	if (!scan_runs(m.db, m.server, run_id, &pending, &counters, err))
+	{
+		/* a freeze statement of a killed run may still wait on a lock: end it before thawing */
+		json_t *live = NULL;
+		if (!scan_runs(m.db, m.server, run_id, &pending, NULL, &live, err))
+			goto out;
+		json_t *fr = first_freeze(pending);
+		const char *frun = jstr(json_array_get(fr, 0), "freeze_run");
+		if (frun && !json_object_get(live, frun))
+			end_leftovers(&m);
+		json_decref(fr);
+		json_decref(live);
+		json_decref(pending);
+		pending = NULL;
+	}
+	if (!take_lock(&m, true, err))
+		goto out;
+	if (!scan_runs(m.db, m.server, run_id, &pending, &counters, NULL, err))
 		goto out;
 	records = first_freeze(pending);
 	{
@@ -1067,7 +1345,7 @@ apply_block(struct freeze *f, struct rb_error *err)
 		if (!layer_applying(f, "block", undo, err))
 			return false;
 		char *sql = alter_db(m, "CONNECTION LIMIT ", "0");
-		bool ok = exec_sql(m, sql, err);
+		bool ok = exec_ddl(m, sql, err);
 		free(sql);
 		if (!ok)
 			return false;
@@ -1140,7 +1418,7 @@ apply_block(struct freeze *f, struct rb_error *err)
 	free(qdb);
 	bool ok = true;
 	if (sb.len)
-		ok = exec_sql(m, sb.buf, err);
+		ok = exec_ddl(m, sb.buf, err);
 	strbuf_release(&sb);
 	json_decref(grants);
 	if (ok) {
@@ -1176,7 +1454,7 @@ apply_read_only(struct freeze *f, struct rb_error *err)
 	if (!layer_applying(f, "read_only", undo, err))
 		return false;
 	char *sql = alter_db(m, "SET default_transaction_read_only = on", NULL);
-	bool ok = exec_sql(m, sql, err);
+	bool ok = exec_ddl(m, sql, err);
 	free(sql);
 	if (ok)
 		layer_state(f, "read_only", "applied", "default_transaction_read_only = on for new sessions");
@@ -1297,7 +1575,7 @@ apply_marker(struct freeze *f, struct rb_error *err)
 	char *value = xasprintf("%s %s %s", *m->run_id ? m->run_id : "-", m->frozen_at, m->who ? m->who : "unknown");
 	char *lit = literal(m->conn, value);
 	char *sql = alter_db(m, "SET pgrunbook.frozen_by = ", lit);
-	bool ok = exec_sql(m, sql, err);
+	bool ok = exec_ddl(m, sql, err);
 	free(sql);
 	free(lit);
 	if (ok) {
@@ -1317,7 +1595,7 @@ check_not_frozen(const struct mctx *m, struct rb_error *err)
 	if (!db_setting(m->conn, "pgrunbook.frozen_by", &marker, m->ctx, err))
 		return false;
 	json_t *pending = NULL;
-	if (!scan_runs(m->db, m->server, NULL, &pending, NULL, err)) {
+	if (!scan_runs(m->db, m->server, NULL, &pending, NULL, NULL, err)) {
 		free(marker);
 		return false;
 	}
@@ -1380,8 +1658,14 @@ maint_on(const struct plan *p, const struct maint_opts *o, struct journal *j, st
 	char *phrase = confirm_phrase(MAINT_VERB, m->db);
 	bool confirmed = confirm_check(ctx, MAINT_STAGE_ON, phrase, o->confirm, err);
 	free(phrase);
-	if (!confirmed || !check_not_frozen(m, err))
+	/* the freeze lock, held from the check to the last layer (and the undo) */
+	if (!confirmed || !take_lock(m, false, err) || !check_not_frozen(m, err))
 		goto out;
+	/* an unusable pgbouncer URI refuses before any layer (the hooks included) */
+	if (pm->pgbouncer_dsn_env && !pgbouncer_uri_ok(pm->pgbouncer_dsn_env, err)) {
+		rb_error_detail(err, "Nothing was changed.");
+		goto out;
+	}
 	if (pm->terminate_sessions == PLAN_TERMINATE_ASK) {
 		json_t *sessions = NULL;
 		if (!list_sessions(m->conn, ctx, &sessions, err))
@@ -1459,7 +1743,12 @@ maint_on(const struct plan *p, const struct maint_opts *o, struct journal *j, st
 		if (!layer_applying(&f, "pgbouncer", json_pack("{s:s, s:s}", "dsn_env", pm->pgbouncer_dsn_env,
 		                                                 "pool", m->db), err))
 			goto undo;
-		if (!pgbouncer_command(m, pm->pgbouncer_dsn_env, "PAUSE", NULL, err)) {
+		bool sent = false;
+		if (!pgbouncer_command(m, pm->pgbouncer_dsn_env, "PAUSE", NULL, &sent, err)) {
+			/* never sent (the console was unreachable): its undo has nothing to do */
+			if (!sent)
+				json_object_set_new(json_array_get(f.applied, json_array_size(f.applied) - 1), "pause_sent",
+				                    json_false());
 			layer_state(&f, "pgbouncer", "failed", err->message);
 			goto undo;
 		}
@@ -1508,10 +1797,17 @@ maint_on(const struct plan *p, const struct maint_opts *o, struct journal *j, st
 					goto undo;
 			}
 			if (read_counters(m->conn, ctx, &later, &cerr)) {
-				json_decref(slipped);
-				slipped = counters_diff(counters, later);
-				xact_delta = json_integer_value(json_object_get(later, "xact_commit")) -
-				             json_integer_value(json_object_get(counters, "xact_commit"));
+				const char *why = NULL;
+				json_t *diff = counters_diff(counters, later, &why);
+				if (diff) {
+					json_decref(slipped);
+					slipped = diff;
+					xact_delta = json_integer_value(json_object_get(later, "xact_commit")) -
+					             json_integer_value(json_object_get(counters, "xact_commit"));
+				} else {
+					events_log(bus_of(ctx), LOG_LEVEL_WARN, MAINT_STAGE_ON, "slipped writes unknown: the counters are %s",
+					           why);
+				}
 				json_decref(later);
 			}
 		}
@@ -1594,6 +1890,26 @@ out:
 
 /* ---- status ---- */
 
+/* The grantees holding CONNECT on m's database now ("PUBLIC" for 0), as an object used as a set. */
+static bool
+connect_grantees(const struct mctx *m, json_t **out, struct rb_error *err)
+{
+	PGresult *res;
+	if (!query_rows(m->conn,
+	                "SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'"
+	                "  ELSE pg_catalog.pg_get_userbyid(a.grantee)::pg_catalog.text END"
+	                " FROM pg_catalog.pg_database d,"
+	                " pg_catalog.aclexplode(coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))) a"
+	                " WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+	                " AND a.privilege_type OPERATOR(pg_catalog.=) 'CONNECT'", 0, NULL, m->ctx, &res, err))
+		return false;
+	*out = json_object();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_object_set_new(*out, PQgetvalue(res, i, 0), json_true());
+	PQclear(res);
+	return true;
+}
+
 bool
 maint_status(const struct plan *p, const char *env, const struct rb_ctx *ctx, json_t **status, struct rb_error *err)
 {
@@ -1602,45 +1918,86 @@ maint_status(const struct plan *p, const char *env, const struct rb_ctx *ctx, js
 	if (!mctx_connect(&m, p, env, ctx, err))
 		return false;
 	bool ok = false;
-	json_t *pending = NULL, *counters = NULL, *sessions = NULL;
+	json_t *pending = NULL, *counters = NULL, *sessions = NULL, *grantees = NULL;
 	char *limit = NULL, *ro = NULL, *marker = NULL;
 	limit = db_query_value(m.conn, "SELECT d.datconnlimit FROM pg_catalog.pg_database d"
 	                       " WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()", err);
 	if (limit == NULL || !db_setting(m.conn, "default_transaction_read_only", &ro, ctx, err) ||
-	    !db_setting(m.conn, "pgrunbook.frozen_by", &marker, ctx, err) ||
-	    !list_sessions(m.conn, ctx, &sessions, err) || !scan_runs(m.db, m.server, NULL, &pending, &counters, err))
+	    !db_setting(m.conn, "pgrunbook.frozen_by", &marker, ctx, err) || !connect_grantees(&m, &grantees, err) ||
+	    !list_sessions(m.conn, ctx, &sessions, err) || !scan_runs(m.db, m.server, NULL, &pending, &counters, NULL, err))
 		goto out;
 	json_t *records = first_freeze(pending);
 	json_t *first = json_array_get(records, 0);
 	json_t *revoked = json_array();
+	bool ro_on = ro && (strcmp(ro, "on") == 0 || strcmp(ro, "true") == 0 || strcmp(ro, "1") == 0);
+	long long connlimit = atoll(limit);
+	/* the layers really in place on the server; hooks and pgbouncer cannot be seen from here */
+	json_t *in_place = json_array();
+	bool checkable = false;
 	size_t i;
 	json_t *r;
 	json_array_foreach(records, i, r) {
-		if (streq(jstr(r, "layer"), "block") && streq(jstr(json_object_get(r, "undo"), "method"), "revoke")) {
+		const char *layer = jstr(r, "layer");
+		json_t *undo = json_object_get(r, "undo");
+		if (streq(layer, "block") && streq(jstr(undo, "method"), "revoke")) {
+			checkable = true;
+			bool gone = false;
 			size_t k;
 			json_t *g;
-			json_array_foreach(json_object_get(json_object_get(r, "undo"), "grants"), k, g)
+			json_array_foreach(json_object_get(undo, "grants"), k, g) {
 				json_array_append_new(revoked, json_string(jstr(g, "grantee")));
+				if (!json_object_get(grantees, jstr(g, "grantee")))
+					gone = true;
+			}
+			if (gone)
+				json_array_append_new(in_place, json_string("block"));
+		} else if (streq(layer, "block")) {
+			checkable = true;
+			if (connlimit == 0 && json_integer_value(json_object_get(undo, "connection_limit")) != 0)
+				json_array_append_new(in_place, json_string("block"));
+		} else if (streq(layer, "read_only")) {
+			checkable = true;
+			if (ro_on)
+				json_array_append_new(in_place, json_string("read_only"));
+		} else if (streq(layer, "marker")) {
+			checkable = true;
 		}
 	}
-	bool ro_on = ro && (strcmp(ro, "on") == 0 || strcmp(ro, "true") == 0 || strcmp(ro, "1") == 0);
-	json_t *st = json_pack("{s:s, s:s, s:b, s:{s:I, s:o, s:b, s:o}, s:I}", "database", m.db, "environment", m.env,
-	        "frozen", first != NULL || marker != NULL,
-	        "layers", "connection_limit", (json_int_t)atoll(limit), "revoked", revoked, "read_only", ro_on,
-	        "marker", marker ? json_string(marker) : json_null(), "sessions", (json_int_t)json_array_size(sessions));
+	if (marker)
+		json_array_append_new(in_place, json_string("marker"));
+	if (first == NULL && marker) {
+		/* the marker alone: its freeze's other layers as they look */
+		if (connlimit == 0)
+			json_array_append_new(in_place, json_string("block"));
+		if (ro_on)
+			json_array_append_new(in_place, json_string("read_only"));
+	}
+	/* a journal freeze of hooks and pgbouncer only cannot be checked: the journal is believed */
+	bool frozen = json_array_size(in_place) > 0 || (first != NULL && !checkable);
+	json_t *st = json_pack("{s:s, s:s, s:b, s:{s:I, s:o, s:b, s:o}, s:I, s:o}", "database", m.db, "environment", m.env,
+	        "frozen", frozen,
+	        "layers", "connection_limit", (json_int_t)connlimit, "revoked", revoked, "read_only", ro_on,
+	        "marker", marker ? json_string(marker) : json_null(), "sessions", (json_int_t)json_array_size(sessions),
+	        "layers_in_place", in_place);
 	json_object_set_new(st, "journal", json_boolean(first != NULL));
 	if (first) {
+		const char *fat = jstr(first, "freeze_at");
+		json_object_set_new(st, "journal_freeze", json_pack("{s:s, s:s, s:s}", "run", jstr(first, "freeze_run"),
+		                    "since", fat ? fat : "", "who", jstr(first, "who") ? jstr(first, "who") : ""));
+		if (!frozen) {
+			char *d = xasprintf("journaled freeze of run %s but no layer in place: thawed outside pgrunbook "
+			                    "(by hand, or the database was replaced)", jstr(first, "freeze_run"));
+			json_object_set_new(st, "disagreement", json_string(d));
+			free(d);
+		}
+	} else {
+		json_object_set_new(st, "journal_freeze", json_null());
+	}
+	if (first && frozen) {
 		const char *fat = jstr(first, "freeze_at");
 		json_object_set_new(st, "since", json_string(fat ? fat : ""));
 		json_object_set_new(st, "run", json_string(jstr(first, "freeze_run")));
 		json_object_set_new(st, "who", json_string(jstr(first, "who") ? jstr(first, "who") : ""));
-		json_t *pl = json_array();
-		json_array_foreach(records, i, r)
-			json_array_append_new(pl, json_string(jstr(r, "layer")));
-		json_object_set_new(st, "pending_layers", pl);
-		char *key = xasprintf("%s|%s", jstr(first, "freeze_run"), fat ? fat : "");
-		json_object_set_new(st, "writes_since_freeze", writes_since(&m, json_object_get(counters, key), fat));
-		free(key);
 	} else {
 		/* the marker alone: "<run> <time> <who>" */
 		char run[128] = "", since[64] = "", who[128] = "";
@@ -1649,6 +2006,17 @@ maint_status(const struct plan *p, const char *env, const struct rb_ctx *ctx, js
 		json_object_set_new(st, "since", marker ? json_string(since) : json_null());
 		json_object_set_new(st, "run", marker ? json_string(run) : json_null());
 		json_object_set_new(st, "who", marker ? json_string(who) : json_null());
+	}
+	if (first) {
+		const char *fat = jstr(first, "freeze_at");
+		json_t *pl = json_array();
+		json_array_foreach(records, i, r)
+			json_array_append_new(pl, json_string(jstr(r, "layer")));
+		json_object_set_new(st, "pending_layers", pl);
+		char *key = xasprintf("%s|%s", jstr(first, "freeze_run"), fat ? fat : "");
+		json_object_set_new(st, "writes_since_freeze", writes_since(&m, json_object_get(counters, key), fat));
+		free(key);
+	} else {
 		json_object_set_new(st, "pending_layers", json_array());
 		json_object_set_new(st, "writes_since_freeze", json_null());
 	}
@@ -1662,6 +2030,7 @@ out:
 	json_decref(pending);
 	json_decref(counters);
 	json_decref(sessions);
+	json_decref(grantees);
 	mctx_done(&m);
 	return ok;
 }

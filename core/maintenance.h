@@ -13,11 +13,13 @@
  *                   fails); undo: off_command. Its output lines are progress events {"kind":
  *                   "hook_output", "line"} (shown, never journaled).
  *   pgbouncer       PAUSE <db> on the admin console whose URI is in the variable named by
- *                   maintenance.pgbouncer_dsn_env (PQconnectdbParams of the URI, no session
- *                   settings: the console rejects SET; a URI carrying a password is refused,
- *                   passwords only from .pgpass/PGPASSFILE; the pool must be named like the
- *                   database; 60 s limit); undo: RESUME <db> ("not paused" is fine). Skipped
- *                   without pgbouncer_dsn_env.
+ *                   the plan's maintenance.pgbouncer.admin_dsn_env (PQconnectdbParams of the
+ *                   URI, no session settings: the console rejects SET; the pool must be named
+ *                   like the database; 60 s limit). The variable is checked before any layer
+ *                   is applied: unset or a URI carrying a password (passwords only from
+ *                   .pgpass/PGPASSFILE) refuses the freeze, nothing changed. undo: RESUME <db>
+ *                   ("not paused" is fine; "nothing" when PAUSE was never sent, e.g. the
+ *                   console was unreachable). Skipped without maintenance.pgbouncer.
  *   block           (block_connections: true) new connections of everyone but pgrunbook:
  *                   when pgrunbook's role is a superuser, ALTER DATABASE .. CONNECTION LIMIT 0
  *                   (superusers, and so pgrunbook's own later stages, still connect; sessions of
@@ -65,12 +67,28 @@
  * "maintenance") and the stage fails. After the layers a step {"kind": "freeze_counters",
  * "counters", "freeze_at", ...} records the write counters at freeze time.
  *
+ * Locks: the statements of the layers and their undo (ALTER DATABASE, GRANT, REVOKE) run with
+ * lock_timeout 10 s (a blocking transaction fails the layer; the error lists the open write
+ * transactions) and are run again (up to 3 times) on "tuple concurrently updated". maint_on
+ * holds the session advisory lock (1886876258 "pgrb", the database's oid) from its check to its
+ * last layer (pg_try_advisory_lock: a second freeze is refused at once, naming the holder);
+ * maint_off and maint_thaw_records take it too, waiting up to 10 s. Before they thaw a freeze of
+ * a run no live process has open, they pg_terminate_backend() the sessions on the database
+ * named pgrunbook* still running ALTER DATABASE, GRANT or REVOKE (a killed pgrunbook's freeze
+ * statement waiting on a lock would otherwise land after the thaw). The connection limit undo
+ * always runs its ALTER when the limit is 0 or the recorded one; a layer already gone (another
+ * limit set by hand, default_transaction_read_only no longer on, no marker) is "nothing".
+ *
  * Slipped writes: after the layers, the tuple counters (sum of n_tup_ins, n_tup_upd, n_tup_del
- * per user table from pg_stat_user_tables) and xact_commit of pg_stat_database are read, then
+ * per user table from pg_stat_user_tables), xact_commit of pg_stat_database and the database's
+ * oid ("database_oid") are read, then
  * again after settle_ms; a table whose counters moved is a write that slipped through (reported
  * in the result and as a warn log, not a failure). The counters at freeze time are journaled so
  * status and off can report the writes since the freeze (which include pgrunbook's own
- * migrate/sync writes; the report says so).
+ * migrate/sync writes; the report says so). Counters of another oid (the database replaced by a
+ * restore) or that went back (statistics reset) are not compared: writes_since_freeze is then
+ * {"since", "comparable": false, "error": "not comparable (the database was replaced)" or
+ * "... (the statistics were reset)"}; no count is ever negative.
  */
 
 #include <jansson.h>
@@ -126,8 +144,8 @@ bool maint_on(const struct plan *p, const struct maint_opts *o, struct journal *
 
 /*
  * maintenance off: undoes the layers of the freeze recorded in the journal of run (a run id,
- * prefix or directory; NULL: the newest freeze of this database on this server, by any run,
- * that no run has thawed; found with journal_list_runs()) in reverse order, each undo journaled before it runs (stage "maintenance_off", in the journal of
+ * prefix or directory; NULL: the newest freeze (greatest freeze_at) of this database on this
+ * server, by any run, that no run has thawed; found with journal_list_runs()) in reverse order, each undo journaled before it runs (stage "maintenance_off", in the journal of
  * the caller's run j). Undoing is idempotent: a layer already undone (a crash between the undo
  * and its record) is fine. Refuses (RB_EXIT_STEP) when no freeze is found for the database.
  * Reports the writes since the freeze (counters). *result: {"ok", "database", "run", "layers":
@@ -166,15 +184,23 @@ bool maint_thaw_records(const struct plan *p, const char *env, json_t *undo, con
 
 /*
  * maintenance status, read-only, journals nothing: {"database", "environment", "frozen": bool,
- *  "journal": bool, "since", "run", "who", "pending_layers": [layer names to undo],
- *  "layers": {"connection_limit", "revoked": [grantees], "read_only": bool, "marker": str|null},
- *  "writes_since_freeze": {...}|null, "sessions": n (other sessions, as maint_sessions())}
- * from the server's state (datconnlimit, setconfig, the marker) and the runs directory (the
- * newest freeze of this database on this server that no run has thawed: "journal" true, since,
- * run and who from its records, revoked from its block undo). frozen is true when such a freeze
- * exists or the marker is set (then since, run and who come from the marker); a connection
- * limit or read-only setting of the database's own, without either, is not a freeze. Caller
- * decrefs *status.
+ *  "layers_in_place": ["block", "read_only", "marker"], "journal": bool, "journal_freeze":
+ *  {"run", "since", "who"}|null, "disagreement": str (only when they disagree), "since", "run",
+ *  "who", "pending_layers": [layer names to undo], "layers": {"connection_limit", "revoked":
+ *  [grantees], "read_only": bool, "marker": str|null}, "writes_since_freeze": {...}|null,
+ *  "sessions": n (other sessions, as maint_sessions())}
+ * from the server's state (datconnlimit, the grants, setconfig, the marker) and the runs
+ * directory (the newest freeze, by freeze_at, of this database on this server that no run has
+ * thawed: "journal" true, journal_freeze, revoked from its block undo). layers_in_place: the
+ * journal freeze's block (connection limit 0 where the recorded one was not, or a revoked
+ * grantee without CONNECT) and read_only (on) layers as the server shows them, and the marker;
+ * with the marker and no journal freeze, a connection limit 0 and read-only on count too.
+ * frozen is true only when a layer is in place, or when the journal freeze has only layers the
+ * server cannot show (hooks, pgbouncer). A journal freeze with no layer in place: frozen false,
+ * "disagreement": "journaled freeze of run X but no layer in place: thawed outside pgrunbook
+ * ...". since, run and who: the journal freeze's when frozen, else the marker's, else null. A
+ * connection limit or read-only setting of the database's own is not a freeze. Caller decrefs
+ * *status.
  */
 bool maint_status(const struct plan *p, const char *env, const struct rb_ctx *ctx, json_t **status,
                   struct rb_error *err);

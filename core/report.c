@@ -810,7 +810,7 @@ sync_table_ended(const struct run_state *st, size_t i, const char *table)
 		    strcmp(jstr_or(d, "table", ""), table) != 0)
 			continue;
 		const char *state = jstr_or(d, "state", "");
-		if (strcmp(state, "applied") == 0 || strcmp(state, "failed") == 0)
+		if (strcmp(state, "applied") == 0 || strcmp(state, "failed") == 0 || strcmp(state, "unknown") == 0)
 			return true;
 		if (strcmp(state, "started") == 0)
 			return false;
@@ -915,6 +915,9 @@ render_sync(struct strbuf *sb, const struct run_state *st)
 				                 jint(d, "deleted"));
 			else if (strcmp(state, "failed") == 0)
 				what = xstrdup("**failed: rolled back, nothing of it written**");
+			else if (strcmp(state, "unknown") == 0)
+				what = xstrdup("**outcome unknown**: the connection was lost during COMMIT; whether it was "
+				               "written is unknown (sync diff shows the target as it is; rollback counts it as written)");
 			else if (strcmp(state, "started") == 0 && !sync_table_ended(st, i, tname))
 				what = xstrdup("**never finished**: pgrunbook stopped before recording the outcome; its "
 				               "transaction rolled back unless it had just committed (sync diff shows which)");
@@ -1160,7 +1163,11 @@ classify_rollback(const struct journal_record *r)
 	if (r->type != EV_STEP)
 		return NULL;
 	static char buf[96];
-	snprintf(buf, sizeof buf, "%s: %s", jstr_or(r->data, "step", "step"), jstr_or(r->data, "state", "?"));
+	if (strcmp(jstr_or(r->data, "kind", ""), "thaw") == 0)
+		snprintf(buf, sizeof buf, "freeze %s left behind: %s", jstr_or(r->data, "layer", "?"),
+		         jstr_or(r->data, "state", "?"));
+	else
+		snprintf(buf, sizeof buf, "%s: %s", jstr_or(r->data, "step", "step"), jstr_or(r->data, "state", "?"));
 	return buf;
 }
 

@@ -14,6 +14,8 @@
 #include "confirm.h"
 #include "db.h"
 #include "events.h"
+#include "lint.h"
+#include "maintenance.h"
 #include "migrations.h"
 #include "rollback.h"
 #include "util.h"
@@ -46,8 +48,10 @@ rollback_choice_free(struct rollback_choice *c)
 	free(c->phrase);
 	free(c->backup);
 	free(c->run_id);
+	free(c->backup_finished);
 	json_decref(c->migrations);
 	json_decref(c->revoked_grants);
+	json_decref(c->restore_thaws);
 	memset(c, 0, sizeof *c);
 }
 
@@ -115,7 +119,7 @@ run_synced(const struct run_state *st)
 		const char *state = jstr(r->data, "state"), *table = jstr(r->data, "table");
 		if (state == NULL)
 			continue;
-		if (strcmp(state, "applied") == 0)
+		if (strcmp(state, "applied") == 0 || strcmp(state, "unknown") == 0)   /* unknown: lost during COMMIT */
 			return true;
 		if (strcmp(state, "failed") == 0 || strcmp(state, "not reached") == 0 || strcmp(state, "pending") == 0)
 			continue;
@@ -265,6 +269,169 @@ run_connlimit_before(const struct run_state *st, int64_t *out)
 	return false;
 }
 
+/* Whether a database of that name exists on the server; -1 when that cannot be read. */
+static int
+database_exists(PGconn *conn, const char *name)
+{
+	const char *params[1] = { name };
+	PGresult *res = db_exec(conn, "SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1", 1,
+	                        params, NULL);
+	int n = PQresultStatus(res) == PGRES_TUPLES_OK ? (PQntuples(res) > 0) : -1;
+	PQclear(res);
+	return n;
+}
+
+/*
+ * A swap left half done by an earlier rollback of db (killed between its two renames): the
+ * newest journaled rollback step rename_old "done" from db with neither rename_new "done" nor
+ * rename_back "done" after it in the same run, whose renamed database still exists. Called only
+ * when no database is named db. Returns the sentence saying what to do (caller frees), naming
+ * the exact statements; never NULL.
+ */
+static char *
+half_done_swap(PGconn *conn, const char *db)
+{
+	struct run_state *runs = NULL;
+	size_t n = 0;
+	struct rb_error e = {0};
+	char *failed = NULL, *copy = NULL, *run = NULL;
+	if (journal_list_runs(NULL, &runs, &n, &e)) {
+		for (size_t i = 0; i < n && failed == NULL; i++) {   /* newest first */
+			const struct run_state *st = &runs[i];
+			for (size_t k = st->nrecords; k-- > 0 && failed == NULL;) {
+				const struct journal_record *r = &st->records[k];
+				const char *stp = jstr(r->data, "step"), *state = jstr(r->data, "state");
+				const char *from = jstr(r->data, "from"), *to = jstr(r->data, "to");
+				if (!is_step(r, "rollback") || stp == NULL || state == NULL || strcmp(stp, "rename_old") != 0 ||
+				    strcmp(state, "done") != 0 || from == NULL || to == NULL || strcmp(from, db) != 0)
+					continue;
+				bool finished = false;
+				const char *newdb = NULL;
+				for (size_t q = k + 1; q < st->nrecords; q++) {
+					const struct journal_record *r2 = &st->records[q];
+					const char *s2 = jstr(r2->data, "step"), *st2 = jstr(r2->data, "state");
+					if (!is_step(r2, "rollback") || s2 == NULL || st2 == NULL)
+						continue;
+					if (strcmp(s2, "rename_new") == 0 && strcmp(st2, "started") == 0)
+						newdb = jstr(r2->data, "from");
+					if ((strcmp(s2, "rename_new") == 0 || strcmp(s2, "rename_back") == 0) && strcmp(st2, "done") == 0)
+						finished = true;
+				}
+				if (finished || database_exists(conn, to) != 1)
+					break;   /* this run's swap ended (or its database is gone): look at older runs */
+				failed = xstrdup(to);
+				copy = newdb && database_exists(conn, newdb) == 1 ? xstrdup(newdb) : NULL;
+				run = xstrdup(st->id);
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			run_state_free(&runs[i]);
+		free(runs);
+	}
+	rb_error_clear(&e);
+	char *out;
+	if (failed) {
+		char *qf = db_quote_ident(conn, failed), *qd = db_quote_ident(conn, db);
+		out = xasprintf("no database is named %s: the rollback run %s was stopped between its two renames, leaving "
+		                "the original database as %s (connections blocked)%s%s%s. Put the original back first, then "
+		                "run the rollback again: ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s ALLOW_CONNECTIONS "
+		                "true", db, run, failed, copy ? " and its restored copy as " : "", copy ? copy : "",
+		                copy ? " (drop it when done)" : "", qf, qd, qd);
+		free(qf);
+		free(qd);
+	} else {
+		out = xasprintf("no database is named %s on the server, and no interrupted rollback of it is journaled: "
+		                "nothing can be rolled back until %s exists again", db, db);
+	}
+	free(failed);
+	free(copy);
+	free(run);
+	return out;
+}
+
+/*
+ * Warns (a log record on bus) about each database on the server named <db><suffix> followed by
+ * what matches `tail` (a regular expression): copies an earlier rollback or staging left behind
+ * (a kill -9), each a full copy of a backup. Never drops them: whether one is still in use
+ * cannot be proven here.
+ */
+static void
+warn_leftovers(PGconn *conn, struct events *bus, const char *stage, const char *db, const char *suffix,
+               const char *tail, const char *what)
+{
+	if (bus == NULL)
+		return;
+	char *pattern = xasprintf("^%s%s$", suffix, tail);
+	const char *params[2] = { db, pattern };
+	PGresult *res = db_exec(conn, "SELECT datname FROM pg_catalog.pg_database WHERE pg_catalog.\"left\"(datname, "
+	                        "pg_catalog.length($1)) OPERATOR(pg_catalog.=) $1 AND pg_catalog.substr(datname, "
+	                        "pg_catalog.length($1) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.~) $2 ORDER BY 1",
+	                        2, params, NULL);
+	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
+		char *q = db_quote_ident(conn, PQgetvalue(res, i, 0));
+		events_log(bus, LOG_LEVEL_WARN, stage, "the database %s is left over from an earlier %s (a full copy; it "
+		           "is not dropped automatically): when nothing needs it, run DROP DATABASE %s",
+		           PQgetvalue(res, i, 0), what, q);
+		free(q);
+	}
+	PQclear(res);
+	free(pattern);
+}
+
+/* lint codes whose statements lose data that down SQL cannot bring back */
+static bool
+loses_data(const char *code)
+{
+	static const char *const codes[] = { "PG101", "PG102", "PG103", "PG104", "PG106", "PG107", "PG203", NULL };
+	for (int i = 0; code && codes[i]; i++)
+		if (strcmp(code, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The data-losing statements of the applied migrations, classified with the linter: "<migration>
+ * (<summary>: <detail>[, ...])[; ...]", or NULL when none loses data. Caller frees.
+ */
+static char *
+applied_data_loss(const struct mig_set *set, const json_t *migrations)
+{
+	struct strbuf sb = {0};
+	size_t k;
+	json_t *m;
+	json_array_foreach(migrations, k, m) {
+		const char *name = jstr(m, "name");
+		for (size_t i = 0; i < set->n; i++) {
+			if (strcmp(set->items[i].name, name) != 0)
+				continue;
+			struct lint_result lr;
+			struct rb_error e = {0};
+			lint_script(name, set->items[i].sql, &lr, &e);
+			rb_error_clear(&e);
+			size_t found = 0;
+			for (size_t s = 0; s < lr.n_stmts; s++)
+				for (size_t f = 0; f < lr.stmts[s].n_findings; f++) {
+					const struct lint_finding *fd = &lr.stmts[s].findings[f];
+					if (!loses_data(fd->rule->code))
+						continue;
+					if (found == 0)
+						strbuf_addf(&sb, "%s%s (", sb.len ? "; " : "", name);
+					strbuf_addf(&sb, "%s%s%s%s", found ? ", " : "", fd->rule->summary, fd->detail ? ": " : "",
+					            fd->detail ? fd->detail : "");
+					found++;
+				}
+			if (found)
+				strbuf_adds(&sb, ")");
+			lint_result_free(&lr);
+		}
+	}
+	if (sb.len == 0) {
+		strbuf_release(&sb);
+		return NULL;
+	}
+	return strbuf_detach(&sb);
+}
+
 bool
 rollback_choose(const struct plan *p, const struct run_state *st, const struct rollback_opts *o,
                 const struct rb_ctx *ctx, struct rollback_choice *out, struct rb_error *err)
@@ -274,6 +441,18 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 	PGconn *admin = backup_connect_server(p, env, NULL, &out->database, err);
 	if (admin == NULL)
 		return false;
+	if (database_exists(admin, out->database) == 0) {
+		/* a swap left half done (a rollback killed between its renames) is put right first */
+		out->path = ROLLBACK_NONE;
+		out->why = half_done_swap(admin, out->database);
+		out->migrations = json_array();
+		out->revoked_grants = json_array();
+		out->run_id = st && st->id ? xstrdup(st->id) : NULL;
+		PQfinish(admin);
+		return true;
+	}
+	warn_leftovers(admin, ctx ? ctx->bus : NULL, STAGE, out->database, "_rollback_", "[0-9]{8}T[0-9]{6}",
+	               "rollback (killed, or its swap failed)");
 	PQfinish(admin);
 	out->migrations = run_applied_migrations(st);
 	out->synced = run_synced(st);
@@ -281,6 +460,19 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 	out->connlimit_known = run_connlimit_before(st, &out->connlimit_before);
 	out->revoked_grants = run_revoked_grants(st);
 	out->run_id = st && st->id ? xstrdup(st->id) : NULL;
+	out->restore_thaws = json_array();
+	if (st) {
+		json_t *pending = maint_pending_undo(st);
+		size_t pi;
+		json_t *rec;
+		json_array_foreach(pending, pi, rec) {
+			const char *layer = jstr(rec, "layer"), *rdb = jstr(rec, "database");
+			if (layer && (strcmp(layer, "marker") == 0 || strcmp(layer, "read_only") == 0 ||
+			              strcmp(layer, "block") == 0) && (rdb == NULL || strcmp(rdb, out->database) == 0))
+				json_array_append(out->restore_thaws, rec);
+		}
+		json_decref(pending);
+	}
 	size_t napplied = json_array_size(out->migrations);
 
 	/* down SQL: every applied migration has one, nothing synced, every row still as applied */
@@ -310,6 +502,8 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 	}
 	if (no_down == NULL && missing.len)
 		no_down = xasprintf("%s %s no down.sql", missing.buf, strchr(missing.buf, ',') ? "have" : "has");
+	/* statements that lose data: down SQL recreates the objects, not their data */
+	char *loss = no_down == NULL ? applied_data_loss(&set, out->migrations) : NULL;
 	if (no_down == NULL && out->synced)
 		no_down = xstrdup("the run also wrote data with sync apply, which down SQL does not undo");
 	if (no_down == NULL && o->force_restore)
@@ -319,6 +513,7 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 		if (conn == NULL) {
 			strbuf_release(&missing);
 			migrations_free(&set);
+			free(loss);
 			return false;
 		}
 		json_array_foreach(out->migrations, k, m) {
@@ -329,15 +524,45 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 	}
 	strbuf_release(&missing);
 	migrations_free(&set);
-	(void)ctx;
 
+	if (no_down == NULL && loss) {
+		/* the down scripts would bring the schema back but not the data: restore when a backup proves good */
+		const char *bk = o->backup ? o->backup : run_backup(st);
+		struct backup_result lbr;
+		memset(&lbr, 0, sizeof lbr);
+		struct rb_error le = {0};
+		bool good = bk && backup_check(p, env, bk, &lbr, &le);
+		if (bk && le.code == RB_EXIT_CONNECT) {
+			*err = le;
+			backup_result_free(&lbr);
+			free(loss);
+			return false;
+		}
+		if (good) {
+			no_down = xasprintf("the run's migrations lose data their down.sql cannot bring back: %s", loss);
+		} else {
+			out->path = ROLLBACK_DOWN_SQL;
+			out->phrase = confirm_phrase("rollback", out->database);
+			out->why = xasprintf("every migration this run applied (%zu) has a down.sql and is still recorded as "
+			                     "applied, but no verified backup is known (%s), so down SQL is the only way back. "
+			                     "It restores the schema, not the data these statements removed, which stays lost: %s",
+			                     napplied, bk ? le.message : "the run took none and --backup was not given", loss);
+			rb_error_clear(&le);
+			backup_result_free(&lbr);
+			free(loss);
+			return true;
+		}
+		rb_error_clear(&le);
+		backup_result_free(&lbr);
+	}
+	free(loss);
 	if (no_down == NULL) {
 		out->path = ROLLBACK_DOWN_SQL;
 		out->phrase = confirm_phrase("rollback", out->database);
 		out->why = xasprintf("every migration this run applied (%zu) has a down.sql, is still recorded as applied "
-		                     "with the checksum of its file, and the run synced no data: running the down scripts "
-		                     "in reverse order undoes exactly the run's changes without losing later writes",
-		                     napplied);
+		                     "with the checksum of its file, none of their statements loses data, and the run "
+		                     "synced no data: running the down scripts in reverse order undoes exactly the run's "
+		                     "changes without losing later writes", napplied);
 		return true;
 	}
 
@@ -376,6 +601,22 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 		return true;
 	}
 	const char *finished = jstr(br.manifest, "finished");
+	long long fin_ms = 0, lra_ms = 0, lrb_ms = 0;
+	bool undone_by_restore = o->last_restore_at && o->last_restore_backup_finished &&
+	                         time_parse_rfc3339(finished, &fin_ms) && time_parse_rfc3339(o->last_restore_at, &lra_ms) &&
+	                         time_parse_rfc3339(o->last_restore_backup_finished, &lrb_ms) && fin_ms >= lrb_ms &&
+	                         fin_ms < lra_ms && !(o->last_restore_backup && strcmp(o->last_restore_backup, br.path) == 0);
+	if (undone_by_restore && o->backup == NULL) {
+		out->path = ROLLBACK_NONE;
+		out->why = xasprintf("the backup %s (finished %s) holds changes the restore of %s rolled back (it restored a "
+		                     "backup finished %s): restoring it would bring them back. Give it with --backup to "
+		                     "restore it anyway", br.path, finished, o->last_restore_at,
+		                     o->last_restore_backup_finished);
+		backup_result_free(&br);
+		free(no_down);
+		return true;
+	}
+	out->backup_finished = finished ? xstrdup(finished) : NULL;
 	out->path = ROLLBACK_RESTORE;
 	out->backup = xstrdup(br.path);
 	out->phrase = confirm_phrase("restore", out->database);
@@ -383,6 +624,13 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 	                     "to that moment; everything written to %s after it is lost (it stays readable in the "
 	                     "failed database, which is kept)", no_down, br.path, finished ? finished : "?",
 	                     o->backup ? ", given with --backup" : ", the run's", out->database, out->database);
+	if (undone_by_restore) {
+		char *w = xasprintf("%s. Warning: this backup holds changes the restore of %s rolled back (it restored a "
+		                    "backup finished %s); restoring it brings them back", out->why, o->last_restore_at,
+		                    o->last_restore_backup_finished);
+		free(out->why);
+		out->why = w;
+	}
 	backup_result_free(&br);
 	free(no_down);
 	return true;
@@ -767,18 +1015,20 @@ set_allow(struct rb_run *r, PGconn *conn, const char *db, bool allow, struct rb_
 {
 	char *q = db_quote_ident(conn, db);
 	char *sql = xasprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %s", q, allow ? "true" : "false");
-	bool ok = admin_run(r, conn, sql, err);
+	/* allowing connections again is recovery: it must run even after a cancel (Ctrl-C) */
+	bool ok = allow ? db_run(conn, sql, 0, NULL, NULL, err) : admin_run(r, conn, sql, err);
 	free(sql);
 	free(q);
 	return ok;
 }
 
 static bool
-rename_db(struct rb_run *r, PGconn *conn, const char *from, const char *to, struct rb_error *err)
+rename_db(struct rb_run *r, PGconn *conn, const char *from, const char *to, bool recovery, struct rb_error *err)
 {
 	char *qf = db_quote_ident(conn, from), *qt = db_quote_ident(conn, to);
 	char *sql = xasprintf("ALTER DATABASE %s RENAME TO %s", qf, qt);
-	bool ok = admin_run(r, conn, sql, err);
+	/* a recovery statement (the rename back) runs with no ctx: a cancel must not stop it */
+	bool ok = recovery ? db_run(conn, sql, 0, NULL, NULL, err) : admin_run(r, conn, sql, err);
 	free(sql);
 	free(qf);
 	free(qt);
@@ -840,8 +1090,12 @@ run_restore(struct rb_run *r, const struct rollback_choice *c, json_t *result, s
 	if (!backup_restore(r->p, c->backup, &bo, r->ctx, &counts, err)) {
 		step(r, "restore", "failed", json_pack("{s:s, s:s}", "restored", newdb, "error", err->message), "%s",
 		     err->message);
-		set_state(result, err, false, "Nothing was changed: %s is untouched; the partly restored %s was dropped.",
-		          db, newdb);
+		if (database_exists(admin, db) == 1)
+			set_state(result, err, false, "Nothing was changed: %s is untouched; the partly restored %s was "
+			          "dropped.", db, newdb);
+		else
+			set_state(result, err, false, "No database is named %s on the server (it was missing before this "
+			          "rollback started); nothing else was changed.", db);
 		goto out;
 	}
 	step(r, "restore", "done", json_pack("{s:s, s:i}", "restored", newdb, "tables", (int)json_object_size(counts)),
@@ -859,7 +1113,14 @@ run_restore(struct rb_run *r, const struct rollback_choice *c, json_t *result, s
 		goto out;
 	}
 
-	/* 3. block */
+	/* 3. block: not after a cancel (nothing of the target changed yet) */
+	if (rb_ctx_cancelled(r->ctx)) {
+		rb_error_setc(err, RB_EXIT_STEP, "cancelled before the swap");
+		step(r, "block", "failed", json_pack("{s:s}", "error", err->message), "%s", err->message);
+		set_state(result, err, false, "%s is untouched. The restored copy is kept as %s (drop it, or run the "
+		          "rollback again).", db, newdb);
+		goto out;
+	}
 	step(r, "block", "started", json_pack("{s:{s:b}}", "undo", "allow_connections", true),
 	     "ALTER DATABASE %s ALLOW_CONNECTIONS false", db);
 	if (!set_allow(r, admin, db, false, err)) {
@@ -890,7 +1151,7 @@ run_restore(struct rb_run *r, const struct rollback_choice *c, json_t *result, s
 	/* 5. rename_old */
 	step(r, "rename_old", "started", json_pack("{s:s, s:s}", "from", db, "to", faildb),
 	     "ALTER DATABASE %s RENAME TO %s (lock_timeout %" PRId64 " ms)", db, faildb, r->wait_ms);
-	if (!rename_db(r, admin, db, faildb, err)) {
+	if (!rename_db(r, admin, db, faildb, false, err)) {
 		json_t *blockers = rename_blockers(admin, db);
 		char *who = blockers_text(blockers);
 		step(r, "rename_old", "failed", json_pack("{s:s, s:O}", "error", err->message, "blockers", blockers),
@@ -916,12 +1177,12 @@ run_restore(struct rb_run *r, const struct rollback_choice *c, json_t *result, s
 	/* 6. rename_new */
 	step(r, "rename_new", "started", json_pack("{s:s, s:s}", "from", newdb, "to", db),
 	     "ALTER DATABASE %s RENAME TO %s", newdb, db);
-	if (!rename_db(r, admin, newdb, db, err)) {
+	if (!rename_db(r, admin, newdb, db, false, err)) {
 		step(r, "rename_new", "failed", json_pack("{s:s}", "error", err->message), "%s", err->message);
 		rb_error_prefix(err, "could not rename %s to %s", newdb, db);
 		step(r, "rename_back", "started", json_pack("{s:s, s:s}", "from", faildb, "to", db),
 		     "ALTER DATABASE %s RENAME TO %s", faildb, db);
-		bool back = rename_db(r, admin, faildb, db, &e);
+		bool back = rename_db(r, admin, faildb, db, true, &e);
 		step(r, "rename_back", back ? "done" : "failed", NULL, "%s", back ? "the original name is back" : e.message);
 		if (back) {
 			bool open = set_allow(r, admin, db, true, NULL);
@@ -937,6 +1198,18 @@ run_restore(struct rb_run *r, const struct rollback_choice *c, json_t *result, s
 		goto out;
 	}
 	step(r, "rename_new", "done", json_pack("{s:s, s:s}", "from", newdb, "to", db), "%s is now %s", newdb, db);
+	/* the run's freeze layers stayed with the failed database: journaled as thawed for the target */
+	size_t ti;
+	json_t *fr;
+	json_array_foreach(c->restore_thaws, ti, fr) {
+		json_t *d = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s?}", "kind", "thaw", "layer", jstr(fr, "layer"),
+		                      "freeze_run", jstr(fr, "freeze_run"), "freeze_at", jstr(fr, "freeze_at"), "state",
+		                      "undone", "by", "rollback", "who", r->o->who);
+		json_object_set_new(d, "database", json_string(db));
+		events_emitf(r->ctx->bus, EV_STEP, STAGE, d, "thaw %s: undone by the restore (the layer stays with %s)",
+		             jstr(fr, "layer"), faildb);
+		json_decref(d);
+	}
 
 	/* 7. reopen */
 	step(r, "reopen", "started", NULL, "ALTER DATABASE ... ALLOW_CONNECTIONS true on %s and %s", db, faildb);
@@ -1021,6 +1294,8 @@ rollback_run(const struct plan *p, const struct rollback_choice *c, const struct
 	if (!ok && err->code == 0)
 		err->code = RB_EXIT_STEP;
 	json_object_set_new(res, "ok", json_boolean(ok));
+	if (c->path == ROLLBACK_RESTORE && c->backup_finished)
+		json_object_set_new(res, "backup_finished", json_string(c->backup_finished));
 	json_t *done = json_deep_copy(res);
 	json_object_set_new(done, "run", c->run_id ? json_string(c->run_id) : json_null());
 	events_emitf(ctx->bus, EV_ROLLBACK_DONE, STAGE, done, "rollback of %s %s: %s", c->database,

@@ -20,6 +20,15 @@
  *   none      nothing applied and nothing synced (nothing to roll back), or no verified backup
  *             for a restore: why says what is missing (a backup that fails backup_check() is
  *             named with the reason).
+ * Data loss: the applied migrations are linted (lint_script()); a statement of rule PG101,
+ * PG102, PG103, PG104, PG106, PG107 or PG203 loses data a down.sql cannot bring back: with a
+ * verified backup (opts->backup or the run's, backup_check() passing) restore is chosen and the
+ * why names the statement; without one down_sql is still chosen and the why names the data lost.
+ * A half-done swap: when no database has the target's name, the choice is none and the why
+ * names the journaled rollback stopped between its renames (rename_old done, neither
+ * rename_new nor rename_back done) and the exact ALTER DATABASE statements that give the
+ * original back. Restored copies "<db>_rollback_<ts>" left on the server are warned about
+ * (a log record on ctx->bus naming the DROP DATABASE to run), never dropped.
  * The migrations are matched to their _prisma_migrations row by the id the deploy journaled
  * (else the newest row of the name). The choice also carries what the run's maintenance freeze
  * recorded (read_only layer, the connection limit and CONNECT grants before its block layer)
@@ -77,7 +86,8 @@
  * *result (may be NULL; also on failure and refusal) receives {"ok", "path": "down_sql"|"restore"|
  * "none", "database", "why", "failed_database" (null until rename_old succeeded, and again after
  * a rename back), "restored_from", "restored_database", "blockers", "verify" (verify's summary),
- * "steps": [{"step", "state", "detail"}], "state": one sentence saying where things are now}.
+ * "steps": [{"step", "state", "detail"}], "state": one sentence saying where things are now,
+ * "backup_finished": when the restored backup was finished (restore only)}.
  * On failure err's detail is that same sentence. Caller decrefs. rollback_done's data is the
  * result plus "run" (the run rolled back), so a later rollback_choose() caller can skip it.
  */
@@ -105,6 +115,16 @@ struct rollback_opts {
 	const char *confirm;        /* the typed phrase, or NULL */
 	const char *who;
 	int64_t     lock_wait_ms;   /* for the renames and the sessions to go; 0: 10 s */
+	/*
+	 * The plan's last successful restore rollback (rollback_done with ok and path "restore"):
+	 * when it ran and when the backup it restored was finished (RFC 3339), or NULL. A backup
+	 * finished between the two (manifests have whole seconds: the same second counts, the
+	 * restored archive itself excepted) holds changes that restore rolled back: restoring it is refused
+	 * (path none) unless it was given with opts->backup (then the why warns).
+	 */
+	const char *last_restore_at;
+	const char *last_restore_backup_finished;
+	const char *last_restore_backup;   /* the archive it restored (never refused itself) */
 };
 
 struct rollback_choice {
@@ -116,11 +136,20 @@ struct rollback_choice {
 	json_t *migrations; /* [{"name", "id", "down_sql": path|null, "applied_at"}] applied in the run, in order */
 	bool    synced;     /* the run wrote data with sync apply */
 	char   *run_id;     /* the run rolled back, or NULL */
+	char   *backup_finished; /* when the restore's backup was finished (its manifest), or NULL */
 	/* from the run's maintenance freeze, for the settings step: */
 	bool    froze_read_only;   /* a read_only layer: the target's default_transaction_read_only is pgrunbook's */
 	bool    connlimit_known;   /* a block layer recorded the connection limit before it */
 	int64_t connlimit_before;
 	json_t *revoked_grants;    /* CONNECT grants a block layer revoked: [{"grantee", "grantable"}] */
+	/*
+	 * The run's pending freeze records (maint_pending_undo()) of the layers a restore leaves
+	 * behind in the failed database: marker, read_only, block. Once the restored copy has the
+	 * target's name, each is journaled as thawed: a step {"kind": "thaw", "layer", "state":
+	 * "undone", "freeze_run", "freeze_at", "database", "by": "rollback"} (stage "rollback"), so
+	 * the freeze no longer counts as pending.
+	 */
+	json_t *restore_thaws;
 };
 void rollback_choice_free(struct rollback_choice *c);
 /* {"path", "why", "database", "phrase", "backup", "migrations", "synced", "run"}. Caller decrefs. */

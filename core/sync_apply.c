@@ -923,6 +923,9 @@ table_step(struct applier *a, const struct sync_review_table *t, const struct sy
 	else if (strcmp(state, "applied") == 0)
 		events_emitf(a->ctx->bus, EV_STEP, STAGE, data, "%s: applied (%" PRId64 " inserted, %" PRId64
 		             " updated, %" PRId64 " deleted)", t->display, out->inserted, out->updated, out->deleted);
+	else if (strcmp(state, "unknown") == 0)
+		events_emitf(a->ctx->bus, EV_STEP, STAGE, data, "%s: the connection was lost during COMMIT, whether it "
+		             "was written is unknown: %s", t->display, out->error ? out->error : "?");
 	else
 		events_emitf(a->ctx->bus, EV_STEP, STAGE, data, "%s: failed and rolled back: %s", t->display,
 		             out->error ? out->error : "?");
@@ -959,10 +962,11 @@ apply_table(struct applier *a, const struct sync_review_table *t, struct sync_ap
 	          (t->counts.n[SYNC_INSERT] + t->counts.n[SYNC_UPDATE] == 0 || move_sequences(a, t, out));
 	if (ok && rb_ctx_cancelled(a->ctx))
 		ok = rb_error_setc(a->err, RB_EXIT_STEP, "the apply of %s was cancelled before its commit", t->display);
+	bool lost = false;   /* the connection dropped during COMMIT: whether it was written is unknown */
 	if (ok) {
 		PGresult *res = db_exec(a->work, "COMMIT", 0, NULL, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			bool lost = PQstatus(a->work) == CONNECTION_BAD;
+			lost = PQstatus(a->work) == CONNECTION_BAD;
 			ok = sql_fail(a, res, "could not commit");
 			if (lost)
 				rb_error_detail(a->err, "The connection was lost during COMMIT: whether %s was written is "
@@ -982,7 +986,7 @@ apply_table(struct applier *a, const struct sync_review_table *t, struct sync_ap
 		out->inserted = out->updated = out->deleted = 0;
 		out->sequences_moved = 0;
 		out->error = xstrdup(a->err->message ? a->err->message : "failed");
-		table_step(a, t, out, "failed");
+		table_step(a, t, out, lost ? "unknown" : "failed");
 	}
 	free(lock);
 	free(timeouts);

@@ -99,7 +99,8 @@ json_t *sync_apply_result_json(const struct sync_apply_result *r);
  * past the new maximum, and commit. The first failing table stops the apply: it is rolled back
  * and the later tables are left untouched (state not reached).
  *
- * Events: step (journaled) per table {kind: "sync_table", table, state, inserted, updated,
+ * Events: step (journaled) per table {kind: "sync_table", table, state ("started", "applied",
+ * "failed", or "unknown" when the connection was lost during COMMIT), inserted, updated,
  * deleted, error}; progress {kind: "sync_apply", table, phase, rows} for screens. ctx's cancel
  * flag cancels the running statement (the table rolls back) and stops before the next table.
  * Returns true when every table was applied; else false with err set (code RB_EXIT_STEP, or

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backup.h"
 #include "core/confirm.h"
 #include "core/maintenance.h"
 #include "core/rollback.h"
@@ -26,11 +27,23 @@
 
 struct act_work;
 
-/* Drawing into the main region: rows y.. of h, text wrapped at w - 2 columns. */
+/*
+ * Drawing into the main region: y counts the rows of the whole text (drawn or not), the rows
+ * skip.. skip + h - 1 of it are drawn, text wrapped at w - 2 columns.
+ */
 struct canvas {
 	WINDOW *win;
 	int     y, h, w;
+	int     skip;
 };
+
+/* Whether the canvas row y is on the screen; its screen row in *row. */
+static bool
+canvas_row(const struct canvas *c, int *row)
+{
+	*row = c->y - c->skip;
+	return *row >= 0 && *row < c->h;
+}
 
 struct act_kind {
 	const char     *stage;     /* the journal stage of its events and confirm misses */
@@ -50,6 +63,7 @@ struct act_kind {
 };
 
 static const struct act_kind kinds[WIZ_ACT_COUNT];
+static const char *rollback_loss(const struct rollback_choice *ch);
 
 /* --- drawing helpers --- */
 
@@ -63,7 +77,14 @@ put(struct canvas *c, enum tui_role role, const char *fmt, ...)
 	va_start(ap, fmt);
 	char *t = xvasprintf(fmt, ap);
 	va_end(ap);
-	wizard_put(c->win, &c->y, c->h, c->w, role, "%s", t);
+	struct strlist l = {0};
+	tui_text_wrap(t, c->w - 2, &l);
+	for (size_t i = 0; i < l.len; i++, c->y++) {
+		int row;
+		if (canvas_row(c, &row))
+			tui_text_put(c->win, row, 1, l.items[i], 0, c->w - 1, tui_attr(role), true);
+	}
+	strlist_free(&l);
 	free(t);
 }
 
@@ -78,16 +99,17 @@ put1(struct canvas *c, enum tui_role role, const char *fmt, ...)
 	va_start(ap, fmt);
 	char *t = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (c->y < c->h)
-		tui_text_put(c->win, c->y++, 1, t, 0, c->w - 1, tui_attr(role), true);
+	int row;
+	if (canvas_row(c, &row))
+		tui_text_put(c->win, row, 1, t, 0, c->w - 1, tui_attr(role), true);
+	c->y++;
 	free(t);
 }
 
 static void
 gap(struct canvas *c)
 {
-	if (c->y < c->h)
-		c->y++;
+	c->y++;
 }
 
 static const char *
@@ -300,6 +322,15 @@ act_collect(struct wizard *w, void *result, bool stopped)
 }
 
 /* Starts a look or a run of kind a on the worker; takes typed and typed2. */
+/* This run's verified backup, or NULL. */
+static const char *
+staging_own_backup(const struct wizard *w)
+{
+	if (w->stages[PLAN_STAGE_BACKUP].status == STAGE_DONE && json_is_true(json_object_get(w->bk.result, "verified")))
+		return jstr(w->bk.result, "path");
+	return NULL;
+}
+
 static void
 act_start(struct wizard *w, enum wiz_act a, bool look, char *typed, char *typed2)
 {
@@ -313,9 +344,10 @@ act_start(struct wizard *w, enum wiz_act a, bool look, char *typed, char *typed2
 	job->who = xstrdup(util_user_name());
 	if (!look && a == WIZ_ACT_ROLLBACK)
 		job->choice = w->act[a].choice;   /* borrowed: no look replaces it while the worker runs */
-	if (!look && a == WIZ_ACT_STAGING && w->stages[PLAN_STAGE_BACKUP].status == STAGE_DONE &&
-	    json_is_true(json_object_get(w->bk.result, "verified")) && jstr(w->bk.result, "path"))
-		job->backup = xstrdup(jstr(w->bk.result, "path"));
+	if (a == WIZ_ACT_STAGING && staging_own_backup(w))
+		job->backup = xstrdup(staging_own_backup(w));
+	else if (!look && a == WIZ_ACT_STAGING && jstr(w->act[a].look, "backup"))
+		job->backup = xstrdup(jstr(w->act[a].look, "backup"));   /* the one the screen named */
 	if (!wizard_worker_start(w, k->worker, act_main, job, act_collect)) {
 		job->choice = NULL;
 		work_free(job);
@@ -446,6 +478,32 @@ ask_open(struct wizard *w, enum wiz_act a, char *phrase, struct act_ask *q, cons
 	free(d);
 }
 
+static const char *
+base_name(const char *path)
+{
+	return path && strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+}
+
+/* Which backup the rehearsal restores, with its age; whether it is this run's (else a warning). */
+static char *
+staging_backup_text(const struct wizard *w)
+{
+	const json_t *look = w->act[WIZ_ACT_STAGING].look;
+	const char *own = staging_own_backup(w), *found = jstr(look, "backup");
+	char age[64];
+	if (own) {
+		bool same = found && strcmp(found, own) == 0;
+		return xasprintf("Backup: %s (this run's%s%s)", base_name(own), same ? ", finished " : "",
+		                 same ? wizard_age(jstr(look, "finished"), age, sizeof age) : "");
+	}
+	if (found)
+		return xasprintf("Backup: %s, finished %s: NOT this run's (this run has no verified backup)",
+		                 base_name(found), wizard_age(jstr(look, "finished"), age, sizeof age));
+	if (jstr(look, "error"))
+		return xasprintf("Backup: none usable (this run has none): %s", jstr(look, "error"));
+	return xasprintf("Backup: the newest verified backup of %s (none in this run)", w->plan->target);
+}
+
 static void
 staging_ask(struct wizard *w)
 {
@@ -457,11 +515,7 @@ staging_ask(struct wizard *w)
 		return;
 	}
 	struct strlist d = {0};
-	const char *path = jstr(w->bk.result, "path");
-	const char *base = path && strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	strlist_push_owned(&d, path && w->stages[PLAN_STAGE_BACKUP].status == STAGE_DONE ?
-	                   xasprintf("Backup: %s (this run's)", base) :
-	                   xasprintf("Backup: the newest verified backup of %s", w->plan->target));
+	strlist_push_owned(&d, staging_backup_text(w));
 	strlist_push_owned(&d, xasprintf("Everything in %s is replaced; then the migrations are timed there, the "
 	                                 "sync diffed and verify run.", db));
 	char *action = xasprintf("replace the staging database %s with a copy of the backup", db);
@@ -569,10 +623,17 @@ rollback_ask(struct wizard *w)
 		return;
 	}
 	struct strlist d = {0};
+	/* First what must not be missed: the backup, its age and what is lost; the why after. */
+	if (c->path == ROLLBACK_RESTORE) {
+		char age[64];
+		const char *base = c->backup && strrchr(c->backup, '/') ? strrchr(c->backup, '/') + 1 : or_(c->backup, "?");
+		wizard_age(jstr(w->act[WIZ_ACT_ROLLBACK].look, "backup_finished"), age, sizeof age);
+		strlist_push_owned(&d, xasprintf("Data loss: writes to %s after the backup (finished %s) are lost, kept "
+		                                 "only in %s_failed_<time>.", c->database, age, c->database));
+		strlist_push_owned(&d, xasprintf("From the backup %s, finished %s.", base, age));
+		strlist_push_owned(&d, xasprintf("%s is renamed %s_failed_<time> and kept.", c->database, c->database));
+	}
 	strlist_push_owned(&d, xasprintf("Path: %s. %s", rollback_path_name(c->path), or_(c->why, "")));
-	if (c->path == ROLLBACK_RESTORE)
-		strlist_push_owned(&d, xasprintf("From %s. %s is renamed %s_failed_<time> and kept.", or_(c->backup, "?"),
-		                                 c->database, c->database));
 	char *action = xasprintf("roll %s back (%s)", c->database, rollback_path_name(c->path));
 	ask_open(w, WIZ_ACT_ROLLBACK, xstrdup(c->phrase), NULL, "Rollback", action, w->plan->target, c->database, &d);
 	free(action);
@@ -586,6 +647,37 @@ staging_do(struct act_work *job, struct rb_ctx *ctx)
 {
 	struct staging_opts o = { .backup = job->backup, .confirm = job->typed, .who = job->who };
 	return staging_run(job->wz->plan, &o, ctx, &job->result, &job->err);
+}
+
+/* The backup the rehearsal would restore: this run's, else the newest verified one, with its age. */
+static bool
+staging_look(struct act_work *job, struct rb_ctx *ctx)
+{
+	(void)ctx;
+	job->info = json_object();
+	if (job->backup) {
+		char *mp = xasprintf("%s.json", job->backup);
+		json_t *m = json_load_file(mp, 0, NULL);
+		json_object_set_new(job->info, "backup", json_string(job->backup));
+		if (json_is_string(json_object_get(m, "finished")))
+			json_object_set(job->info, "finished", json_object_get(m, "finished"));
+		json_decref(m);
+		free(mp);
+		return true;
+	}
+	struct backup_result br;
+	memset(&br, 0, sizeof br);
+	struct rb_error e = {0};
+	if (backup_find_recent(job->wz->plan, NULL, 0, &br, &e)) {
+		json_object_set_new(job->info, "backup", json_string(br.path));
+		if (json_is_string(json_object_get(br.manifest, "finished")))
+			json_object_set(job->info, "finished", json_object_get(br.manifest, "finished"));
+	} else {
+		json_object_set_new(job->info, "error", json_string(or_(e.message, "none found")));
+	}
+	backup_result_free(&br);
+	rb_error_clear(&e);
+	return true;   /* none is not a failure of the look: the rehearsal says so too */
 }
 
 static bool
@@ -643,6 +735,14 @@ rollback_look(struct act_work *job, struct rb_ctx *ctx)
 		return false;
 	}
 	job->info = rollback_choice_json(job->choice);
+	if (job->choice->backup) {   /* its age, from the manifest next to it */
+		char *mp = xasprintf("%s.json", job->choice->backup);
+		json_t *m = json_load_file(mp, 0, NULL);
+		if (json_is_string(json_object_get(m, "finished")))
+			json_object_set(job->info, "backup_finished", json_object_get(m, "finished"));
+		json_decref(m);
+		free(mp);
+	}
 	return true;
 }
 
@@ -661,12 +761,9 @@ staging_intro(struct wizard *w, struct canvas *c)
 	const char *env = w->plan->staging.environment;
 	const char *db = env_db(w, env);
 	put1(c, TUI_ROLE_HEADER, "Stage: staging (rehearsal)");
-	const char *path = jstr(w->bk.result, "path");
-	const char *base = path && strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	if (path && w->stages[PLAN_STAGE_BACKUP].status == STAGE_DONE)
-		put(c, TUI_ROLE_NORMAL, "Backup: %s (this run's)", base);
-	else
-		put(c, TUI_ROLE_WARN, "Backup: the newest verified backup of %s (none in this run)", w->plan->target);
+	char *bt = staging_backup_text(w);
+	put(c, staging_own_backup(w) ? TUI_ROLE_NORMAL : TUI_ROLE_WARN, "%s", bt);
+	free(bt);
 	if (w->act[WIZ_ACT_STAGING].result)
 		put(c, TUI_ROLE_NORMAL, "Into: %s (%s), replaced", or_(db, "? (run preflight)"), or_(env, "?"));
 	else
@@ -833,6 +930,16 @@ maint_off_result(struct wizard *w, struct canvas *c)
 	}
 }
 
+/* The sentence of a restore's why that says what is lost, or NULL. */
+static const char *
+rollback_loss(const struct rollback_choice *ch)
+{
+	if (ch->path != ROLLBACK_RESTORE || ch->why == NULL)
+		return NULL;
+	const char *l = strstr(ch->why, "everything written to");
+	return l;
+}
+
 static void
 rollback_intro(struct wizard *w, struct canvas *c)
 {
@@ -852,11 +959,21 @@ rollback_intro(struct wizard *w, struct canvas *c)
 			put(c, TUI_ROLE_MUTED, "Looking at the run and %s...", w->plan->target);
 		return;
 	}
+	/* First what matters most: the path, the backup and its age, and what is lost. */
 	if (ch->path == ROLLBACK_NONE)
 		put(c, TUI_ROLE_WARN, "Path: none (nothing is done)");
 	else
 		put(c, TUI_ROLE_NORMAL, "Path: %s of %s%s", rollback_path_name(ch->path), ch->database,
 		    ch->path == ROLLBACK_RESTORE ? " (a restore and a name swap)" : " (the migrations' down.sql)");
+	if (ch->path == ROLLBACK_RESTORE && ch->backup && state == NULL) {
+		char age[64];
+		const char *base = strrchr(ch->backup, '/') ? strrchr(ch->backup, '/') + 1 : ch->backup;
+		put(c, TUI_ROLE_NORMAL, "Backup: %s, finished %s", base,
+		    wizard_age(jstr(x->look, "backup_finished"), age, sizeof age));
+	}
+	const char *loss = rollback_loss(ch);
+	if (loss && state == NULL)
+		put(c, TUI_ROLE_DANGER, "Data loss: %c%s.", 'E', loss + 1);
 	if (state || wizard_running(w, WIZ_ROLLBACK_STAGE))   /* the steps are listed below */
 		return;
 	if (ch->phrase)
@@ -894,7 +1011,7 @@ rollback_result(struct wizard *w, struct canvas *c)
 
 static const struct act_kind kinds[WIZ_ACT_COUNT] = {
 	[WIZ_ACT_STAGING] = {
-		.stage = STAGING_STAGE, .worker = PLAN_STAGE_STAGING, .run = staging_do, .ask = staging_ask,
+		.stage = STAGING_STAGE, .worker = PLAN_STAGE_STAGING, .look = staging_look, .run = staging_do, .ask = staging_ask,
 		.intro = staging_intro, .result = staging_result, .cancel = true,
 		.hint = "F2 (or r) asks the phrase, then rehearses.",
 	},
@@ -921,6 +1038,9 @@ struct act_screen {
 	struct wizard *wz;
 	enum wiz_act   a;
 	bool           want_look;   /* the look waits for the worker to be free */
+	int            top;         /* the first row of the text shown (Up/Down/PgUp/PgDn scroll) */
+	int            max_top;     /* the largest top of the last drawing */
+	int            page;        /* the text rows of the last drawing */
 };
 
 /* The read-only look, once the worker is free. */
@@ -963,6 +1083,37 @@ act_event(struct screen *s, void *item)
 		try_look(s->priv);
 }
 
+/* The text above the keys: the kind's intro, its steps, its result. */
+static void
+act_text_body(struct wizard *w, const struct act_kind *k, const struct wiz_action *x, bool running, struct canvas *c)
+{
+	k->intro(w, c);
+	gap(c);
+	size_t i;
+	json_t *l;
+	bool steps = running || (x->ran && !x->ok) || x->result == NULL;
+	if (steps)
+		json_array_foreach(x->steps, i, l)
+			put1(c, json_is_true(json_object_get(l, "failed")) ? TUI_ROLE_DANGER : TUI_ROLE_NORMAL, "%s",
+			     or_(jstr(l, "text"), ""));
+	if (running)
+		return;
+	if (x->result)
+		k->result(w, c);
+	if (x->ran && !x->ok && x->err.message) {
+		put(c, TUI_ROLE_DANGER, "Failed: %s", x->err.message);
+		if (x->err.hint)
+			put(c, TUI_ROLE_MUTED, "%s", x->err.hint);
+	}
+	/* The steps of a successful run when the terminal has the rows for them. */
+	if (!steps && json_array_size(x->steps) > 0 && c->h - c->y > (int)json_array_size(x->steps)) {
+		gap(c);
+		json_array_foreach(x->steps, i, l)
+			put1(c, TUI_ROLE_MUTED, "%s", or_(jstr(l, "text"), ""));
+	}
+}
+
+
 static void
 act_draw(struct screen *s)
 {
@@ -993,30 +1144,18 @@ act_draw(struct screen *s)
 	strlist_free(&fl);
 	strlist_free(&foot);
 
-	struct canvas c = { .win = s->win, .h = fy - 1, .w = wd };
-	k->intro(w, &c);
-	gap(&c);
-	size_t i;
-	json_t *l;
-	bool steps = running || (x->ran && !x->ok) || x->result == NULL;
-	if (steps)
-		json_array_foreach(x->steps, i, l)
-			put1(&c, json_is_true(json_object_get(l, "failed")) ? TUI_ROLE_DANGER : TUI_ROLE_NORMAL, "%s",
-			     or_(jstr(l, "text"), ""));
-	if (running)
-		return;
-	if (x->result)
-		k->result(w, &c);
-	if (x->ran && !x->ok && x->err.message) {
-		put(&c, TUI_ROLE_DANGER, "Failed: %s", x->err.message);
-		if (x->err.hint)
-			put(&c, TUI_ROLE_MUTED, "%s", x->err.hint);
-	}
-	/* The steps of a successful run when the terminal has the rows for them. */
-	if (!steps && json_array_size(x->steps) > 0 && c.h - c.y > (int)json_array_size(x->steps)) {
-		gap(&c);
-		json_array_foreach(x->steps, i, l)
-			put1(&c, TUI_ROLE_MUTED, "%s", or_(jstr(l, "text"), ""));
+	struct canvas c = { .win = s->win, .h = fy - 1, .w = wd, .skip = as->top };
+	act_text_body(w, k, x, running, &c);
+	/* Scrolled: what is hidden, on the free row above the keys. */
+	as->page = c.h;
+	as->max_top = c.y > c.h ? c.y - c.h : 0;
+	if (as->top > as->max_top)
+		as->top = as->max_top;
+	if (as->max_top > 0 && fy - 1 >= 0) {
+		int below = c.y - as->top - c.h;
+		char *m = xasprintf("-- %d above, %d below: Up/Down PgUp/PgDn --", as->top, below > 0 ? below : 0);
+		tui_text_put(s->win, fy - 1, 1, m, 0, wd - 1, tui_attr(TUI_ROLE_WARN), true);
+		free(m);
 	}
 }
 
@@ -1040,6 +1179,21 @@ act_key(struct screen *s, enum command cmd, int raw)
 		return KEY_RESULT_PASS;   /* the toolkit redraws too */
 	case CMD_ROLLBACK:
 		return as->a == WIZ_ACT_ROLLBACK ? KEY_RESULT_HANDLED : KEY_RESULT_PASS;
+	case CMD_UP:
+	case CMD_DOWN:
+	case CMD_PAGE_UP:
+	case CMD_PAGE_DOWN:
+	case CMD_HOME:
+	case CMD_END: {
+		int page = as->page > 1 ? as->page - 1 : 1;
+		as->top += cmd == CMD_UP ? -1 : cmd == CMD_DOWN ? 1 : cmd == CMD_PAGE_UP ? -page :
+		           cmd == CMD_PAGE_DOWN ? page : cmd == CMD_HOME ? -as->max_top - 1 : as->max_top;
+		if (as->top > as->max_top)
+			as->top = as->max_top;
+		if (as->top < 0)
+			as->top = 0;
+		return KEY_RESULT_HANDLED;
+	}
 	case CMD_CANCEL:
 		if (mine && x->looking) {
 			x->ask = false;

@@ -82,6 +82,27 @@ span_ms(const char *from, const char *to)
 	return ((long long)b - a) * 1000 + (ms2 - ms1);
 }
 
+char *
+wizard_age(const char *when, char *buf, size_t size)
+{
+	time_t t = parse_rfc3339(when, NULL);
+	if (t < 0) {
+		snprintf(buf, size, "at an unknown time");
+		return buf;
+	}
+	long long s = (long long)(time(NULL) - t);
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, size, "%lld s ago", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%lld min ago", s / 60);
+	else if (s < 48 * 3600)
+		snprintf(buf, size, "%lld h %lld min ago", s / 3600, s / 60 % 60);
+	else
+		snprintf(buf, size, "%lld days ago", s / 86400);
+	return buf;
+}
 
 /* --- queue items --- */
 
@@ -349,6 +370,11 @@ wizard_init(struct wizard *w, const struct plan *plan, struct journal *j, struct
 void
 wizard_release(struct wizard *w)
 {
+	if (w->exit_note) {   /* the terminal is restored by now */
+		fputs(w->exit_note, stderr);
+		free(w->exit_note);
+		w->exit_note = NULL;
+	}
 	for (int s = 0; s < PLAN_STAGE_COUNT; s++)
 		free(w->stages[s].message);
 	for (size_t i = 0; w->ticks && i < w->plan->checklist_before.len; i++) {
@@ -586,7 +612,31 @@ wizard_rollback_offered(const struct wizard *w)
 {
 	const struct wiz_entry *e = &w->entries[w->current];
 	const struct screen *top = tui_top(w->app);
-	return e->kind == WIZ_ENTRY_STAGE && e->stage > PLAN_STAGE_BACKUP && !(top && top->ops == &wiz_recover_screen);
+	if (top && top->ops == &wiz_recover_screen)
+		return false;
+	/* From the stages after backup; from anywhere once the run has a backup or a freeze (an incident). */
+	return (e->kind == WIZ_ENTRY_STAGE && e->stage > PLAN_STAGE_BACKUP) ||
+	       w->stages[PLAN_STAGE_BACKUP].status == STAGE_DONE || wizard_frozen_by_run(w);
+}
+
+bool
+wizard_frozen_by_run(const struct wizard *w)
+{
+	/* A restore that succeeded replaced the frozen database with a fresh one, open again. */
+	const json_t *rb = w->act[WIZ_ACT_ROLLBACK].result;
+	if (json_is_true(json_object_get(rb, "ok")) && json_is_string(json_object_get(rb, "restored_from")))
+		return false;
+	return w->stages[PLAN_STAGE_MAINT_ON].status == STAGE_DONE && w->stages[PLAN_STAGE_MAINT_OFF].status != STAGE_DONE;
+}
+
+/* Whether entry i is past the checklist while it is not all ticked (thawing is never held back). */
+static bool
+gated(const struct wizard *w, int i)
+{
+	int cl = wizard_checklist_index(w);
+	const struct wiz_entry *e = &w->entries[i];
+	return cl >= 0 && i > cl && e->kind == WIZ_ENTRY_STAGE && e->stage != PLAN_STAGE_REPORT &&
+	       e->stage != PLAN_STAGE_MAINT_OFF && wizard_ticked_count(w) < w->plan->checklist_before.len;
 }
 
 int
@@ -595,8 +645,7 @@ wizard_gate(struct wizard *w, int i)
 	int cl = wizard_checklist_index(w);
 	const struct wiz_entry *e = &w->entries[i];
 	size_t total = w->plan->checklist_before.len, ticked = wizard_ticked_count(w);
-	if (cl >= 0 && i > cl && e->kind == WIZ_ENTRY_STAGE && e->stage != PLAN_STAGE_REPORT &&
-	    ticked < total) {
+	if (gated(w, i)) {
 		free(w->notice);
 		w->notice = xasprintf("%s cannot open yet: every checklist item must be ticked before the "
 		                      "first changing stage (%zu of %zu ticked).", e->name, ticked, total);
@@ -986,9 +1035,24 @@ frame_event(struct tui_app *app, void *p)
 	free(text);
 }
 
+/* The database this run froze: the target's, from preflight, else the target's name. */
+static const char *
+frozen_db(const struct wizard *wz)
+{
+	const char *db = json_string_value(json_object_get(wizard_target_result(wz), "dbname"));
+	return db ? db : wz->plan->target;
+}
+
 static void
 quit_now(struct wizard *wz)
 {
+	if (wizard_frozen_by_run(wz)) {
+		free(wz->exit_note);
+		wz->exit_note = xasprintf("pgrunbook: %s is still frozen by run %s (maintenance on); thaw it with the "
+		                          "maintenance_off stage (pgrunbook resume %s) or: pgrunbook maintenance off "
+		                          "--plan %s\n", frozen_db(wz), wz->run_id, wz->run_id,
+		                          wz->plan->path ? wz->plan->path : "FILE");
+	}
 	wizard_stop_worker(wz);
 	wizard_journal_position(wz, LOG_LEVEL_INFO, "closed");
 	if (wizard_all_done(wz)) {
@@ -1005,8 +1069,10 @@ quit_answer(void *ud, bool yes)
 	struct wizard *wz = ud;
 	if (yes)
 		quit_now(wz);
-	else
+	else if (wz->worker)
 		tui_log_add(wz->log, TUI_LOG_INFO, "still here: the running stage goes on");
+	else
+		tui_log_add(wz->log, TUI_LOG_INFO, "still here");
 }
 
 static enum key_result
@@ -1017,19 +1083,35 @@ frame_key(struct tui_app *app, enum command cmd, int raw)
 	bool base = tui_depth(app) <= 1;   /* no dialog or help above the stage screen */
 	switch (cmd) {
 	case CMD_NEXT_STAGE:
-		if (base && wz->current + 1 < wz->nentries)
-			wizard_open(wz, wz->current + 1);
+		if (base && wz->current + 1 < wz->nentries) {
+			/* While this run holds the freeze, the checklist does not stand between it and the thaw. */
+			int to = wz->current + 1;
+			if (gated(wz, to) && wizard_frozen_by_run(wz))
+				for (int j = to + 1; j < wz->nentries; j++)
+					if (wz->entries[j].kind == WIZ_ENTRY_STAGE && wz->entries[j].stage == PLAN_STAGE_MAINT_OFF) {
+						to = j;
+						break;
+					}
+			wizard_open(wz, to);
+		}
 		return KEY_RESULT_HANDLED;
 	case CMD_PREV_STAGE:
 		if (base && wz->current > 0)
 			wizard_open(wz, wz->current - 1);
 		return KEY_RESULT_HANDLED;
 	case CMD_QUIT:
-		if (wz->worker)
+		if (wz->worker) {
 			tui_ask(app, "Quit", "A stage is running. Quit anyway? It is cancelled and the run stays "
 			        "resumable.", quit_answer, wz);
-		else
+		} else if (wizard_frozen_by_run(wz)) {
+			char *q = xasprintf("%s is frozen by this run: quit anyway? The freeze stays (the maintenance_off "
+			                    "stage, or pgrunbook maintenance off --plan FILE, thaws it).",
+			                    frozen_db(wz));
+			tui_ask(app, "Quit", q, quit_answer, wz);
+			free(q);
+		} else {
 			quit_now(wz);
+		}
 		return KEY_RESULT_HANDLED;
 	case CMD_ROLLBACK:
 		if (base && wizard_rollback_offered(wz)) {

@@ -181,6 +181,7 @@ struct wizard {
 	struct journal       *journal;    /* borrowed */
 	struct events        *bus;        /* borrowed; the journal and the wizard subscribe to it */
 	const char           *run_id;     /* borrowed from the journal */
+	char                 *exit_note;  /* printed (stderr) by wizard_release(): the freeze left on quit */
 	struct tui_log       *log;
 
 	struct wiz_entry      entries[PLAN_STAGE_COUNT + 1];
@@ -338,6 +339,11 @@ bool wizard_staging_estimate(const struct wizard *w, long long *migrate_ms, long
 /* True when guided rollback is offered on the open entry (a stage after backup). */
 bool wizard_rollback_offered(const struct wizard *w);
 /* True when the rollback view is the top screen. In screens/action.c. */
+/*
+ * Whether this run froze the target and has not thawed it: maintenance done, maintenance_off not,
+ * and no restore rollback of it succeeded.
+ */
+bool wizard_frozen_by_run(const struct wizard *w);
 bool wizard_rollback_shown(const struct wizard *w);
 /* Pushes the rollback view over the stage screen (once), which looks at the run at once. */
 void wizard_rollback_open(struct wizard *w);
@@ -389,5 +395,10 @@ void wizard_put(WINDOW *win, int *y, int h, int w, enum tui_role role, const cha
 	__attribute__((format(printf, 6, 7)));
 /* "0:12" for milliseconds into buf. */
 char *wizard_duration(long long ms, char *buf, size_t size);
+/*
+ * How long ago the RFC 3339 UTC time `when` was, in words ("5 min ago", "3 h 10 min ago",
+ * "2 days ago") into buf; "at an unknown time" when when is NULL or unparseable. Returns buf.
+ */
+char *wizard_age(const char *when, char *buf, size_t size);
 
 #endif

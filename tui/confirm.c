@@ -78,6 +78,9 @@ struct confirm {
 	void                   (*miss)(void *ud, const char *typed, int misses);
 	void                   (*done)(void *ud, enum tui_confirm_result result, const char *typed);
 	void                    *ud;
+	int                      dtop;     /* the first detail line shown (Up/Down/PgUp/PgDn scroll them) */
+	int                      dmax;     /* the largest dtop of the last drawing */
+	int                      drows;    /* the detail rows of the last drawing */
 };
 
 static void
@@ -120,7 +123,11 @@ confirm_enter(struct screen *s, void *arg)
 static void
 put_field(WINDOW *w, int y, int x, int width, const char *label, const char *value, enum tui_role role)
 {
-	int lw = 14 < width ? 14 : width;
+	int lw = label == NULL ? 0 : 14 < width ? 14 : width;   /* NULL: the value takes the whole row */
+	if (lw == 0) {
+		tui_text_put(w, y, x, value, 0, width, tui_attr(role), true);
+		return;
+	}
 	tui_text_put(w, y, x, label, 0, lw, tui_attr(TUI_ROLE_MUTED), true);
 	tui_text_put(w, y, x + lw, value, 0, width - lw, tui_attr(role), true);
 }
@@ -138,12 +145,12 @@ add_field(struct field_line **lines, size_t *n, int width, const char *label, co
           enum tui_role role)
 {
 	struct strlist wrapped = {0};
-	tui_text_wrap(value ? value : "", width > 14 ? width - 14 : 1, &wrapped);
+	tui_text_wrap(value ? value : "", label == NULL ? width : width > 14 ? width - 14 : 1, &wrapped);
 	if (wrapped.len == 0)
 		strlist_push(&wrapped, "");
 	*lines = xrealloc(*lines, (*n + wrapped.len) * sizeof **lines);
 	for (size_t i = 0; i < wrapped.len; i++)
-		(*lines)[(*n)++] = (struct field_line){ i == 0 ? label : "", xstrdup(wrapped.items[i]), role };
+		(*lines)[(*n)++] = (struct field_line){ i == 0 || label == NULL ? label : "", xstrdup(wrapped.items[i]), role };
 	strlist_free(&wrapped);
 }
 
@@ -163,7 +170,7 @@ confirm_draw(struct screen *s)
 	add_field(&lines, &nlines, inner, "Target:", c->target, TUI_ROLE_NORMAL);
 	nfixed = nlines;
 	for (size_t i = 0; i < c->details.len; i++)
-		add_field(&lines, &nlines, inner, "", c->details.items[i], TUI_ROLE_NORMAL);
+		add_field(&lines, &nlines, inner, NULL, c->details.items[i], TUI_ROLE_NORMAL);
 	int h = 8 + (int)nlines;
 	if (h > wh)
 		h = wh;
@@ -172,24 +179,38 @@ confirm_draw(struct screen *s)
 	tui_dialog_frame(s->win, r, title, c->prod ? TUI_ROLE_DANGER : TUI_ROLE_WARN);
 	free(title);
 	int x = r.x + 2, y = r.y + 1, last = r.y + r.h - 2;
-	/* The phrase, the input and the miss line always keep their rows: details give way. */
+	/* The phrase, the input and the miss line always keep their rows: details give way and scroll. */
 	int details_last = last - 6;
-	for (size_t i = 0; i < nlines; i++) {
-		bool detail = i >= nfixed;
-		if (y > (detail ? details_last : last))
-			break;
-		if (detail && y == details_last && i + 1 < nlines) {
-			char *more = xasprintf("(%zu more lines)", nlines - i);
-			put_field(s->win, y++, x, inner, "", more, TUI_ROLE_MUTED);
-			free(more);
-			break;
-		}
+	for (size_t i = 0; i < nfixed && y <= last; i++)
 		put_field(s->win, y++, x, inner, lines[i].label, lines[i].text, lines[i].role);
+	int ndet = (int)(nlines - nfixed);
+	int rows = details_last - y + 1;
+	if (ndet > rows)
+		rows++;   /* cut: the blank row before the phrase goes to them too */
+	if (rows < 1)
+		rows = 1;
+	if (ndet > rows && rows > 1)
+		rows--;   /* the last row says what is hidden and how to see it */
+	c->drows = rows;
+	c->dmax = ndet > rows ? ndet - rows : 0;
+	if (c->dtop > c->dmax)
+		c->dtop = c->dmax;
+	if (c->dtop < 0)
+		c->dtop = 0;
+	for (int i = c->dtop; i < ndet && i < c->dtop + rows && y <= last; i++)
+		put_field(s->win, y++, x, inner, NULL, lines[nfixed + (size_t)i].text, lines[nfixed + (size_t)i].role);
+	bool cut = ndet > rows;
+	if (cut && y <= last) {
+		int below = ndet - c->dtop - rows;
+		char *more = xasprintf("(%d above, %d below: Up/Down PgUp/PgDn)", c->dtop, below > 0 ? below : 0);
+		put_field(s->win, y++, x, inner, NULL, more, TUI_ROLE_MUTED);
+		free(more);
 	}
 	for (size_t i = 0; i < nlines; i++)
 		free(lines[i].text);
 	free(lines);
-	y++;
+	if (!cut)
+		y++;
 	if (y <= last) {
 		tui_text_put(s->win, y, x, "To go ahead, type exactly:", 0, inner, tui_attr(TUI_ROLE_NORMAL), true);
 		y++;
@@ -211,22 +232,37 @@ confirm_draw(struct screen *s)
 	}
 	if (y <= last) {
 		if (c->st.misses > 0) {
+			/* What was typed when the row has room for it: the count and "nothing ran" always. */
 			char *m = xasprintf("Wrong phrase (%d of %d): nothing ran. You typed \"%s\".", c->st.misses,
 			                    c->st.max_misses, c->last_miss ? c->last_miss : "");
+			if (tui_text_width(m) > inner) {
+				free(m);
+				m = xasprintf("Wrong phrase (%d of %d): nothing ran.", c->st.misses, c->st.max_misses);
+			}
 			tui_text_put(s->win, y, x, m, 0, inner, tui_attr(TUI_ROLE_DANGER), true);
 			free(m);
 		}
 		y++;
 	}
-	tui_text_put(s->win, last, x, "Enter submits    Esc or Ctrl-C cancels (no)", 0, inner,
-	             tui_attr(TUI_ROLE_MUTED), true);
+	tui_text_put(s->win, last, x, "Enter submits   Esc cancels (no)", 0, inner, tui_attr(TUI_ROLE_MUTED), true);
 }
 
 static enum key_result
 confirm_key(struct screen *s, enum command cmd, int raw)
 {
-	(void)cmd;
 	struct confirm *c = s->priv;
+	/* The arrow and page keys scroll the details; their letter keys (j, k) are typed text. */
+	if ((cmd == CMD_UP || cmd == CMD_DOWN || cmd == CMD_PAGE_UP || cmd == CMD_PAGE_DOWN) &&
+	    (raw == TUI_KEY(KEY_UP) || raw == TUI_KEY(KEY_DOWN) || raw == TUI_KEY(KEY_PPAGE) ||
+	     raw == TUI_KEY(KEY_NPAGE))) {
+		int page = c->drows > 1 ? c->drows - 1 : 1;
+		c->dtop += cmd == CMD_UP ? -1 : cmd == CMD_DOWN ? 1 : cmd == CMD_PAGE_UP ? -page : page;
+		if (c->dtop > c->dmax)
+			c->dtop = c->dmax;
+		if (c->dtop < 0)
+			c->dtop = 0;
+		return KEY_RESULT_HANDLED;
+	}
 	enum tui_confirm_result r = tui_confirm_state_key(&c->st, raw);
 	if (r != TUI_CONFIRM_PENDING) {
 		void (*done)(void *, enum tui_confirm_result, const char *) = c->done;

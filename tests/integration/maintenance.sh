@@ -279,6 +279,54 @@ t_eq "state as before" "$(state "$T_DB")" "$before"
 t_run 0 "status after thawing the killed run" M status --plan "$plan" --json
 t_eq "not frozen" "$(jqo .frozen)" "false"
 
+# --- kill -9 while the block layer waits on a lock held by another session ------------------------
+# The killed client's backend still waits; off must end it (or it commits CONNECTION LIMIT 0 after
+# the thaw) and must run its undo even though the committed limit still looks like the old one.
+sed -e 's/terminate_sessions: ask/terminate_sessions: never/' -e '/hooks:/,$d' "$plan" >"$T_TMP/lock.yaml"
+psql -X -q -d postgres -c "begin" -c "alter database \"$T_DB\" connection limit 5" -c "select pg_sleep(4)" \
+	-c "commit" >/dev/null 2>&1 &
+blocker=$!
+bg_pids+=("$blocker")
+blocker_up() { test "$(t_sql "select count(*) from pg_stat_activity where query = 'select pg_sleep(4)'" postgres)" = 1; }
+wait_for 10 blocker_up ||
+	t_fail "the blocking session did not start"
+"$PGRUNBOOK" maintenance on --plan "$T_TMP/lock.yaml" --confirm "freeze $T_DB" --settle 0.2 >"$T_TMP/lock.out" 2>&1 &
+locked=$!
+waiting_on_lock() {
+	test "$(t_sql "select count(*) from pg_stat_activity where application_name like 'pgrunbook%'
+	              and wait_event_type = 'Lock' and query ~* 'alter database'" postgres)" = 1
+}
+wait_for 10 waiting_on_lock || t_fail "maintenance on did not wait on the lock" "$(cat "$T_TMP/lock.out")"
+kill -9 "$locked"
+wait "$locked" 2>/dev/null
+t_match "the killed run journaled the block layer as applying" \
+	"$(jq -r 'select(.data.kind == "freeze") | .data.layer + " " + .data.state' "$(last_run)/journal.jsonl" | tr '\n' ' ')" \
+	"block applying $"
+t_run 0 "off after the kill while the layer waited on the lock" M off --plan "$T_TMP/lock.yaml"
+t_match "the block layer's undo ran" "$out" "block +(undone|nothing) +connection limit 50"
+wait "$blocker"
+sleep 0.5
+t_eq "state as before once the blocking transaction ended (no late CONNECTION LIMIT 0)" "$(state "$T_DB")" "$before"
+t_run 0 "status after it" M status --plan "$plan" --json
+t_eq "not frozen" "$(jqo .frozen)" "false"
+
+# --- two concurrent freezes: the second is refused by the freeze lock ----------------------------
+rm -f "$T_TMP/hook.pid"
+"$PGRUNBOOK" maintenance on --plan "$T_TMP/slow.yaml" --confirm "freeze $T_DB" --settle 0.2 >"$T_TMP/slow2.out" 2>&1 &
+slow=$!
+wait_for 20 test -s "$T_TMP/hook.pid" || t_fail "the slow hook did not start"
+t_run 3 "a second concurrent on is refused" M on --plan "$T_TMP/lock.yaml" --confirm "freeze $T_DB" --settle 0.2
+t_match "by the freeze lock, naming the holder" "$err" "another pgrunbook is freezing or thawing database $T_DB \(pid [0-9]+, application pgrunbook"
+t_eq "the refused run journaled no freeze layer" \
+	"$(jq -r 'select(.data.kind == "freeze") | .data.layer' "$(last_run)/journal.jsonl" | wc -l)" "0"
+kill -- "-$(cat "$T_TMP/hook.pid")" 2>/dev/null
+rm -f "$T_TMP/hook.pid"
+wait "$slow"
+t_eq "the first on fails once its hook is killed" "$?" "3"
+t_eq "and undid itself: state as before" "$(state "$T_DB")" "$before"
+t_run 0 "status" M status --plan "$plan" --json
+t_eq "not frozen" "$(jqo .frozen)" "false"
+
 # --- the non-superuser path: REVOKE, exact grants back, no marker --------------------------------
 t_sql_do "create database \"$nsdb\" owner \"$owner\"" postgres
 t_sql_do "grant connect on database \"$nsdb\" to \"$app\"; alter database \"$nsdb\" set work_mem = '3MB'" postgres
@@ -306,6 +354,44 @@ t_eq "status lists the revoked grants" "$(jqo '.layers.revoked | join(",")')" "P
 t_run 0 "non-superuser off" M off --plan "$T_TMP/ns.yaml"
 t_eq "grants and settings restored exactly" "$(state "$nsdb")" "$nsbefore"
 t_run 0 "the app role connects again" as_app -d "$nsdb" -c "select 1"
+
+# --- the database replaced while frozen (a restore rollback): status says what the server shows ----
+t_run 0 "superuser on (for the replacement)" M on --plan "$T_TMP/lock.yaml" --confirm "freeze $T_DB" --settle 0.2
+reprun=$(basename "$(last_run)")
+t_run 0 "writes while frozen (a superuser session, read-write)" env PGOPTIONS="-c default_transaction_read_only=off" \
+	psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -c "insert into orders select g, 'w' from generate_series(100, 119) g" \
+	-c "update orders set note = 'u' where id >= 100"
+t_run 0 "status while frozen" M status --plan "$plan" --json
+t_eq "frozen, with its layers in place" "$(jqo '.frozen, (.layers_in_place | sort | join(","))')" "true
+block,marker,read_only"
+sleep 0.7  # the statistics of the writes above are flushed
+# the counters of a statistics reset are not comparable: never negative counts
+t_sql_do "select pg_stat_reset()"
+t_run 0 "status after a statistics reset" M status --plan "$plan" --json
+t_eq "writes since the freeze: not comparable" "$(jqo .writes_since_freeze.error)" "not comparable (the statistics were reset)"
+t_eq "no negative count anywhere" "$(printf '%s' "$out" | jq '[.. | numbers | select(. < 0 and . != -1)] | length')" "0"
+# replace the database by hand: a copy without the freeze settings, under the same name
+psql -X -q -d postgres -c "alter database \"$T_DB\" rename to \"${T_DB}_old\"" \
+	-c "create database \"$T_DB\" template \"${T_DB}_old\"" \
+	-c "alter database \"$T_DB\" connection limit 50" \
+	-c "revoke connect on database \"$T_DB\" from public" -c "grant connect on database \"$T_DB\" to \"$app\"" \
+	-c "alter database \"$T_DB\" set work_mem = '7MB'" -c "alter database \"$T_DB\" set default_transaction_read_only = off" \
+	>/dev/null 2>&1 || t_fail "could not replace the database"
+t_run 0 "status after the database was replaced" M status --plan "$plan" --json
+t_eq "not frozen: no layer in place" "$(jqo '.frozen, (.layers_in_place | length)')" "false
+0"
+t_eq "the journal freeze is reported apart" "$(jqo '.journal, .journal_freeze.run')" "true
+$reprun"
+t_match "and the disagreement said" "$(jqo .disagreement)" "journaled freeze of run $reprun but no layer in place: thawed outside pgrunbook"
+t_eq "writes since the freeze: not comparable" "$(jqo .writes_since_freeze.error)" "not comparable (the database was replaced)"
+t_run 0 "status as text" M status --plan "$plan"
+t_match "says not frozen" "$out" "^$T_DB \(prod\): not frozen$"
+t_match "and why" "$out" "warning: journaled freeze of run $reprun but no layer in place"
+t_nomatch "no negative count" "$out" " -[0-9]"
+t_run 0 "off counts the layers already gone as done" M off --plan "$plan"
+t_match "nothing to undo for read_only" "$out" "read_only +nothing"
+t_eq "the replacement's state is left as it is" "$(state "$T_DB")" "$before"
+psql -X -q -d postgres -c "drop database \"${T_DB}_old\" with (force)" >/dev/null 2>&1
 
 # --- pgbouncer -----------------------------------------------------------------------------------
 if [ ! -x /usr/sbin/pgbouncer ]; then
@@ -369,6 +455,27 @@ t_run 3 "a pgbouncer URI carrying a password is refused" M on --plan "$T_TMP/pgb
 t_match "the error says why" "$err" "carries a password"
 t_nomatch "the password is not printed" "$out$err" "sekrit"
 t_eq "nothing left frozen" "$(state "$T_DB")" "$before"
+
+# an unusable URI is refused before any layer: no hook runs
+sed -e 's/terminate_sessions: ask/terminate_sessions: never/' "$plan" >"$T_TMP/pgbh.yaml"
+echo "  pgbouncer: { admin_dsn_env: RB_PGB_ADMIN }" >>"$T_TMP/pgbh.yaml"
+hooks_before=$(wc -l <"$T_TMP/hooks.log")
+t_run 3 "a password URI is refused before the hooks" M on --plan "$T_TMP/pgbh.yaml" --confirm "freeze $T_DB" --settle 0.2
+t_match "the error says why" "$err" "carries a password"
+t_run 3 "an unset variable is refused before the hooks" env -u RB_PGB_ADMIN "$PGRUNBOOK" maintenance on \
+	--plan "$T_TMP/pgbh.yaml" --confirm "freeze $T_DB" --settle 0.2
+t_match "the error names the variable" "$err" "RB_PGB_ADMIN .*is not set"
+t_eq "no hook ran" "$(wc -l <"$T_TMP/hooks.log")" "$hooks_before"
+t_eq "no layer journaled" "$(jq -r 'select(.data.kind == "freeze") | .data.layer' "$(last_run)/journal.jsonl" | wc -l)" "0"
+# an unreachable console: PAUSE never sent, so its undo is "nothing" and no phantom freeze is left
+export RB_PGB_ADMIN="postgresql://$PGUSER@/pgbouncer?host=$pgb_dir&port=1"
+t_run 3 "an unreachable pgbouncer fails on" M on --plan "$T_TMP/pgbh.yaml" --confirm "freeze $T_DB" --settle 0.2
+t_match "the pgbouncer undo had nothing to do" "$out" "undo pgbouncer +nothing +PAUSE was never sent"
+t_eq "state as before" "$(state "$T_DB")" "$before"
+t_eq "off_sql ran" "$(t_sql "select maintenance from app_flags")" "f"
+t_run 0 "status" M status --plan "$plan" --json
+t_eq "no phantom freeze" "$(jqo .frozen)" "false"
+t_run 3 "off finds nothing to thaw" M off --plan "$plan"
 
 # --- secrets ----------------------------------------------------------------------------------
 t_eq "no password anywhere in the journals" "$(grep -rl sekrit "$runs" | wc -l)" "0"

@@ -206,6 +206,10 @@ t_eq "it accepts connections" "$(t_sql "select datallowconn from pg_database whe
 t_match "the restored copy is kept" "$(dbs_like "${T_DB}_rollback_")" "^${T_DB}_rollback_[0-9]{8}T[0-9]{6}\$"
 t_eq "no second failed database" "$(dbs_like "${T_DB}_failed_")" "$failed"
 t_eq "the blocker is journaled" "$(journal 'select(.type == "step" and .data.step == "rename_old" and .data.state == "failed") | .data.blockers[0].pid')" "$blocker"
+t_run 3 "the next choice" rb --run "$deploy_run"
+t_match "warns about the copy left over, naming the DROP to run" "$err" \
+	"the database $(dbs_like "${T_DB}_rollback_") is left over from an earlier rollback .*DROP DATABASE \"?$(dbs_like "${T_DB}_rollback_")"
+t_match "and keeps it" "$(dbs_like "${T_DB}_rollback_")" "^${T_DB}_rollback_[0-9]{8}T[0-9]{6}\$"
 { kill -KILL "${bg_pids[@]}"; wait "${bg_pids[@]}"; } 2>/dev/null
 bg_pids=()
 t_sql_do "select pg_terminate_backend($blocker)" postgres  # its server process outlives the killed psql
@@ -242,6 +246,50 @@ t_eq "no second failed database" "$(dbs_like "${T_DB}_failed_")" "$failed"
 t_eq "the copy is kept" "$(dbs_like "${T_DB}_rollback_")" "$copy"
 { kill -KILL "${bg_pids[@]}"; wait "${bg_pids[@]}"; } 2>/dev/null
 bg_pids=()
+t_sql_do "drop database \"$copy\" with (force)" postgres
+
+# --- kill -9 between the two renames: no database has the target's name; the next rollback
+# refuses and names the statements that put the original back (it neither restores again nor
+# claims the target is untouched) ---
+"$PSQL" -X -q -d "${T_DB}_other" -c "begin" -c "comment on database \"$T_DB\" is 'being edited'" \
+	-c "select pg_sleep(3)" -c "rollback" >/dev/null 2>&1 &
+bg_pids+=($!)
+rb --run "$deploy_run" --restore --lock-wait 30 --confirm "restore $T_DB" >"$T_TMP/k9.out" 2>"$T_TMP/k9.err" &
+rb_pid=$!
+renaming() {  # the number of ALTER DATABASE .. RENAME statements waiting for a lock
+	t_sql "select count(*) from pg_stat_activity where query like 'ALTER DATABASE%RENAME TO%'
+	       and wait_event_type = 'Lock'" postgres
+}
+for _ in $(seq 600); do [ "$(renaming)" = 1 ] && break; sleep 0.05; done
+copy=$(dbs_like "${T_DB}_rollback_")
+t_match "the first rename waits for the lock, the copy is restored" "$copy" "^${T_DB}_rollback_"
+"$PSQL" -X -q -d "${T_DB}_other" -c "begin" -c "comment on database \"$copy\" is 'held'" \
+	-c "select pg_sleep(60)" -c "rollback" >/dev/null 2>&1 &
+bg_pids+=($!)
+for _ in $(seq 600); do
+	[ "$(journal 'select(.data.step == "rename_new" and .data.state == "started")' | wc -l)" = 1 ] &&
+	[ "$(renaming)" = 1 ] && break
+	sleep 0.05
+done
+kill -KILL "$rb_pid"
+wait "$rb_pid" 2>/dev/null
+t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where query like 'ALTER DATABASE%RENAME TO%'
+          or query like 'comment on database%'" postgres
+{ kill -KILL "${bg_pids[@]}"; wait "${bg_pids[@]}"; } 2>/dev/null
+bg_pids=()
+for _ in $(seq 100); do [ "$(renaming)" = 0 ] && break; sleep 0.1; done
+failed2=$(dbs_like "${T_DB}_failed_" | tr ' ' '\n' | grep -vx "$failed")
+t_match "killed after the first rename: the original is ${T_DB}_failed_<ts>" "$failed2" "^${T_DB}_failed_[0-9]{8}T[0-9]{6}\$"
+t_eq "and no database is named $T_DB" "$(t_sql "select count(*) from pg_database where datname = '$T_DB'" postgres)" 0
+t_run 3 "the next rollback refuses" rb --run "$deploy_run" --restore --confirm "restore $T_DB"
+t_match "says the swap was left half done, naming the original" "$out$err" \
+	"no database is named $T_DB: the rollback run [^ ]+ was stopped between its two renames, leaving the original database as $failed2"
+t_match "and the exact statements that put it back" "$out$err" \
+	"ALTER DATABASE \"$failed2\" RENAME TO \"$T_DB\"; ALTER DATABASE \"$T_DB\" ALLOW_CONNECTIONS true\\."
+t_nomatch "does not claim the target is untouched" "$err" "$T_DB is untouched"
+t_eq "no second copy was restored" "$(dbs_like "${T_DB}_rollback_")" "$copy"
+t_sql_do "ALTER DATABASE \"$failed2\" RENAME TO \"$T_DB\"; ALTER DATABASE \"$T_DB\" ALLOW_CONNECTIONS true;" postgres
+t_eq "the statements give the original back" "$(checksums "$T_DB")" "$sums_now"
 t_sql_do "drop database \"$copy\" with (force)" postgres
 
 # --- a tampered or truncated archive: refused by backup_restore() before anything is created ---
@@ -286,7 +334,10 @@ cat >"$W2/plan.yaml" <<EOF
 name: rollback down test
 environments:
   prod: { conninfo: "host=$PGHOST port=$PGPORT dbname=$DN" }
+  staging: { conninfo: "host=$PGHOST port=$PGPORT dbname=${DN}_stg" }
 target: prod
+backup: { dir: ./backups }
+staging: { environment: staging }
 migrations: { dir: prisma/migrations, lock_timeout: 1s, retries: 1 }
 EOF
 t_createdb "$DN"
@@ -326,6 +377,70 @@ t_run 3 "migrate status: both pending again" "$PGRUNBOOK" migrate status --plan 
 t_eq "pending" "$(printf '%s' "$out" | jq -r '[.migrations[] | select(.state == "pending") | .name] | join(",")')" \
 	"20250301000000_note,20250302000000_tag"
 t_run 0 "and they deploy again" "$PGRUNBOOK" migrate deploy --plan "$W2/plan.yaml" --waive-backup "waive-backup $DN"
+
+# --- a migration that loses data: its down.sql brings the column back, not its values ---
+rb2() { "$PGRUNBOOK" rollback --plan "$W2/plan.yaml" "$@"; }
+phones() { t_sql "select coalesce(string_agg(coalesce(phone, '-'), ',' order by id), '') from \"User\"" "$DN"; }
+t_sql_do "update \"User\" set phone = 'p-' || id" "$DN"
+mkdir -p "$M2/20250401000000_drop_phone"
+printf 'ALTER TABLE "User" DROP COLUMN "phone";\n' >"$M2/20250401000000_drop_phone/migration.sql"
+printf 'ALTER TABLE "User" ADD COLUMN "phone" TEXT;\n' >"$M2/20250401000000_drop_phone/down.sql"
+t_run 0 "loss: the column is dropped, no backup taken" "$PGRUNBOOK" migrate deploy --plan "$W2/plan.yaml" \
+	--waive-backup "waive-backup $DN"
+t_run 3 "loss, no backup: the choice" rb2
+t_match "down SQL is the only way back" "$out" 'path: +down_sql'
+t_match "the why names the data it cannot bring back" "$out" \
+	'why: .*no verified backup is known.*which stays lost: 20250401000000_drop_phone \(drop column'
+t_run 0 "loss, no backup: rolled back by down SQL" rb2 --confirm "rollback $DN"
+t_eq "the column is back, its values are not" "$(phones)" "-,-"
+t_sql_do "update \"User\" set phone = 'p-' || id" "$DN"
+t_run 0 "loss: a backup of $DN" "$PGRUNBOOK" backup --plan "$W2/plan.yaml"
+b1=$(ls -t "$W2"/backups/*.dump | head -n 1)
+t_run 0 "loss: the column is dropped again, the backup relied on" "$PGRUNBOOK" migrate deploy --plan "$W2/plan.yaml"
+runA=$(basename "$(last_run)")
+t_run 3 "loss, with a backup: the choice" rb2
+t_match "the restore is chosen" "$out" 'path: +restore'
+t_match "the why names the statement that loses data" "$out" \
+	"why: +down SQL does not do: the run's migrations lose data their down\\.sql cannot bring back: 20250401000000_drop_phone \\(drop column"
+t_match "and the backup" "$out" "backup: +$b1"
+
+# --- a restore makes the runs before it obsolete: a later rollback does not bring them back ---
+sleep 1  # a backup in a later second: in the same second the second one sorts before the first
+t_run 0 "a second backup" "$PGRUNBOOK" backup --plan "$W2/plan.yaml"
+b2=$(ls -t "$W2"/backups/*.dump | head -n 1)
+mkdir -p "$M2/20250402000000_flag"
+printf 'ALTER TABLE "User" ADD COLUMN "flag" BOOLEAN;\n' >"$M2/20250402000000_flag/migration.sql"
+printf 'ALTER TABLE "User" DROP COLUMN "flag";\n' >"$M2/20250402000000_flag/down.sql"
+t_run 0 "a second release, relying on the second backup" "$PGRUNBOOK" migrate deploy --plan "$W2/plan.yaml"
+runB=$(basename "$(last_run)")
+t_run 0 "the first release restored from the first backup" rb2 --run "$runA" --confirm "restore $DN"
+t_eq "the phones are back" "$(phones)" "p-1,p-2"
+t_eq "the second release is gone too" "$(t_sql "select count(*) from information_schema.columns where table_name = 'User' and column_name = 'flag'" "$DN")" 0
+t_run 3 "a later rollback" rb2
+t_nomatch "does not pick the release the restore already undid" "$out" "run: +$runB"
+t_match "nothing to roll back" "$out" 'path: +none'
+t_run 3 "that release given with --run" rb2 --run "$runB" --confirm "restore $DN"
+t_match "its backup is refused" "$out" "path: +none"
+t_match "saying it would bring back what the restore undid" "$out" "the backup $b2 .* holds changes the restore of .* rolled back"
+t_eq "the phones are still there" "$(phones)" "p-1,p-2"
+t_run 3 "with --backup: offered, with a warning" rb2 --run "$runB" --backup "$b2"
+t_match "restore, warned" "$out" "path: +restore.*|Warning: this backup holds changes the restore of"
+t_match "  ... the warning" "$out" "Warning: this backup holds changes the restore of"
+
+# --- a staging rehearsal after a deploy: the rollback undoes the deploy, not the rehearsal ---
+t_createdb "${DN}_stg"
+t_run 0 "a third backup" "$PGRUNBOOK" backup --plan "$W2/plan.yaml"
+mkdir -p "$M2/20250403000000_tag2"
+printf 'CREATE TABLE "Tag2" ("id" INTEGER PRIMARY KEY);\n' >"$M2/20250403000000_tag2/migration.sql"
+printf 'DROP TABLE "Tag2";\n' >"$M2/20250403000000_tag2/down.sql"
+t_run 0 "a third release" "$PGRUNBOOK" migrate deploy --plan "$W2/plan.yaml"
+runC=$(basename "$(last_run)")
+b3=$(ls -t "$W2"/backups/*.dump | head -n 1)
+t_run 0 "then a staging rehearsal of it" "$PGRUNBOOK" staging --plan "$W2/plan.yaml" --backup "$b3" \
+	--confirm "replace ${DN}_stg"
+t_run 3 "the rollback's choice" rb2
+t_match "picks the deploy, not the rehearsal" "$out" "run: +$runC \\(the newest run"
+t_nomatch "something to roll back" "$out" 'path: +none'
 t_sql_do "drop database \"$DN\" with (force)" postgres
 
 t_done

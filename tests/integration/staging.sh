@@ -263,6 +263,23 @@ t_run 3 "a staging environment that is prod's database: refused" "$PGRUNBOOK" st
 t_match "  ... saying why" "$err" "the staging environment \"staging\" is the target's own database $PROD"
 t_eq "  ... prod untouched" "$(prod_state)" "$prod_before"
 t_eq "  ... no copy made" "$(copies)" 0
+t_createdb "${STG}_pgrunbook_new_abc123"
+t_run 3 "a copy left by a killed staging: listed" "$PGRUNBOOK" staging --plan "$W/plan.yaml"
+t_match "  ... with the DROP to run" "$err" "the database ${STG}_pgrunbook_new_abc123 is left over from an earlier staging .*DROP DATABASE"
+t_eq "  ... not dropped" "$(t_sql "select count(*) from pg_database where datname = '${STG}_pgrunbook_new_abc123'" postgres)" 1
+t_sql_do "drop database \"${STG}_pgrunbook_new_abc123\"" postgres
+sed "/^  prod:/s/port=$PGPORT/port=1/" "$W/clash.yaml" >"$W/clash-unreachable.yaml"
+prod_oid=$(t_sql "select oid from pg_database where datname = '$PROD'" postgres)
+sed "s|backup: { dir: $W/backups }|backup: { dir: $W/devbackups }|" "$W/plan.yaml" >"$W/devbackup.yaml"
+t_run 0 "a backup of dev (another database than the target's)" "$PGRUNBOOK" backup --plan "$W/devbackup.yaml" --env dev
+t_run 3 "a target that cannot be reached, staging naming its database: refused" "$PGRUNBOOK" staging \
+	--plan "$W/clash-unreachable.yaml" --backup "$(ls "$W"/devbackups/*.dump | head -n 1)" --confirm "replace $PROD"
+t_match "  ... saying why" "$err" "cannot tell whether the staging database $PROD is the target's"
+t_eq "  ... prod untouched" "$(prod_state)" "$prod_before"
+t_eq "  ... prod is the same database (not dropped and replaced)" \
+	"$(t_sql "select oid from pg_database where datname = '$PROD'" postgres)" "$prod_oid"
+t_nomatch "  ... no swap" "$out" "swap: done"
+t_eq "  ... no copy made" "$(copies)" 0
 sed "s|backup: { dir: $W/backups }|backup: { dir: $W/nobackups }|" "$W/plan.yaml" >"$W/nobackup.yaml"
 t_run 3 "no verified backup of the target: exit 3" "$PGRUNBOOK" staging --plan "$W/nobackup.yaml" \
 	--confirm "replace $STG"

@@ -601,6 +601,27 @@ t_run 0 "a new review applies the rest" apply "${OK[@]}" --json
 t_eq "k_slow and k_post inserted now" "$(printf '%s' "$out" | jq -c '[.tables[] | [.table, .inserted]]')" \
 	'[["public.k_pre",0],["public.k_slow",300],["public.k_post",10]]'
 
+# ============================================= 6b. the connection lost during COMMIT: unknown
+# A deferred constraint trigger ends its own session at COMMIT: the client sees the connection
+# drop during COMMIT and cannot know whether the table was written; the journal says "unknown"
+# (a rollback counts it as written), never "failed".
+both "create table c_lost(id int primary key, v text)"
+src "insert into c_lost select g, 'v' from generate_series(1, 3) g"
+dst "create function die_at_commit() returns trigger language plpgsql as \$\$ begin
+		perform pg_terminate_backend(pg_backend_pid()); perform pg_sleep(5); return null; end \$\$;
+	create constraint trigger die after insert on c_lost deferrable initially deferred
+		for each row execute function die_at_commit()"
+plan "$P" "    c_lost: { mode: append }"
+review "a table whose COMMIT loses the connection"
+ls "$runs" >"$T_TMP/runs.before" 2>/dev/null
+t_run 2 "the connection lost during COMMIT: exit 2 (the connection failed)" apply "${OK[@]}"
+t_match "says whether it was written is unknown" "$out$err" "whether public\\.c_lost was written is unknown"
+cr=$(ls "$runs" | grep -vxF -f "$T_TMP/runs.before" | head -n 1)
+t_eq "journal: started, then unknown (not failed)" \
+	"$(jq -r 'select(.type == "step" and .data.kind == "sync_table" and .data.table == "public.c_lost") | .data.state' \
+	   "$runs/$cr/journal.jsonl" | tr '\n' ' ')" "started unknown "
+dst "drop table c_lost; drop function die_at_commit()"
+
 # ======================================================================= 7. secrets
 t_eq "no journal mentions a password" "$(grep -rli password "$runs" | wc -l)" 0
 t_eq "no review mentions one" "$(grep -li password "$W"/review* | wc -l)" 0

@@ -60,7 +60,9 @@ RUN=$(ls "$XDG_STATE_HOME/pgrunbook/runs")
 dsql shop_staging "create table staging_marker (id int)"
 keys ']'
 expect "] opens staging" 'Stage: staging \(rehearsal\)'
-t_match "it names this run's backup" "$(main_text)" "Backup: ${dump##*/} \\(this run's\\)"
+expect "it names this run's backup" "Backup: ${dump##*/} \\(this"
+expect "with its age" "finished [0-9]+ s ago\\)"
+t_match "this run's" "$(main_text)" "Backup: ${dump##*/} \\(this run's, finished [0-9]+ s ago\\)"
 t_match "and the staging database it replaces" "$(main_text)" 'Into: shop_staging \(staging\), replaced'
 keys F2
 expect "F2 asks for the typed phrase" 'Confirm: Staging rehearsal'
@@ -154,6 +156,42 @@ expect "the message closes" 'Frozen: shop_prod\.'
 t_eq "one freeze started, no other" "$(journal | jq -r 'select(.type=="stage_started" and .stage=="maintenance") | .type' | wc -l)" 1
 t_eq "still frozen" "$(connlimit)" 0
 
+# --- while frozen, the checklist holds back neither the thaw nor rollback ---
+keys '[' '[' '['
+expect "back on the checklist" 'All 4 ticked'
+keys Space
+expect "one item unticked" '3 of 4 ticked'
+keys F8
+expect "F8 opens rollback from the checklist while this run has a backup" 'Rollback of this run'
+expect "it chooses (nothing to roll back yet)" 'Path: none' 30
+keys Escape
+expect "Esc goes back to the checklist" '3 of 4 ticked'
+keys ']'
+expect "] goes past the unticked checklist to maintenance_off" 'Stage: maintenance_off \(thaw\)'
+keys '['
+expect "[ goes back to the checklist" '3 of 4 ticked'
+keys Space
+expect "ticked again" 'All 4 ticked'
+
+# --- quitting while frozen asks first, and says how to thaw ---
+keys ']' ']' ']'
+expect "back on maintenance" 'Stage: maintenance \(write freeze\)'
+keys q
+expect "q while frozen asks first" 'shop_prod is frozen by this run: quit'
+t_match "and says the freeze stays" "$(main_text)" 'quit anyway\? The freeze stays'
+keys n
+expect "n: still here" 'Stage: maintenance \(write freeze\)'
+t_nomatch "the question closed" "$screen" 'quit anyway'
+keys F10
+expect "F10 asks too" 'shop_prod is frozen by this run: quit'
+keys y
+expect "y quits" 'wizard finished: 0'
+t_match "on exit it says the freeze stays and how to thaw" "$(tm capture-pane -p -J -t d | tr -s ' \n' ' ')" \
+	"shop_prod is still frozen by run $RUN .*pgrunbook maintenance off --plan $PLAN"
+t_eq "the freeze stays" "$(connlimit)" 0
+start 80 24 resume
+expect "resume opens maintenance again" 'Stage: maintenance \(write freeze\)'
+
 # --- migrate shows the estimate and deploys ---
 keys ']'
 expect "] opens migrate with the staging estimate" "Staging estimate: [0-9:]+ \\($ms ms\\), $wait_ms ms lock waits" 20
@@ -183,11 +221,30 @@ t_match "the sidebar shows maintenance_off done" "$screen" '^> maintenance_off d
 keys F8
 expect "F8 opens rollback" 'Rollback of this run'
 expect "it chose the restore" 'Path: restore of shop_prod' 30
+# At 80x24 the first rows say what matters: the backup and its age, and what is lost.
+t_match "the backup and its age first" "$(main_text)" "Backup: ${dump##*/}, finished [0-9]+ (s|min) ago"
+t_match "the data loss is on the first screen" "$(main_text)" \
+	'Data loss: Everything written to shop_prod after it is lost \(it stays readable in the failed database'
 t_match "the phrase it names" "$screen" 'Phrase: restore shop_prod'
+t_match "the rest is below: it says how to scroll" "$screen" '-- 0 above, [0-9]+ below: Up/Down PgUp/PgDn --'
+keys Down Down Down Down
+expect "Down scrolls" '-- 4 above, [0-9]+ below'
 t_match "the steps" "$(main_text)" 'Steps: restore \(into shop_prod_rollback_<ts>\), settings, block, terminate, rename_old'
+keys PageDown
+expect "PgDn scrolls to the end" '-- [0-9]+ above, 0 below'
 t_match "and why" "$(main_text)" 'Why: .*down\.sql'
+t_match "down to the end of the why" "$(main_text)" 'the failed database, which is kept\)'
+keys Home
+expect "Home goes back to the top" 'Rollback of this run'
 keys F2
 expect "F2 asks the phrase" 'Confirm: Rollback'
+t_match "the dialog says what is lost first" "$(main_text)" \
+	'Data loss: writes to shop_prod after the backup \(finished [0-9]+ (s|min) ago\) are lost'
+t_match "the rest can be scrolled to" "$(main_text)" '\(0 above, [0-9]+ below: Up/Down PgUp/PgDn\)'
+keys Down
+expect "Down scrolls the dialog's details" '\(1 above, [0-9]+ below'
+for _ in 1 2 3 4 5 6; do wait_for 'From the backup' 1 && break; keys Down; done
+expect "Down reaches the backup's name" 'From the backup'
 type_text "restore shop_pro"
 keys Enter
 expect "a wrong phrase is refused" 'Wrong phrase \(1 of 3\): nothing ran'
@@ -218,17 +275,54 @@ t_eq "every table has the backup's row count" "$same" 1
 t_eq "the journal has rollback_done ok" "$(journal | jq -r 'select(.type=="rollback_done") | .data.ok')" "true"
 keys Escape
 expect "Esc goes back to the stage" 'Stage: maintenance_off \(thaw\)'
+
+# --- report: F2 writes report.md and finishes the report stage ---
+keys ']'
+expect "] opens the report, which says what F2 does" 'F2 \(Run\) writes report\.md'
+t_eq "no report.md yet" "$(ls "$XDG_STATE_HOME/pgrunbook/runs/$RUN/report.md" 2>/dev/null)" ""
+keys F2
+expect "F2 writes it" 'Written: report\.md in the run directory'
+expect "the log says where" 'report: .*report written to '
+tm resize-window -t d -x 100 -y 45
+expect "the sidebar shows report done (with the rows for it)" '^> report +done'
+tm resize-window -t d -x 80 -y 24
+if test -s "$XDG_STATE_HOME/pgrunbook/runs/$RUN/report.md"; then t_ok "report.md is in the run directory"
+else t_fail "report.md is in the run directory" "$(ls "$XDG_STATE_HOME/pgrunbook/runs/$RUN")"; fi
+t_match "it is the run's report" "$(cat "$XDG_STATE_HOME/pgrunbook/runs/$RUN/report.md")" "$RUN"
+t_eq "the journal has the report stage done" \
+	"$(journal | jq -r 'select(.type=="stage_done" and .stage=="report") | .stage')" "report"
 keys q
 expect "q quits" 'wizard finished: 0'
 
 # --- resume: the rehearsal and its estimate come back from the journal ---
 start 80 24 resume
-expect "resume opens where it was" 'Stage: maintenance_off'
-keys '[' '[' '['
+expect "resume opens where it was" 'Report of this run'
+keys '[' '[' '[' '['
 expect "migrate shows the estimate again" "Staging estimate: [0-9:]+ \\($ms ms\\)" 20
 keys '[' '['
 expect "staging shows its result again" 'Rehearsal done on shop_staging\.'
 t_match "with the estimate" "$(main_text)" "Estimate: migrate on prod about [0-9:]+ \\($ms ms\\)"
 keys q
 expect "q quits again" 'wizard finished: 0'
+
+# --- a new run without a backup of its own: staging names the older backup, its age, and warns ---
+start 80 24 --plan "$PLAN"
+expect "a new run: preflight runs first" '^> preflight +done' 30
+keys ']'
+expect "the checklist" 'Checklist before the first change'
+keys Space Space Space Space
+expect "all four ticked" 'All 4 ticked'
+keys ']' ']'
+expect "staging without a backup in this run" 'Stage: staging \(rehearsal\)'
+expect "it names the older backup" "Backup: ${dump##*/},"
+t_match "its age, and that it is not this run's" "$(main_text)" \
+	"Backup: ${dump##*/}, finished [0-9]+ (s|min) ago: NOT this run's \\(this run has no verified backup\\)"
+keys F2
+expect "the confirmation" 'Confirm: Staging rehearsal'
+t_match "its first detail is that backup and the warning" "$(main_text)" \
+	"Target: .*Backup: ${dump##*/}, finished [0-9]+ (s|min) ago: NOT this run's"
+keys Escape
+expect "Esc: nothing ran" 'staging: cancelled at the confirmation; nothing ran'
+keys q
+expect "q quits" 'wizard finished: 0'
 t_done
