@@ -512,7 +512,7 @@ run_end(struct runner *r, int code, enum plan_stage stopped, bool any)
 		code = RB_EXIT_STEP;
 	}
 	if (r->o->json) {
-		json_t *o = json_pack("{s:s, s:s, s:b, s:s?, s:O, s:I, s:O, s:b, s:i}", "run_id", journal_run_id(r->j),
+		json_t *o = json_pack("{s:s, s:s, s:b, s:s?, s:O, s:I, s:o, s:b, s:i}", "run_id", journal_run_id(r->j),
 		                      "run_dir", journal_dir(r->j), "ok", code == RB_EXIT_OK,
 		                      "stopped_at", code == RB_EXIT_OK || !any ? NULL : plan_stage_name(stopped),
 		                      "stages", r->stages, "ms", (json_int_t)total,
