@@ -2328,3 +2328,26 @@ out:
 	free(mpath);
 	return ok;
 }
+
+void
+backup_warn_leftovers(PGconn *conn, struct events *bus, const char *stage, const char *db, const char *suffix,
+               const char *tail, const char *what)
+{
+	if (bus == NULL)
+		return;
+	char *pattern = xasprintf("^%s%s$", suffix, tail);
+	const char *params[2] = { db, pattern };
+	PGresult *res = db_exec(conn, "SELECT datname FROM pg_catalog.pg_database WHERE pg_catalog.\"left\"(datname, "
+	                        "pg_catalog.length($1)) OPERATOR(pg_catalog.=) $1 AND pg_catalog.substr(datname, "
+	                        "pg_catalog.length($1) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.~) $2 ORDER BY 1",
+	                        2, params, NULL);
+	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
+		char *q = db_quote_ident(conn, PQgetvalue(res, i, 0));
+		events_log(bus, LOG_LEVEL_WARN, stage, "the database %s is left over from an earlier %s (a full copy; it "
+		           "is not dropped automatically): when nothing needs it, run DROP DATABASE %s",
+		           PQgetvalue(res, i, 0), what, q);
+		free(q);
+	}
+	PQclear(res);
+	free(pattern);
+}

@@ -206,4 +206,13 @@ bool backup_restore(const struct plan *p, const char *path, const struct backup_
 PGconn *backup_connect_server(const struct plan *p, const char *env, const char *dbname, char **env_db,
                               struct rb_error *err);
 
+/*
+ * Warns on bus (a warn log of stage) about databases on conn's server named db + suffix + a
+ * match of the regular expression tail: copies an interrupted restore left behind (a kill -9),
+ * each a full copy of a backup; `what` names the operation ("rollback", "staging rehearsal").
+ * Never drops them: whether one is still in use cannot be proven here. bus may be NULL.
+ */
+void backup_warn_leftovers(PGconn *conn, struct events *bus, const char *stage, const char *db, const char *suffix,
+                           const char *tail, const char *what);
+
 #endif

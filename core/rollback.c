@@ -349,35 +349,6 @@ half_done_swap(PGconn *conn, const char *db)
 	return out;
 }
 
-/*
- * Warns (a log record on bus) about each database on the server named <db><suffix> followed by
- * what matches `tail` (a regular expression): copies an earlier rollback or staging left behind
- * (a kill -9), each a full copy of a backup. Never drops them: whether one is still in use
- * cannot be proven here.
- */
-static void
-warn_leftovers(PGconn *conn, struct events *bus, const char *stage, const char *db, const char *suffix,
-               const char *tail, const char *what)
-{
-	if (bus == NULL)
-		return;
-	char *pattern = xasprintf("^%s%s$", suffix, tail);
-	const char *params[2] = { db, pattern };
-	PGresult *res = db_exec(conn, "SELECT datname FROM pg_catalog.pg_database WHERE pg_catalog.\"left\"(datname, "
-	                        "pg_catalog.length($1)) OPERATOR(pg_catalog.=) $1 AND pg_catalog.substr(datname, "
-	                        "pg_catalog.length($1) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.~) $2 ORDER BY 1",
-	                        2, params, NULL);
-	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
-		char *q = db_quote_ident(conn, PQgetvalue(res, i, 0));
-		events_log(bus, LOG_LEVEL_WARN, stage, "the database %s is left over from an earlier %s (a full copy; it "
-		           "is not dropped automatically): when nothing needs it, run DROP DATABASE %s",
-		           PQgetvalue(res, i, 0), what, q);
-		free(q);
-	}
-	PQclear(res);
-	free(pattern);
-}
-
 /* lint codes whose statements lose data that down SQL cannot bring back */
 static bool
 loses_data(const char *code)
@@ -451,7 +422,7 @@ rollback_choose(const struct plan *p, const struct run_state *st, const struct r
 		PQfinish(admin);
 		return true;
 	}
-	warn_leftovers(admin, ctx ? ctx->bus : NULL, STAGE, out->database, "_rollback_", "[0-9]{8}T[0-9]{6}",
+	backup_warn_leftovers(admin, ctx ? ctx->bus : NULL, STAGE, out->database, "_rollback_", "[0-9]{8}T[0-9]{6}",
 	               "rollback (killed, or its swap failed)");
 	PQfinish(admin);
 	out->migrations = run_applied_migrations(st);

@@ -388,35 +388,6 @@ new_name(const char *db)
 	return xasprintf("%s_pgrunbook_new_%s", db, hex);
 }
 
-/*
- * Warns (a log record on bus) about each database on the server named <db><suffix> followed by
- * what matches `tail` (a regular expression): copies an earlier rollback or staging left behind
- * (a kill -9), each a full copy of a backup. Never drops them: whether one is still in use
- * cannot be proven here.
- */
-static void
-warn_leftovers(PGconn *conn, struct events *bus, const char *stage, const char *db, const char *suffix,
-               const char *tail, const char *what)
-{
-	if (bus == NULL)
-		return;
-	char *pattern = xasprintf("^%s%s$", suffix, tail);
-	const char *params[2] = { db, pattern };
-	PGresult *res = db_exec(conn, "SELECT datname FROM pg_catalog.pg_database WHERE pg_catalog.\"left\"(datname, "
-	                        "pg_catalog.length($1)) OPERATOR(pg_catalog.=) $1 AND pg_catalog.substr(datname, "
-	                        "pg_catalog.length($1) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.~) $2 ORDER BY 1",
-	                        2, params, NULL);
-	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
-		char *q = db_quote_ident(conn, PQgetvalue(res, i, 0));
-		events_log(bus, LOG_LEVEL_WARN, stage, "the database %s is left over from an earlier %s (a full copy; it "
-		           "is not dropped automatically): when nothing needs it, run DROP DATABASE %s",
-		           PQgetvalue(res, i, 0), what, q);
-		free(q);
-	}
-	PQclear(res);
-	free(pattern);
-}
-
 /* DROP DATABASE IF EXISTS name WITH (FORCE) on an admin connection. */
 static bool
 drop_database(PGconn *conn, const char *name, const struct rb_ctx *ctx, struct rb_error *err)
@@ -517,7 +488,7 @@ staging_run(const struct plan *p, const struct staging_opts *o, struct rb_ctx *c
 		goto out;
 	}
 	server_read(admin, &ssv);
-	warn_leftovers(admin, ctx->bus, STAGE, db, "_pgrunbook_new_", "[0-9a-f]{6}", "staging (killed before its swap)");
+	backup_warn_leftovers(admin, ctx->bus, STAGE, db, "_pgrunbook_new_", "[0-9a-f]{6}", "staging (killed before its swap)");
 	json_object_set_new(s.res, "database", json_string(db));
 	phrase = confirm_phrase("replace", db);
 	{
