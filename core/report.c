@@ -67,12 +67,6 @@ md_code(struct strbuf *sb, const char *s, bool in_table)
 		md_inline(sb, s);
 }
 
-static bool
-parse_ts(const char *s, long long *ms)
-{
-	return time_parse_rfc3339(s, ms);
-}
-
 static void
 format_elapsed(long long ms, char *out, size_t outlen)
 {
@@ -92,7 +86,7 @@ static bool
 elapsed_between(const char *from, const char *to, char *out, size_t outlen)
 {
 	long long a, b;
-	if (!parse_ts(from, &a) || !parse_ts(to, &b))
+	if (!time_parse_rfc3339(from, &a) || !time_parse_rfc3339(to, &b))
 		return false;
 	format_elapsed(b - a, out, outlen);
 	return true;
@@ -594,7 +588,7 @@ render_stages(struct strbuf *sb, const struct run_state *st, const struct plan *
 		long long el = -1;
 		if (ss->finished && elapsed_between(ss->started, ss->finished, buf, sizeof buf)) {
 			long long a, b;
-			if (parse_ts(ss->started, &a) && parse_ts(ss->finished, &b))
+			if (time_parse_rfc3339(ss->started, &a) && time_parse_rfc3339(ss->finished, &b))
 				el = b - a;
 		}
 		int64_t bud = plan ? plan->budget_ms[i] : 0;
@@ -620,7 +614,7 @@ render_stages(struct strbuf *sb, const struct run_state *st, const struct plan *
 		const char *end = st->finished ? st->finished : st->nrecords ? st->records[st->nrecords - 1].ts : NULL;
 		bool over = false;
 		long long a, b;
-		if (end && elapsed_between(st->started, end, el, sizeof el) && parse_ts(st->started, &a) && parse_ts(end, &b))
+		if (end && elapsed_between(st->started, end, el, sizeof el) && time_parse_rfc3339(st->started, &a) && time_parse_rfc3339(end, &b))
 			over = b - a > plan->budget_total_ms;
 		strbuf_addf(sb, "\nTotal: %s of a budget of %s%s.\n", el[0] ? el : "-", total, over ? " (**over budget**)" : "");
 	}
