@@ -16,7 +16,7 @@ static void
 usage(FILE *f)
 {
 	fputs("Usage: pgrunbook maintenance on --plan FILE [--env NAME] --confirm \"freeze DB\"\n"
-	      "                 [--confirm-terminate \"terminate N sessions on DB\"] [--settle SECONDS] [--json]\n"
+	      "                 [--confirm-terminate \"terminate N sessions on DB list CODE\"] [--settle SECONDS] [--json]\n"
 	      "       pgrunbook maintenance off --plan FILE [--env NAME] [--run RUN] [--json]\n"
 	      "       pgrunbook maintenance status --plan FILE [--env NAME] [--json]\n\n"
 	      "on freezes writes to the environment's database (default: the plan's target) in layers,\n"
@@ -24,7 +24,7 @@ usage(FILE *f)
 	      "pgbouncer PAUSE, blocking new connections (CONNECTION LIMIT 0 when pgrunbook connects as a\n"
 	      "superuser, else REVOKE CONNECT from PUBLIC and the roles granted it), default_transaction_read_only\n"
 	      "for new sessions, terminating the other sessions (terminate_sessions: ask; they are listed and\n"
-	      "need the phrase \"terminate N sessions on DB\") and the marker pgrunbook.frozen_by (superuser\n"
+	      "need the phrase \"terminate N sessions on DB list CODE\") and the marker pgrunbook.frozen_by (superuser\n"
 	      "only). A failing layer undoes the ones before it. Then it watches the write counters for\n"
 	      "--settle seconds (default 2) and reports writes that slipped through. Refused when another\n"
 	      "run's freeze of the database is not thawed, or while another pgrunbook freezes or thaws it\n"
@@ -41,7 +41,8 @@ usage(FILE *f)
 	      "  --plan FILE                 the plan\n"
 	      "  --env NAME                  the environment (default: the target)\n"
 	      "  --confirm PHRASE            on: \"freeze DB\"\n"
-	      "  --confirm-terminate PHRASE  on: \"terminate N sessions on DB\" (N: the sessions listed)\n"
+	      "  --confirm-terminate PHRASE  on: \"terminate N sessions on DB list CODE\" as printed with\n"
+	      "                              the sessions listed (CODE names exactly those sessions)\n"
 	      "  --settle SECONDS            on: how long to watch for slipped writes (default 2)\n"
 	      "  --run RUN                   off: the run whose freeze to undo (id, prefix or directory)\n"
 	      "  --json                      print JSON instead of text\n\n"

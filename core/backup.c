@@ -1864,32 +1864,20 @@ out:
 
 /* --- the newest verified backup --- */
 
-static bool
-parse_rfc3339(const char *s, time_t *out)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	if (s == NULL || sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-	                        &tm.tm_sec) != 6)
-		return false;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = timegm(&tm);
-	return *out != (time_t)-1;
-}
-
 struct candidate {
-	char  *manifest_path;
-	json_t *m;
-	time_t finished;
+	char     *manifest_path;
+	json_t   *m;
+	long long finished_ms;   /* the manifest's "finished", to the millisecond */
 };
 
 static int
 cmp_candidate(const void *a, const void *b)
 {
 	const struct candidate *x = a, *y = b;
-	if (x->finished != y->finished)
-		return x->finished < y->finished ? 1 : -1;   /* newest first */
+	/* newest first; two backups finished in the same second are ordered by their milliseconds,
+	 * not by name ("X.dump" would sort after "X-2.dump") */
+	if (x->finished_ms != y->finished_ms)
+		return x->finished_ms < y->finished_ms ? 1 : -1;
 	return strcmp(y->manifest_path, x->manifest_path);
 }
 
@@ -1916,7 +1904,7 @@ backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, st
 	struct candidate *cands = NULL;
 	size_t ncand = 0, cap = 0;
 	size_t n_other = 0, n_unverified = 0, n_old = 0, n_damaged = 0;
-	time_t now = time(NULL);
+	long long now_ms = time_now_ms();
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	while (d && (de = readdir(d)) != NULL) {
@@ -1927,7 +1915,7 @@ backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, st
 		struct rb_error e = {0};
 		json_t *m = manifest_read(mp, &e);
 		rb_error_clear(&e);
-		time_t fin;
+		long long fin_ms;
 		if (m == NULL) {
 			free(mp);
 			continue;
@@ -1943,15 +1931,15 @@ backup_find_recent(const struct plan *p, const char *env, int64_t max_age_ms, st
 			n_other++;
 		} else if (!json_is_true(json_object_get(m, "verified"))) {
 			n_unverified++;
-		} else if (!parse_rfc3339(json_string_value(json_object_get(m, "finished")), &fin) ||
-		           (int64_t)(now - fin) * 1000 > max_age_ms || fin > now + 300) {
+		} else if (!time_parse_rfc3339(json_string_value(json_object_get(m, "finished")), &fin_ms) ||
+		           now_ms - fin_ms > max_age_ms || fin_ms > now_ms + 300000) {
 			n_old++;
 		} else {
 			if (ncand == cap) {
 				cap = cap ? cap * 2 : 8;
 				cands = xrealloc(cands, cap * sizeof *cands);
 			}
-			cands[ncand++] = (struct candidate){ .manifest_path = mp, .m = m, .finished = fin };
+			cands[ncand++] = (struct candidate){ .manifest_path = mp, .m = m, .finished_ms = fin_ms };
 			continue;
 		}
 		json_decref(m);

@@ -132,10 +132,25 @@ list_sessions(PGconn *conn, const struct rb_ctx *ctx, json_t **out, struct rb_er
 	return true;
 }
 
+/*
+ * "terminate <N> sessions on <db> list <code>": the code is the first 4 hex digits of the SHA-256
+ * of the listed sessions' "pid backend_start" lines (sorted by pid), so a phrase typed for one list
+ * does not confirm another list of the same length (a pid reused by a new session has another
+ * backend_start).
+ */
 static char *
-terminate_phrase(size_t n, const char *db)
+terminate_phrase(json_t *sessions, const char *db)
 {
-	return xasprintf("terminate %zu sessions on %s", n, db);
+	struct strbuf sb = {0};
+	size_t i;
+	json_t *s;
+	json_array_foreach(sessions, i, s)
+		strbuf_addf(&sb, "%" JSON_INTEGER_FORMAT " %s\n", json_integer_value(json_object_get(s, "pid")),
+		            jstr(s, "backend_start"));
+	char sum[65];
+	sha256_hex(sb.buf ? sb.buf : "", sb.len, sum);
+	strbuf_release(&sb);
+	return xasprintf("terminate %zu sessions on %s list %.4s", json_array_size(sessions), db, sum);
 }
 
 /* The sessions as detail lines: "pid 123, user app, application psql, client local, ...". */
@@ -168,7 +183,7 @@ maint_sessions(const struct plan *p, const char *env, const struct rb_ctx *ctx, 
 		return false;
 	bool ok = list_sessions(conn, ctx, sessions, err);
 	if (ok)
-		*phrase = terminate_phrase(json_array_size(*sessions), PQdb(conn));
+		*phrase = terminate_phrase(*sessions, PQdb(conn));
 	PQfinish(conn);
 	return ok;
 }
@@ -1506,7 +1521,7 @@ apply_terminate(struct freeze *f, json_t *confirmed, struct rb_error *err)
 	}
 	if (nnew > 0) {
 		char *list = sessions_text(sessions);
-		char *phrase = terminate_phrase(json_array_size(sessions), m->db);
+		char *phrase = terminate_phrase(sessions, m->db);
 		rb_error_setc(err, RB_EXIT_STEP, "%zu sessions connected to %s after the list was confirmed", nnew, m->db);
 		rb_error_detail(err, "%s", list);
 		rb_error_hint(err, "Nothing was terminated. Check the sessions and confirm again with \"%s\".", phrase);
@@ -1672,7 +1687,7 @@ maint_on(const struct plan *p, const struct maint_opts *o, struct journal *j, st
 			goto out;
 		size_t nconfirmed = json_array_size(sessions);
 		if (nconfirmed > 0) {
-			char *tp = terminate_phrase(nconfirmed, m->db);
+			char *tp = terminate_phrase(sessions, m->db);
 			if (o->confirm_terminate == NULL) {
 				char *list = sessions_text(sessions);
 				rb_error_setc(err, RB_EXIT_STEP, "%zu other sessions are connected to %s; terminating them needs the phrase \"%s\"",

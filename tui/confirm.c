@@ -171,7 +171,13 @@ confirm_draw(struct screen *s)
 	nfixed = nlines;
 	for (size_t i = 0; i < c->details.len; i++)
 		add_field(&lines, &nlines, inner, NULL, c->details.items[i], TUI_ROLE_NORMAL);
-	int h = 8 + (int)nlines;
+	/* The phrase is never cut: it wraps at its spaces onto as many rows as it needs. */
+	struct strlist phrase = {0};
+	tui_text_wrap(c->phrase, inner - 2 > 1 ? inner - 2 : 1, &phrase);
+	if (phrase.len == 0)
+		strlist_push(&phrase, "");
+	int prows = (int)phrase.len;
+	int h = 7 + prows + (int)nlines;
 	if (h > wh)
 		h = wh;
 	struct tui_rect r = tui_dialog_center(s->win, h, width);
@@ -180,7 +186,7 @@ confirm_draw(struct screen *s)
 	free(title);
 	int x = r.x + 2, y = r.y + 1, last = r.y + r.h - 2;
 	/* The phrase, the input and the miss line always keep their rows: details give way and scroll. */
-	int details_last = last - 6;
+	int details_last = last - 5 - prows;
 	for (size_t i = 0; i < nfixed && y <= last; i++)
 		put_field(s->win, y++, x, inner, lines[i].label, lines[i].text, lines[i].role);
 	int ndet = (int)(nlines - nfixed);
@@ -215,10 +221,9 @@ confirm_draw(struct screen *s)
 		tui_text_put(s->win, y, x, "To go ahead, type exactly:", 0, inner, tui_attr(TUI_ROLE_NORMAL), true);
 		y++;
 	}
-	if (y <= last) {
-		tui_text_put(s->win, y, x + 2, c->phrase, 0, inner - 2, tui_attr(TUI_ROLE_WARN) | A_BOLD, true);
-		y++;
-	}
+	for (size_t i = 0; i < phrase.len && y <= last; i++)
+		tui_text_put(s->win, y++, x + 2, phrase.items[i], 0, inner - 2, tui_attr(TUI_ROLE_WARN) | A_BOLD, true);
+	strlist_free(&phrase);
 	if (y <= last) {
 		/* The input line; show its tail when it is wider than the box. */
 		tui_text_put(s->win, y, x, "> ", 0, 2, tui_attr(TUI_ROLE_NORMAL), false);

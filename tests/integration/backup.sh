@@ -240,6 +240,26 @@ t_match "says what it found instead" "$err" 'Found: 2 older, 0 not verified, 0 o
 sed "s/dbname=$T_DB/dbname=postgres/" "$T_TMP/plan.yaml" >"$T_TMP/plan-other.yaml"
 t_run 3 "--latest for another database: exit 3" "$PGRUNBOOK" backup verify --latest --plan "$T_TMP/plan-other.yaml"
 t_match "counted as another database" "$err" '[1-9] of another database or server'
+# Two backups finished in the same second: the later by its milliseconds, not by name
+# ("X.dump" sorts after "X-2.dump").
+ts=$(date -u +%Y%m%dT%H%M%SZ)
+sec=$(date -u +%Y-%m-%dT%H:%M:%S)
+same_second() {  # FILE FINISHED: a copy of the custom backup under FILE, finished at FINISHED
+	cp "$dump" "$T_TMP/backups/$1"
+	jq --arg f "$1" --arg fin "$2" '.file = $f | .finished = $fin' "$m" >"$T_TMP/backups/$1.json"
+}
+same_second "${T_DB}-$ts.dump" "$sec.100Z"
+same_second "${T_DB}-$ts-2.dump" "$sec.900Z"
+t_run 0 "--latest with two backups of the same second: exit 0" \
+	"$PGRUNBOOK" backup verify --latest --plan "$T_TMP/plan.yaml" --json
+t_eq "--latest picks the one that finished later in that second" "$(jq -r .path <<<"$out")" \
+	"$T_TMP/backups/${T_DB}-$ts-2.dump"
+# and the other way round
+same_second "${T_DB}-$ts-2.dump" "$sec.050Z"
+t_run 0 "--latest, the first-named finished later: exit 0" \
+	"$PGRUNBOOK" backup verify --latest --plan "$T_TMP/plan.yaml" --json
+t_eq "--latest picks it" "$(jq -r .path <<<"$out")" "$T_TMP/backups/${T_DB}-$ts.dump"
+rm -f "$T_TMP/backups/${T_DB}-$ts.dump"* "$T_TMP/backups/${T_DB}-$ts-2.dump"*
 
 # --- a dump stopped by the file size limit (pg_dump gets SIGXFSZ) ---
 plan "$T_TMP/plan-fail.yaml" ./bfail custom 1

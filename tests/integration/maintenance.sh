@@ -45,6 +45,7 @@ wait_for() {  # wait_for SECONDS CMD...: polls until CMD succeeds
 }
 app_sessions() { t_sql "select count(*) from pg_stat_activity where datname = '$T_DB' and usename = '$app'" postgres; }
 app_session_up() { [ "$(app_sessions)" = 1 ]; }
+no_app_session() { [ "$(app_sessions)" = 0 ]; }
 
 # --- fixture ---------------------------------------------------------------------------------
 t_sql_do "create role \"$app\" login; create role \"$owner\" login" postgres
@@ -100,18 +101,42 @@ t_run 3 "on with another session but no --confirm-terminate is refused" \
 	M on --plan "$plan" --confirm "freeze $T_DB" --settle 0.2
 t_match "the refusal lists the session (pid, user, application, client, state, query start)" "$err" \
 	"pid $spid, user $app, application app, client local, state active, query start [0-9-]+T[0-9:]+Z"
-t_match "the refusal gives the terminate phrase" "$err" "terminate 1 sessions on $T_DB"
+t_match "the refusal gives the terminate phrase" "$err" "terminate 1 sessions on $T_DB list [0-9a-f]{4}"
+code=$(grep -o -m1 "sessions on $T_DB list [0-9a-f]\{4\}" <<<"$err" | sed 's/.* //')
+# The code: the first 4 hex digits of the SHA-256 of "pid backend_start" lines, sorted by pid.
+t_eq "the code names the listed session (pid and start time)" "$code" "$(t_sql "select pid || ' ' ||
+	to_char(backend_start at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') from pg_stat_activity
+	where usename = '$app' and datname = '$T_DB' order by pid" postgres | awk '{ print }' | sha256sum | cut -c1-4)"
 t_eq "the app session is still there" "$(app_sessions)" "1"
 t_eq "nothing changed" "$(state "$T_DB")" "$before"
 t_eq "hooks did not run either" "$(test -f "$T_TMP/hooks.log" && echo ran || echo no)" "no"
 t_run 3 "a wrong session count is refused" \
-	M on --plan "$plan" --confirm "freeze $T_DB" --confirm-terminate "terminate 2 sessions on $T_DB" --settle 0.2
+	M on --plan "$plan" --confirm "freeze $T_DB" --confirm-terminate "terminate 2 sessions on $T_DB list $code" --settle 0.2
 t_eq "still nothing changed" "$(state "$T_DB")" "$before"
 t_eq "the app session survived the wrong phrase" "$(app_sessions)" "1"
+# The listed session replaced by another one (the same count): the old phrase no longer confirms.
+kill "$sleeper" 2>/dev/null
+t_sql "select pg_terminate_backend(pid) from pg_stat_activity where usename = '$app' and datname = '$T_DB'" postgres >/dev/null
+wait "$sleeper" 2>/dev/null
+wait_for 10 no_app_session || t_fail "the first app session did not end"
+sleep 1  # another backend_start second, even if the pid came back
+as_app -d "$T_DB" -c "select pg_sleep(60)" >/dev/null 2>&1 &
+sleeper=$!
+bg_pids+=("$sleeper")
+wait_for 10 app_session_up || t_fail "the second app session did not start"
+spid=$(t_sql "select pid from pg_stat_activity where usename = '$app' and datname = '$T_DB'" postgres)
+t_run 3 "the phrase of the old list (same count, another session) is refused" \
+	M on --plan "$plan" --confirm "freeze $T_DB" --confirm-terminate "terminate 1 sessions on $T_DB list $code" --settle 0.2
+t_eq "the new session survived the old list's phrase" "$(app_sessions)" "1"
+t_eq "nothing changed by the old list's phrase" "$(state "$T_DB")" "$before"
+new_code=$(grep -o -m1 "sessions on $T_DB list [0-9a-f]\{4\}" <<<"$err" | sed 's/.* //')
+t_match "the refusal gives the new list's phrase" "$new_code" '^[0-9a-f]{4}$'
+t_nomatch "the new list has another code" "$new_code" "^$code\$"
+code=$new_code
 
 # --- on ---------------------------------------------------------------------------------------
 t_run 0 "on with both phrases freezes" \
-	M on --plan "$plan" --confirm "freeze $T_DB" --confirm-terminate "terminate 1 sessions on $T_DB" --settle 0.5
+	M on --plan "$plan" --confirm "freeze $T_DB" --confirm-terminate "terminate 1 sessions on $T_DB list $code" --settle 0.5
 on_out=$out
 on_run=$(basename "$(last_run)")
 wait "$sleeper"

@@ -125,9 +125,12 @@ type_text "freeze shop_prod"
 keys Enter
 expect "then the sessions with their own phrase" 'Confirm: Terminate sessions'
 t_match "the session is listed" "$(main_text)" "pid $apid postgres \"rb-app\""
-t_match "the terminate phrase" "$screen" 'terminate 1 sessions on shop_prod'
+# The phrase wraps at 80x24 (the dialog sits right of the sidebar): read it whole, across its rows.
+t_match "the terminate phrase names the listed sessions" "$(main_text)" \
+	'type exactly: terminate 1 sessions on shop_prod list [0-9a-f]{4} >'
+tphrase=$(grep -oE -m1 'terminate 1 sessions on shop_prod list [0-9a-f]{4}' <<<"$(main_text)")
 t_eq "still nothing frozen while it asks" "$(connlimit)" "-1"
-type_text "terminate 1 sessions on shop_prod"
+type_text "$tphrase"
 keys Enter
 expect "frozen" 'Frozen: shop_prod\.' 60
 t_match "the block layer" "$screen" '│    block +applied +connection limit 0'
