@@ -396,16 +396,8 @@ static int
 do_report(struct runner *r, json_t *entry, struct rb_error *err)
 {
 	events_emitf(r->bus, EV_STAGE_STARTED, "report", NULL, "writing the report");
-	char *path = xasprintf("%s/report.md", journal_dir(r->j));
-	struct run_state st;
-	bool ok = journal_replay(journal_dir(r->j), &st, err);
-	if (ok) {
-		st.in_use = false;   /* held by this process, which is writing the report */
-		char *md = report_markdown(&st, r->plan);
-		ok = report_write(path, md, err);
-		free(md);
-	}
-	run_state_free(&st);
+	char *path = report_write_run(journal_dir(r->j), r->plan, NULL, err);
+	bool ok = path != NULL;
 	if (ok) {
 		events_emitf(r->bus, EV_STAGE_DONE, "report", NULL, "report written to %s", path);
 		json_object_set_new(entry, "path", json_string(path));
@@ -496,18 +488,13 @@ run_end(struct runner *r, int code, enum plan_stage stopped, bool any)
 	if (code == RB_EXIT_OK) {
 		code = cli_run_finish(r->j, r->bus, code, "every stage done", &jerr);
 		/* The report again, now that the run is finished (the report stage wrote it just before). */
-		struct run_state st;
 		struct rb_error e = {0};
-		if (code == RB_EXIT_OK && journal_replay(journal_dir(r->j), &st, &e)) {
-			st.in_use = false;
-			char *md = report_markdown(&st, r->plan);
-			char *path = xasprintf("%s/report.md", journal_dir(r->j));
-			if (!report_write(path, md, &e))
+		if (code == RB_EXIT_OK) {
+			char *path = report_write_run(journal_dir(r->j), r->plan, NULL, &e);
+			if (path == NULL)
 				cli_print_error(&e);
 			free(path);
-			free(md);
 		}
-		run_state_free(&st);
 		rb_error_clear(&e);
 	} else if (journal_failed(r->j, &jerr)) {
 		code = RB_EXIT_STEP;

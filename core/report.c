@@ -1226,6 +1226,30 @@ report_markdown(const struct run_state *st, const struct plan *plan)
 	return strbuf_detach(&sb);
 }
 
+char *
+report_write_run(const char *dir, const struct plan *plan, char **md_out, struct rb_error *err)
+{
+	if (md_out)
+		*md_out = NULL;
+	struct run_state st;
+	char *path = NULL;
+	if (journal_replay(dir, &st, err)) {
+		st.in_use = false;   /* held by the caller, which is writing the report */
+		char *md = report_markdown(&st, plan);
+		path = xasprintf("%s/report.md", dir);
+		if (!report_write(path, md, err)) {
+			free(path);
+			path = NULL;
+		}
+		if (md_out)
+			*md_out = md;
+		else
+			free(md);
+	}
+	run_state_free(&st);
+	return path;
+}
+
 bool
 report_write(const char *path, const char *md, struct rb_error *err)
 {

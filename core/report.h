@@ -18,5 +18,11 @@
 char *report_markdown(const struct run_state *st, const struct plan *plan);
 /* Writes a report to path (mode 0600; a temporary file, fsync, rename). */
 bool report_write(const char *path, const char *md, struct rb_error *err);
+/*
+ * Replays the run in dir (held by this process: st.in_use is cleared), renders it and writes
+ * dir/report.md. Returns the path (caller frees) or NULL with err set; *md_out (may be NULL)
+ * gets the Markdown when the replay worked, written or not (caller frees).
+ */
+char *report_write_run(const char *dir, const struct plan *plan, char **md_out, struct rb_error *err);
 
 #endif

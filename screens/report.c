@@ -56,19 +56,13 @@ write_report(struct screen *s)
 	free(r->error);
 	r->written = r->error = NULL;
 	events_emitf(wz->bus, EV_STAGE_STARTED, "report", NULL, "writing the report");
-	char *path = xasprintf("%s/report.md", dir);
-	struct run_state st;
 	struct rb_error err = {0};
-	bool ok = journal_replay(dir, &st, &err);
-	if (ok) {
-		st.in_use = false;   /* held by this process, which is writing the report */
-		char *md = report_markdown(&st, wz->plan);
-		ok = report_write(path, md, &err);
+	char *md = NULL;
+	char *path = report_write_run(dir, wz->plan, &md, &err);
+	if (md)
 		tui_textview_set_text(r->tv, md);
-		free(md);
-	}
-	run_state_free(&st);
-	if (ok) {
+	free(md);
+	if (path) {
 		json_t *d = json_pack("{s:s}", "path", path);
 		events_emitf(wz->bus, EV_STAGE_DONE, "report", d, "report written to %s", path);
 		json_decref(d);
@@ -76,7 +70,6 @@ write_report(struct screen *s)
 	} else {
 		r->error = xstrdup(err.message ? err.message : "unknown error");
 		events_emitf(wz->bus, EV_STAGE_FAILED, "report", NULL, "the report could not be written: %s", r->error);
-		free(path);
 	}
 	rb_error_clear(&err);
 }

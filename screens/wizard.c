@@ -12,6 +12,7 @@
 #include "core/confirm.h"
 #include "core/ctx.h"
 #include "core/preflight.h"
+#include "core/report.h"
 #include "core/util.h"
 #include "screens/wizard.h"
 #include "tui/confirm.h"
@@ -1059,6 +1060,21 @@ quit_now(struct wizard *wz)
 		json_t *d = json_pack("{s:s}", "state", "done");
 		events_emitf(wz->bus, EV_RUN_FINISHED, NULL, d, "every stage is done");
 		json_decref(d);
+		/* report.md again, now that the run is finished (the report stage wrote it before) */
+		const char *dir = wz->journal ? journal_dir(wz->journal) : NULL;
+		char *old = dir ? xasprintf("%s/report.md", dir) : NULL;
+		if (old && access(old, F_OK) == 0) {
+			struct rb_error e = {0};
+			char *path = report_write_run(dir, wz->plan, NULL, &e);
+			if (path == NULL) {
+				free(wz->exit_note);
+				wz->exit_note = xasprintf("pgrunbook: the finished run's report could not be written again: %s\n",
+				                          e.message ? e.message : "unknown error");
+			}
+			free(path);
+			rb_error_clear(&e);
+		}
+		free(old);
 	}
 	tui_app_quit(wz->app, 0);
 }

@@ -25,7 +25,7 @@
 	_(PREV_STAGE,  "F6 [",         "Prev",     "Go to the previous stage") \
 	_(NEXT_STAGE,  "F7 ]",         "Next",     "Go to the next stage") \
 	_(ROLLBACK,    "F8",           "Rollback", "Open guided rollback") \
-	_(QUIT,        "F10 q",        "Quit",     "Quit (asks first while a stage is running)") \
+	_(QUIT,        "F10 q",        "Quit",     "Quit (asks first while a stage runs or this run holds a freeze)") \
 	_(UP,          "Up k",         NULL,       "Move up one line") \
 	_(DOWN,        "Down j",       NULL,       "Move down one line") \
 	_(LEFT,        "Left h",       NULL,       "Scroll left") \

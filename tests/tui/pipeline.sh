@@ -328,4 +328,26 @@ keys Escape
 expect "Esc: nothing ran" 'staging: cancelled at the confirmation; nothing ran'
 keys q
 expect "q quits" 'wizard finished: 0'
+
+# --- a wizard run with every stage done is recorded finished, and its report.md says so ---
+cat >"$T_TMP/mini.yaml" <<EOF
+name: mini release
+environments:
+  prod: { conninfo: "$CI dbname=shop_prod" }
+target: prod
+EOF
+start 80 24 --plan "$T_TMP/mini.yaml"
+expect "the short plan: preflight runs" '^> preflight +done' 30
+keys ']'
+expect "then the report" 'F2 \(Run\) writes report\.md'
+keys F2
+expect "F2 writes it" 'Written: report\.md in the run directory'
+keys q
+expect "q quits" 'wizard finished: 0'
+mini=$(ls -1td "$XDG_STATE_HOME"/pgrunbook/runs/*/ | head -n 1)
+t_eq "the journal records the run finished, done" \
+	"$(jq -r 'select(.type=="run_finished") | .data.state' "$mini/journal.jsonl")" "done"
+t_match "report.md was written again after that: finished, state done" \
+	"$(tr -d '*\n' <"$mini/report.md")" '\| Finished \| [0-9]{4}-[0-9]{2}-[0-9]{2}T[^|]*\|.*\| State \| done'
+t_nomatch "report.md does not say not finished" "$(cat "$mini/report.md")" 'not finished'
 t_done
