@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,8 @@ static const char *const table_keys[] = { "mode", "key", "on_conflict", "columns
 static const char *const verify_keys[] = { "row_counts", "orphans", "checks" };
 static const char *const tolerance_keys[] = { "tolerance" };
 static const char *const check_keys[] = { "name", "sql", "expect" };
-static const char *const notify_keys[] = { "url_env", "format", "events", "secret_env" };
+static const char *const notify_keys[] = { "url_env", "format", "events", "secret_env", "events_url_env",
+	"timeout", "connect_timeout", "backoff", "max_attempts" };
 static const char *const checklist_keys[] = { "before", "after" };
 static const char *const budget_keys[] = {
 	"preflight", "backup", "staging", "maintenance", "migrate", "sync", "verify",
@@ -1507,6 +1509,10 @@ load_notify(struct loader *L, const struct ynode *v)
 		struct plan_notify *nt = &p->notify[p->nnotify++];
 		nt->mark = e->mark;
 		nt->format = PLAN_NOTIFY_GENERIC;
+		nt->timeout_ms = 10000;
+		nt->connect_timeout_ms = 5000;
+		nt->backoff_ms = 1000;
+		nt->max_attempts = 10;
 		map_scan(L, e, np, notify_keys, RB_ARRAY_LEN(notify_keys));
 		const struct ynode *f;
 		const char *s;
@@ -1530,12 +1536,16 @@ load_notify(struct loader *L, const struct ynode *v)
 			fp = path_key(np, "events");
 			if (want_seq(L, f, fp, "a list of event names")) {
 				if (f->nkids == 0)
-					diag_found(L, f, fp, "at least one event name (leave events out for all events)");
+					diag_found(L, f, fp, "at least one event name (leave events out for the default set)");
 				for (size_t j = 0; j < f->nkids; j++) {
 					char *ep = path_index(fp, j);
-					if (want_enum(L, f->kids[j], ep, event_names, RB_ARRAY_LEN(event_names), &x) &&
-					    !strlist_contains(&nt->events, event_names[x]))
-						strlist_push(&nt->events, event_names[x]);
+					if (want_enum(L, f->kids[j], ep, event_names, RB_ARRAY_LEN(event_names), &x)) {
+						if (strcmp(event_names[x], "progress") == 0)
+							diag_found(L, f->kids[j], ep, "an event name other than progress (progress is "
+							           "not journaled and comes many times a second)");
+						else if (!strlist_contains(&nt->events, event_names[x]))
+							strlist_push(&nt->events, event_names[x]);
+					}
 					free(ep);
 				}
 			}
@@ -1545,6 +1555,40 @@ load_notify(struct loader *L, const struct ynode *v)
 			fp = path_key(np, "secret_env");
 			if ((s = want_env_var(L, f, fp)))
 				nt->secret_env = xstrdup(s);
+			if (s && nt->format != PLAN_NOTIFY_GENERIC)
+				diag_found(L, f, fp, "no secret_env for this format (only generic payloads are signed)");
+			free(fp);
+		}
+		if ((f = map_get(e, "events_url_env", NULL))) {
+			fp = path_key(np, "events_url_env");
+			if ((s = want_env_var(L, f, fp)))
+				nt->events_url_env = xstrdup(s);
+			if (s && nt->format != PLAN_NOTIFY_PAGERDUTY)
+				diag_found(L, f, fp, "no events_url_env for this format (it names the PagerDuty Events API URL; "
+				           "url_env holds the URL of other formats)");
+			free(fp);
+		}
+		static const struct { const char *key; size_t off; } durs[] = {
+			{ "timeout", offsetof(struct plan_notify, timeout_ms) },
+			{ "connect_timeout", offsetof(struct plan_notify, connect_timeout_ms) },
+			{ "backoff", offsetof(struct plan_notify, backoff_ms) },
+		};
+		for (size_t k = 0; k < RB_ARRAY_LEN(durs); k++) {
+			if ((f = map_get(e, durs[k].key, NULL))) {
+				fp = path_key(np, durs[k].key);
+				int64_t ms;
+				if (want_duration(L, f, fp, &ms)) {
+					if (ms > 3600000)
+						diag_found(L, f, fp, "a duration of at most 1h");
+					else
+						*(int64_t *)((char *)nt + durs[k].off) = ms;
+				}
+				free(fp);
+			}
+		}
+		if ((f = map_get(e, "max_attempts", NULL))) {
+			fp = path_key(np, "max_attempts");
+			want_int(L, f, fp, 1, 100, "a whole number from 1 to 100", &nt->max_attempts);
 			free(fp);
 		}
 		free(np);
@@ -1805,9 +1849,11 @@ normalised(const struct plan *p)
 	json_t *notify = json_array();
 	for (size_t i = 0; i < p->nnotify; i++) {
 		const struct plan_notify *nt = &p->notify[i];
-		json_array_append_new(notify, json_pack("{s:o, s:s, s:o, s:o}", "url_env", jstr(nt->url_env),
-			"format", plan_notify_format_name(nt->format), "events", jlist(&nt->events),
-			"secret_env", jstr(nt->secret_env)));
+		json_array_append_new(notify, json_pack("{s:o, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:i}", "url_env",
+			jstr(nt->url_env), "format", plan_notify_format_name(nt->format), "events", jlist(&nt->events),
+			"secret_env", jstr(nt->secret_env), "events_url_env", jstr(nt->events_url_env),
+			"timeout_ms", (json_int_t)nt->timeout_ms, "connect_timeout_ms", (json_int_t)nt->connect_timeout_ms,
+			"backoff_ms", (json_int_t)nt->backoff_ms, "max_attempts", nt->max_attempts));
 	}
 	json_object_set_new(o, "notify", notify);
 	json_object_set_new(o, "checklist", json_pack("{s:o, s:o}", "before", jlist(&p->checklist_before),
@@ -1881,6 +1927,7 @@ plan_free(struct plan *p)
 	for (size_t i = 0; i < p->nnotify; i++) {
 		free(p->notify[i].url_env);
 		free(p->notify[i].secret_env);
+		free(p->notify[i].events_url_env);
 		strlist_free(&p->notify[i].events);
 	}
 	free(p->notify);

@@ -111,10 +111,15 @@ struct plan_verify {
 enum plan_notify_format { PLAN_NOTIFY_SLACK, PLAN_NOTIFY_GENERIC, PLAN_NOTIFY_PAGERDUTY };
 
 struct plan_notify {
-	char                   *url_env;     /* for pagerduty: variable with the routing key */
+	char                   *url_env;        /* for pagerduty: variable with the routing key */
 	enum plan_notify_format format;
-	struct strlist          events;      /* empty means all */
-	char                   *secret_env;  /* may be NULL */
+	struct strlist          events;         /* empty: NOTIFY_DEFAULT_EVENTS (core/notify.h) */
+	char                   *secret_env;     /* may be NULL; generic only */
+	char                   *events_url_env; /* may be NULL; pagerduty only: the Events API URL */
+	int64_t                 timeout_ms;     /* per attempt, total; default 10 s */
+	int64_t                 connect_timeout_ms; /* default 5 s */
+	int64_t                 backoff_ms;     /* the first retry's delay; default 1 s */
+	int                     max_attempts;   /* default 10 */
 	struct plan_mark        mark;
 };
 
