@@ -287,6 +287,7 @@ struct deployer {
 	json_t                  *blockers;   /* the latest blockers seen (array), or NULL */
 	long long                wait_since; /* monotonic ms the current statement started waiting, 0 */
 	bool                     ctl_lost;
+	bool                     in_tx;      /* a timed batch's transaction is open on purpose */
 	/* Filled for the migration that stopped the deploy. */
 	const char              *stopped_at;
 	int                      stopped_stmt;
@@ -677,7 +678,7 @@ send_and_wait(struct deployer *d, const char *mig, const char *sql, int stmt_bas
 	}
 	d->wait_since = 0;
 	PQfreeCancel(cancel);
-	if (!out->lost && PQtransactionStatus(d->work) != PQTRANS_IDLE) {
+	if (!out->lost && !d->in_tx && PQtransactionStatus(d->work) != PQTRANS_IDLE) {
 		/*
 		 * BEGIN without COMMIT: what ran since would be lost when the connection closes, while
 		 * its row (written on the lock connection) said applied. Roll it back and say so.
@@ -800,6 +801,40 @@ ctl_alive(struct deployer *d)
 }
 
 /*
+ * A batch as opts->timed_batch asks (see deploy.h): BEGIN, each statement on its own with its
+ * "done" step and real duration, COMMIT. *out as send_and_wait() would fill it for the batch:
+ * done counts the statements that completed; on a failure the transaction is rolled back, so
+ * nothing of the script remains (as in a batch).
+ */
+static void
+send_batch_timed(struct deployer *d, const struct mig_local *m, const struct lint_result *lr, struct sent *out)
+{
+	int n = (int)lr->n_stmts;
+	d->in_tx = true;
+	send_and_wait(d, m->name, "BEGIN", 0, n, false, out);
+	int done = 0;
+	for (int k = 0; k < n && !out->failed; k++) {
+		sent_clear(out);
+		long long t0 = time_monotonic_ms();
+		send_and_wait(d, m->name, lr->stmts[k].text, k, n, false, out);
+		if (!out->failed) {
+			emit_statement(d, m->name, k + 1, n, lr->stmts[k].line, "done", time_monotonic_ms() - t0, NULL);
+			done++;
+		}
+	}
+	if (!out->failed) {
+		sent_clear(out);
+		send_and_wait(d, m->name, "COMMIT", n > 0 ? n - 1 : 0, n, false, out);
+		if (out->failed && done > 0)
+			done--;   /* reported at the last statement: COMMIT checks deferred constraints */
+	}
+	d->in_tx = false;
+	if (out->failed && !out->lost && PQtransactionStatus(d->work) != PQTRANS_IDLE)
+		PQclear(PQexec(d->work, "ROLLBACK"));
+	out->done = done;
+}
+
+/*
  * Stops a migration before its statement k+1 (0-based k) because the operator cancelled or the
  * lock connection is gone. Nothing ran yet: provably nothing applied; otherwise it is failed.
  */
@@ -860,6 +895,8 @@ run_migration(struct deployer *d, const struct mig_local *m, const struct lint_r
 			struct sent s;
 			if (st)
 				send_and_wait(d, m->name, st->text, k, n, false, &s);
+			else if (d->o->timed_batch && atomic && n > 0)
+				send_batch_timed(d, m, lr, &s);
 			else
 				send_and_wait(d, m->name, m->sql, 0, n, true, &s);
 			long long ms = time_monotonic_ms() - t0;

@@ -70,6 +70,13 @@ struct deploy_opts {
 	 */
 	const struct strlist *expect_pending;
 	const char *who;             /* who runs it ($USER), for the journal; may be NULL */
+	/*
+	 * Staging's rehearsal: a script that runs as one batch runs as BEGIN, each statement sent on
+	 * its own, COMMIT instead: the same single transaction (a failure leaves nothing), but each
+	 * statement's "done" step carries its real duration. In a simple-query batch the server sends
+	 * the results together at the end, so only the script's total is real there.
+	 */
+	bool        timed_batch;
 };
 
 /*

@@ -614,7 +614,8 @@ staging_run(const struct plan *p, const struct staging_opts *o, struct rb_ctx *c
 		events_subscribe(bus, events_relay_fn, &r);
 		struct rb_ctx dctx = { .bus = bus, .cancel = ctx->cancel };
 		/* The typed "replace" covers dangerous migrations on the copy: it is thrown away next time. */
-		struct deploy_opts dopts = { .env = s.env, .confirm = dphrase, .backup_ok = true, .who = o->who };
+		struct deploy_opts dopts = { .env = s.env, .confirm = dphrase, .backup_ok = true, .who = o->who,
+		                            .timed_batch = true };
 		bool dok = deploy_run(p, &dopts, &dctx, NULL, err);
 		events_free(bus);
 		free(dphrase);

@@ -82,11 +82,22 @@ t_eq "backup flagged over budget" "$(printf '%s' "$out" | jq -r '.stages[] | sel
 t_eq "preflight has no budget" "$(printf '%s' "$out" | jq -r '.stages[] | select(.stage == "preflight") | "\(.budget_ms) \(.over_budget)"')" \
 	"null false"
 RUN1=$(printf '%s' "$out" | jq -r .run_id)
+BK1=$(printf '%s' "$out" | jq -r '.stages[] | select(.stage == "backup") | .result.path')
 t_run 0 "report of the tight run" "$PGRUNBOOK" report "$RUN1"
 t_match "the report flags the backup stage" "$out" '^\| backup \| done \| .* \| 1ms \*\*over budget\*\* \| '
 t_match "the over_budget record is listed" "$out" '\| backup \| over budget \| backup took '
 "$PGRUNBOOK" run --plan "$P1" >"$T_TMP/tight.out" 2>&1
 t_match "text mode: OVER BUDGET after the backup" "$(cat "$T_TMP/tight.out")" 'time: .* of 1ms  OVER BUDGET'
+# The run's own backup damaged after the run: resume re-checks it (not some later backup) and says so.
+t_match "the tight run's backup is a file" "$BK1" '\.dump$'
+printf 'x' >>"$BK1"
+t_run 3 "resume of a run whose backup was damaged (stops at staging again)" "$PGRUNBOOK" resume "$RUN1" --headless
+t_match "resume says the run's backup no longer counts, and why" "$out$err" \
+	"the run's backup ${BK1//./\\.} no longer counts: .*(SHA-256|checksum|size)"
+t_nomatch "it is not reported intact" "$out" "still verified and intact"
+rm -f "$BK1"
+t_run 3 "resume of a run whose backup was deleted" "$PGRUNBOOK" resume "$RUN1" --headless
+t_match "resume says the deleted backup no longer counts" "$out$err" "the run's backup ${BK1//./\\.} no longer counts"
 
 # --- 2. resume with the phrases: staging, the freeze, migrate, then the sync diff waits for review ---
 t_run 3 "resume --headless runs on to the sync review" "$PGRUNBOOK" resume "$RUN" --headless \

@@ -36,6 +36,8 @@ for d in base migs lock fail; do mig "$d" 20250101000000_init "$INIT"; done
 mig migs 20250201000000_add_sku 'ALTER TABLE "Product" ADD COLUMN sku text NOT NULL DEFAULT md5(random()::text);
 UPDATE "Product" SET sku = '"'P'"' || id;'
 mig migs 20250202000000_sku_index 'CREATE INDEX product_sku_idx ON "Product" (sku);'
+mig migs 20250203000000_timed 'SELECT 1;
+SELECT pg_sleep(0.5);'
 mig lock 20250301000000_slow 'SELECT pg_sleep(2);'
 mig lock 20250302000000_note 'ALTER TABLE "Product" ADD COLUMN note text;'
 mig fail 20250401000000_broken 'ALTER TABLE "Product" ADD COLUMN ok_col int;
@@ -105,7 +107,7 @@ oid_before=$(stg_oid)
 t_run 3 "without --confirm: exit 3" "$PGRUNBOOK" staging --plan "$W/plan.yaml"
 t_match "names the backup" "$out" "backup: +$archive \\(database $PROD"
 t_match "names the database replaced" "$out" "replaces: +database $STG of staging"
-t_match "lists the pending migrations" "$out" "pending: +2 migrations on the target"
+t_match "lists the pending migrations" "$out" "pending: +3 migrations on the target"
 t_match "  ... by name" "$out" '^ +20250202000000_sku_index$'
 t_match "says how to go ahead" "$out" "--confirm \"replace $STG\""
 t_match "says nothing was changed" "$out" 'nothing was changed'
@@ -128,7 +130,7 @@ t_eq "staging was replaced (a new database under its name)" "$([ "$(stg_oid)" !=
 t_eq "the marker is gone (prod has none)" "$(t_sql "select count(*) from pg_class where relname = 'staging_marker'" "$STG")" 0
 t_eq "no copy left under its temporary name" "$(copies)" 0
 t_eq "staging: the release's migrations applied on prod's" "$(migs_of "$STG")" \
-	"20250101000000_init 20250201000000_add_sku 20250202000000_sku_index"
+	"20250101000000_init 20250201000000_add_sku 20250202000000_sku_index 20250203000000_timed"
 t_eq "staging holds prod's rows" "$(t_sql "select count(*) || ' ' || sum(id) from \"Product\"" "$STG")" \
 	"$(t_sql "select count(*) || ' ' || sum(id) from \"Product\"" "$PROD")"
 t_eq "  ... and units" "$(sum_of "$STG" Unit)" "$(sum_of "$PROD" Unit)"
@@ -140,16 +142,18 @@ t_eq "prod untouched (rows and migrations)" "$(prod_state)" "$prod_before"
 t_eq "prod has no sku column" "$(t_sql "select count(*) from information_schema.columns where column_name = 'sku'" "$PROD")" 0
 
 # Timings: every statement measured; the estimate is their sum.
-t_eq "two migrations timed" "$(printf '%s' "$R" | jq -c '[.migrations[] | .name + ":" + .state]')" \
-	'["20250201000000_add_sku:applied","20250202000000_sku_index:applied"]'
-# A script runs as one batch: the server sends its statements' results when the script ends, so
-# the first statement carries most of the time; every migration's own time is exact.
+t_eq "three migrations timed" "$(printf '%s' "$R" | jq -c '[.migrations[] | .name + ":" + .state]')" \
+	'["20250201000000_add_sku:applied","20250202000000_sku_index:applied","20250203000000_timed:applied"]'
+# Each statement is sent on its own inside the script's one transaction: its own time is real (a
+# simple-query batch would deliver every result at the end, the time all on the first).
 t_eq "every statement has ms >= 0 and its line" \
-	"$(printf '%s' "$R" | jq -c '[.migrations[].statements[] | select(.ms >= 0) | .line]')" '[1,2,1]'
-t_eq "every migration (and its first statement) has ms > 0" \
-	"$(printf '%s' "$R" | jq '[.migrations[] | select(.ms > 0 and .statements[0].ms > 0)] | length')" 2
+	"$(printf '%s' "$R" | jq -c '[.migrations[].statements[] | select(.ms >= 0) | .line]')" '[1,2,1,1,2]'
+t_eq "every migration has ms > 0" \
+	"$(printf '%s' "$R" | jq '[.migrations[] | select(.ms > 0)] | length')" 3
+t_eq "each statement's own time: SELECT 1 quick, then pg_sleep(0.5) at least 500 ms" \
+	"$(printf '%s' "$R" | jq -c '.migrations[2].statements | [.[0].ms < 400, .[1].ms >= 500]')" '[true,true]'
 t_eq "a migration's ms is its statements' sum" \
-	"$(printf '%s' "$R" | jq '[.migrations[] | select(.ms == ([.statements[].ms] | add))] | length')" 2
+	"$(printf '%s' "$R" | jq '[.migrations[] | select(.ms == ([.statements[].ms] | add))] | length')" 3
 t_eq "the estimate is the sum of the statements" \
 	"$(printf '%s' "$R" | jq '.estimate.migrate_ms == ([.migrations[].statements[].ms] | add)')" true
 t_eq "  ... complete, and lock waits summed too" \
