@@ -128,26 +128,13 @@ print_event(const struct rb_event *ev, void *userdata)
 }
 
 /* An elapsed time for people: "850 ms", "12.4 s", "3 min 05 s", "1 h 02 min". */
-static void
-format_ms(long long ms, char *out, size_t outlen)
-{
-	if (ms < 1000)
-		snprintf(out, outlen, "%lld ms", ms < 0 ? 0 : ms);
-	else if (ms < 60000)
-		snprintf(out, outlen, "%.1f s", (double)ms / 1000.0);
-	else if (ms < 3600000)
-		snprintf(out, outlen, "%lld min %02lld s", ms / 60000, (ms / 1000) % 60);
-	else
-		snprintf(out, outlen, "%lld h %02lld min", ms / 3600000, (ms / 60000) % 60);
-}
-
 /* Journals and prints a stage's time against its budget. */
 static void
 stage_timing(struct runner *r, enum plan_stage s, long long ms, json_t *entry)
 {
 	int64_t budget = r->plan->budget_ms[s];
 	char el[32], bd[32];
-	format_ms(ms, el, sizeof el);
+	time_format_elapsed(ms, el, sizeof el);
 	json_object_set_new(entry, "ms", json_integer(ms));
 	json_object_set_new(entry, "budget_ms", budget > 0 ? json_integer(budget) : json_null());
 	bool over = budget > 0 && ms > budget;
@@ -230,8 +217,8 @@ do_staging(struct runner *r, json_t *entry, struct rb_error *err)
 		json_t *est = json_object_get(res, "estimate");
 		if (ok && est && !r->o->json) {
 			char m[32], l[32];
-			format_ms(json_integer_value(json_object_get(est, "migrate_ms")), m, sizeof m);
-			format_ms(json_integer_value(json_object_get(est, "lock_wait_ms")), l, sizeof l);
+			time_format_elapsed(json_integer_value(json_object_get(est, "migrate_ms")), m, sizeof m);
+			time_format_elapsed(json_integer_value(json_object_get(est, "lock_wait_ms")), l, sizeof l);
 			printf("  migrate estimate for %s: %s, of which %s waiting for locks (measured on staging)\n",
 			       r->plan->target, m, l);
 		}
@@ -478,7 +465,7 @@ run_end(struct runner *r, int code, enum plan_stage stopped, bool any)
 	bool over_total = r->plan->budget_total_ms > 0 && total > r->plan->budget_total_ms;
 	if (over_total) {
 		char el[32], bd[32];
-		format_ms(total, el, sizeof el);
+		time_format_elapsed(total, el, sizeof el);
 		plan_format_duration(r->plan->budget_total_ms, bd, sizeof bd);
 		json_t *d = json_pack("{s:s, s:I, s:I}", "stage", "total", "elapsed_ms", (json_int_t)total, "budget_ms",
 		                      (json_int_t)r->plan->budget_total_ms);
@@ -510,7 +497,7 @@ run_end(struct runner *r, int code, enum plan_stage stopped, bool any)
 		cli_print_json(o);
 	} else {
 		char el[32], bd[32];
-		format_ms(total, el, sizeof el);
+		time_format_elapsed(total, el, sizeof el);
 		if (r->plan->budget_total_ms > 0) {
 			plan_format_duration(r->plan->budget_total_ms, bd, sizeof bd);
 			printf("\ntotal time: %s of %s%s\n", el, bd, over_total ? "  OVER BUDGET" : "");
@@ -637,6 +624,7 @@ cmd_run(int argc, char **argv)
 	code = run_stages(&r, PLAN_STAGE_PREFLIGHT, &stopped);
 	cli_cancel_end();
 	code = run_end(&r, code, stopped, true);
+	cli_notify_detach();
 	journal_close(r.j);
 	events_free(r.bus);
 	runner_free(&r);
@@ -804,6 +792,7 @@ cli_run_resume(int argc, char **argv)
 		return code;
 	}
 	journal_attach(r.j, r.bus);
+	cli_notify_attach(plan, r.j, r.bus, true, false);
 	events_subscribe(r.bus, print_event, &r);
 	r.ctx = (struct rb_ctx){ .bus = r.bus, .cancel = cli_cancel_begin() };
 	/* The total counts from the run's start, not this invocation's (the budget is the run's). */
@@ -832,6 +821,7 @@ cli_run_resume(int argc, char **argv)
 	}
 	cli_cancel_end();
 	code = run_end(&r, code, stopped, true);
+	cli_notify_detach();
 	journal_close(r.j);
 	events_free(r.bus);
 	runner_free(&r);

@@ -110,6 +110,8 @@ cli_wizard_run(const char *plan_path, const char *run)
 	} else {
 		wz->app = app;
 		events_subscribe(bus, wizard_on_event, wz);
+		/* after the wizard: the notifier's warnings (a variable not set) reach its log pane */
+		wz->notifier = cli_notify_attach(plan, j, bus, false, !resumed);
 		events_log(bus, LOG_LEVEL_INFO, NULL, "wizard %s", resumed ? "resumed" : "opened");
 		int first = wizard_gate(wz, wz->current);
 		wz->current = first;
@@ -129,6 +131,9 @@ cli_wizard_run(const char *plan_path, const char *run)
 		events_unsubscribe(bus, wizard_on_event, wz);
 		wz->app = NULL;
 	}
+	/* the terminal is back: the notifier's last deliveries and its line are seen */
+	wz->notifier = NULL;
+	cli_notify_detach();
 	events_free(bus);
 	struct rb_error jerr = {0};
 	if (journal_failed(j, &jerr)) {

@@ -25,6 +25,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_staging(int argc, char **argv);
 int cmd_maintenance(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_notify(int argc, char **argv);
 /* `pgrunbook --plan FILE [--run RUN]` (argv[0] is the program) and `pgrunbook resume [RUN]`. */
 int cmd_wizard(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
@@ -64,8 +65,29 @@ struct journal *cli_run_open(const struct plan *plan, struct events *bus, int *c
  */
 int cli_run_finish(struct journal *j, struct events *bus, int code, const char *message,
                    struct rb_error *jerr);
-/* After the command's output: where the run is journaled, or why its journal failed (stderr). */
+/*
+ * After the command's output: where the run is journaled, or why its journal failed (stderr);
+ * then cli_notify_detach().
+ */
 void cli_run_report(const struct journal *j, const struct rb_error *jerr);
+
+struct notifier;
+/*
+ * Starts the plan's webhook notifier (core/notify.h) for run j, subscribed to bus after the
+ * journal; nothing when the plan has no notify endpoints. Its warnings (a variable that is not
+ * set) are logged on the bus, and with echo printed to stderr too (for a command whose printer
+ * subscribes later). new_run: j was just created, so the notifier gets its run_started (which
+ * journal_create() wrote before anyone could subscribe). Returns it, or NULL (none, or it could not start: a warning on the
+ * bus says why; the run goes on without notifications). cli_run_open() calls it.
+ */
+struct notifier *cli_notify_attach(const struct plan *plan, struct journal *j, struct events *bus, bool echo,
+                                   bool new_run);
+/*
+ * Gives the deliveries that are due notify_drain_ms() to go, stops the notifier and prints one
+ * line to stderr ("notify: 5 sent, 0 pending, 0 failed", and the flush command when messages are
+ * left). Idempotent; nothing when no notifier is attached.
+ */
+void cli_notify_detach(void);
 
 /*
  * Installs SIGINT/SIGTERM handlers that set the returned flag (pass it as rb_ctx.cancel); a second

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/notify.h"
 
 struct plan *
 cli_load_plan(const char *path)
@@ -105,7 +106,79 @@ cli_run_open(const struct plan *plan, struct events *bus, int *code)
 		return NULL;
 	}
 	journal_attach(j, bus);
+	cli_notify_attach(plan, j, bus, true, true);
 	return j;
+}
+
+/* The command's notifier: one run per process (the wizard's or a headless command's). */
+static struct notifier *cli_notifier;
+static int64_t cli_notifier_drain_ms;
+static char *cli_notifier_run;
+
+/* Subscribed instead of notifier_event_fn itself: after cli_notify_detach() events go nowhere, and
+ * nothing needs the bus (some commands free it before their last report). */
+static void
+cli_notify_event(const struct rb_event *ev, void *userdata)
+{
+	(void)userdata;
+	if (cli_notifier)
+		notifier_event_fn(ev, cli_notifier);
+}
+
+struct notifier *
+cli_notify_attach(const struct plan *plan, struct journal *j, struct events *bus, bool echo, bool new_run)
+{
+	if (plan->nnotify == 0 || cli_notifier != NULL)
+		return cli_notifier;
+	struct strlist warnings = {0};
+	struct rb_error err = {0};
+	cli_notifier = notifier_start(plan, journal_dir(j), journal_run_id(j), util_user_name(), &warnings, &err);
+	for (size_t i = 0; i < warnings.len; i++) {
+		events_log(bus, LOG_LEVEL_WARN, NULL, "%s", warnings.items[i]);
+		if (echo)
+			fprintf(stderr, "pgrunbook: warning: %s\n", warnings.items[i]);
+	}
+	strlist_free(&warnings);
+	if (cli_notifier == NULL) {
+		events_log(bus, LOG_LEVEL_WARN, NULL, "webhook notifications are off for this run: %s",
+		           err.message ? err.message : "the notifier could not start");
+		if (echo)
+			fprintf(stderr, "pgrunbook: warning: webhook notifications are off for this run: %s\n",
+			        err.message ? err.message : "the notifier could not start");
+		rb_error_clear(&err);
+		return NULL;
+	}
+	events_subscribe(bus, cli_notify_event, NULL);
+	if (new_run) {
+		/* journal_create() wrote run_started before the notifier existed: the notifier alone gets it */
+		json_t *d = json_pack("{s:s, s:s, s:s}", "plan", plan->name, "target", plan->target, "user",
+		                      util_user_name());
+		struct rb_event ev = { .type = EV_RUN_STARTED, .message = plan->name, .level = LOG_LEVEL_INFO, .data = d };
+		notifier_event_fn(&ev, cli_notifier);
+		json_decref(d);
+	}
+	cli_notifier_drain_ms = notify_drain_ms(plan);
+	cli_notifier_run = xstrdup(journal_run_id(j));
+	return cli_notifier;
+}
+
+void
+cli_notify_detach(void)
+{
+	if (cli_notifier == NULL)
+		return;
+	struct notifier *n = cli_notifier;
+	cli_notifier = NULL;
+	struct notify_counts c = {0};
+	notifier_stop(n, cli_notifier_drain_ms, &c);
+	fprintf(stderr, "notify: %u sent, %u pending, %u failed", c.sent, c.pending, c.failed);
+	if (c.failing_endpoints > 0)
+		fprintf(stderr, "; %u of %u endpoints failing", c.failing_endpoints, c.endpoints);
+	if (c.pending > 0 || c.failed > 0)
+		fprintf(stderr, "; deliver the rest with: pgrunbook notify flush %s", cli_notifier_run);
+	fputc('\n', stderr);
+	free(cli_notifier_run);
+	cli_notifier_run = NULL;
 }
 
 int
@@ -124,16 +197,20 @@ cli_run_finish(struct journal *j, struct events *bus, int code, const char *mess
 void
 cli_run_report(const struct journal *j, const struct rb_error *jerr)
 {
-	if (j == NULL)
+	if (j == NULL) {
+		cli_notify_detach();
 		return;
+	}
 	if (jerr->message) {
 		char *m = xasprintf("the journal of run %s could not be written: %s", journal_run_id(j), jerr->message);
 		struct rb_error e = { .message = m, .detail = jerr->detail, .hint = jerr->hint };
 		cli_print_error(&e);
 		free(m);
+		cli_notify_detach();
 		return;
 	}
 	fprintf(stderr, "run %s: journaled in %s\n", journal_run_id(j), journal_dir(j));
+	cli_notify_detach();
 }
 
 bool

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -35,6 +37,8 @@ static const struct command commands[] = {
 	  "undo a run's changes: down SQL when provably enough, else restore the backup and swap names" },
 	{ "verify",    cmd_verify,    "verify [snapshot] --plan FILE [--env NAME] [--baseline SNAP | --out SNAP] [--json]",
 	  "check row counts, orphans, INVALID indexes, NOT VALID constraints and custom checks" },
+	{ "notify",    cmd_notify,    "notify test --plan FILE [--json] | notify flush [RUN] [--wait SECONDS] [--json]",
+	  "send a test event to each webhook; deliver what a run left in its outbox" },
 	{ "runs",      cmd_runs,      "runs [--json]",
 	  "list runs (id, plan, started, last stage, state)" },
 	{ "report",    cmd_report,    "report RUN [--out FILE]",
@@ -73,6 +77,11 @@ main(int argc, char **argv)
 {
 	setlocale(LC_ALL, "");
 	signal(SIGPIPE, SIG_IGN);
+	/* once, before any thread: the webhook notifier's sender thread uses libcurl */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		fputs("pgrunbook: libcurl could not be initialised\n", stderr);
+		return RB_EXIT_USAGE;
+	}
 
 	if (argc < 2) {
 		usage(stderr);

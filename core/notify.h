@@ -55,8 +55,9 @@
  *   slack     {"text": one line (plan, stage, result, duration, who), "blocks": [a header section
  *              and a fields section: Plan, Environment, Stage, Result, Duration, Who, Run]}
  *   pagerduty Events API v2: stage_failed and confirm_needed trigger (severity error / warning),
- *             rollback_done and run_finished with state done resolve; dedup_key "pgrunbook-<run_id>"
- *             for the whole run; other events are not sent to a pagerduty endpoint.
+ *             rollback_done and run_finished with state done resolve (a rollback_done with "ok": false
+ *             triggers, severity error); dedup_key "pgrunbook-<run_id>" for the whole run; other
+ *             events are not sent to a pagerduty endpoint.
  */
 #ifndef PGRUNBOOK_NOTIFY_H
 #define PGRUNBOOK_NOTIFY_H

@@ -67,28 +67,13 @@ md_code(struct strbuf *sb, const char *s, bool in_table)
 		md_inline(sb, s);
 }
 
-static void
-format_elapsed(long long ms, char *out, size_t outlen)
-{
-	if (ms < 0)
-		ms = 0;
-	if (ms < 1000)
-		snprintf(out, outlen, "%lld ms", ms);
-	else if (ms < 60 * 1000)
-		snprintf(out, outlen, "%.1f s", (double)ms / 1000.0);
-	else if (ms < 3600 * 1000LL)
-		snprintf(out, outlen, "%lld min %02lld s", ms / 60000, (ms / 1000) % 60);
-	else
-		snprintf(out, outlen, "%lld h %02lld min", ms / 3600000, (ms / 60000) % 60);
-}
-
 static bool
 elapsed_between(const char *from, const char *to, char *out, size_t outlen)
 {
 	long long a, b;
 	if (!time_parse_rfc3339(from, &a) || !time_parse_rfc3339(to, &b))
 		return false;
-	format_elapsed(b - a, out, outlen);
+	time_format_elapsed(b - a, out, outlen);
 	return true;
 }
 
@@ -1174,8 +1159,8 @@ render_staging(struct strbuf *sb, const struct run_state *st)
 	if (!json_is_object(est))
 		return;
 	char m[32], l[32];
-	format_elapsed(jint(est, "migrate_ms"), m, sizeof m);
-	format_elapsed(jint(est, "lock_wait_ms"), l, sizeof l);
+	time_format_elapsed(jint(est, "migrate_ms"), m, sizeof m);
+	time_format_elapsed(jint(est, "lock_wait_ms"), l, sizeof l);
 	strbuf_addf(sb, "## Staging rehearsal\n\nThe migrations took %s on ", m);
 	md_code(sb, jstr_or(res, "database", "staging"), false);
 	strbuf_addf(sb, " (%s of it waiting for locks): the estimate for the target.\n\n", l);
@@ -1185,8 +1170,8 @@ render_staging(struct strbuf *sb, const struct run_state *st)
 		return;
 	strbuf_adds(sb, "| Migration | Time | Waiting for locks |\n|---|---:|---:|\n");
 	json_array_foreach(migs, i, mg) {
-		format_elapsed(jint(mg, "ms"), m, sizeof m);
-		format_elapsed(jint(mg, "lock_wait_ms"), l, sizeof l);
+		time_format_elapsed(jint(mg, "ms"), m, sizeof m);
+		time_format_elapsed(jint(mg, "lock_wait_ms"), l, sizeof l);
 		strbuf_adds(sb, "| ");
 		md_cell(sb, jstr_or(mg, "name", "-"));
 		strbuf_addf(sb, " | %s | %s |\n", m, l);

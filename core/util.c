@@ -69,6 +69,7 @@ xstrdup(const char *s)
 char *
 xstrndup(const char *s, size_t n)
 {
+	n = strnlen(s, n);   /* like strndup: never reads past the end of s */
 	char *p = xmalloc(n + 1);
 	memcpy(p, s, n);
 	p[n] = '\0';
@@ -361,6 +362,21 @@ time_parse_rfc3339(const char *s, long long *ms)
 	tm.tm_mon -= 1;
 	*ms = (long long)timegm(&tm) * 1000 + frac;
 	return true;
+}
+
+void
+time_format_elapsed(long long ms, char *out, size_t outlen)
+{
+	if (ms < 0)
+		ms = 0;
+	if (ms < 1000)
+		snprintf(out, outlen, "%lld ms", ms);
+	else if (ms < 60 * 1000)
+		snprintf(out, outlen, "%.1f s", (double)ms / 1000.0);
+	else if (ms < 3600 * 1000LL)
+		snprintf(out, outlen, "%lld min %02lld s", ms / 60000, (ms / 1000) % 60);
+	else
+		snprintf(out, outlen, "%lld h %02lld min", ms / 3600000, (ms / 60000) % 60);
 }
 
 long long

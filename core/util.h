@@ -78,6 +78,8 @@ void time_now_rfc3339(char out[32]);
  * journal write); false when s is not in that form.
  */
 bool time_parse_rfc3339(const char *s, long long *ms);
+/* A duration for people: "850 ms", "12.5 s", "3 min 07 s", "2 h 05 min" (negative: 0 ms). */
+void time_format_elapsed(long long ms, char *out, size_t outlen);
 /* Milliseconds since the epoch, now (wall clock). */
 long long time_now_ms(void);
 /* Milliseconds on a monotonic clock. */

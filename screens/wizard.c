@@ -11,6 +11,7 @@
 
 #include "core/confirm.h"
 #include "core/ctx.h"
+#include "core/notify.h"
 #include "core/preflight.h"
 #include "core/report.h"
 #include "core/util.h"
@@ -54,39 +55,27 @@ wizard_duration(long long ms, char *buf, size_t size)
 	return buf;
 }
 
-/* Seconds since the epoch of an RFC 3339 UTC time ("2026-11-23T15:49:24.123Z"); -1 when unparseable. */
+/* Seconds since the epoch of an RFC 3339 UTC time (time_parse_rfc3339()); -1 when unparseable. */
 static time_t
-parse_rfc3339(const char *s, int *ms_out)
+rfc3339_seconds(const char *s)
 {
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	if (s == NULL)
-		return -1;
-	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (rest == NULL)
-		return -1;
-	int ms = 0;
-	if (*rest == '.')
-		ms = atoi(rest + 1);
-	if (ms_out)
-		*ms_out = ms;
-	return timegm(&tm);
+	long long ms;
+	return time_parse_rfc3339(s, &ms) ? (time_t)(ms / 1000) : (time_t)-1;
 }
 
 static long long
 span_ms(const char *from, const char *to)
 {
-	int ms1 = 0, ms2 = 0;
-	time_t a = parse_rfc3339(from, &ms1), b = parse_rfc3339(to, &ms2);
-	if (a < 0 || b < 0)
+	long long a, b;
+	if (!time_parse_rfc3339(from, &a) || !time_parse_rfc3339(to, &b))
 		return 0;
-	return ((long long)b - a) * 1000 + (ms2 - ms1);
+	return b - a;
 }
 
 char *
 wizard_age(const char *when, char *buf, size_t size)
 {
-	time_t t = parse_rfc3339(when, NULL);
+	time_t t = rfc3339_seconds(when);
 	if (t < 0) {
 		snprintf(buf, size, "at an unknown time");
 		return buf;
@@ -326,7 +315,7 @@ restore(struct wizard *w, const struct run_state *st)
 		if (i >= first_logged && r->type != EV_PROGRESS) {
 			enum tui_log_level lvl;
 			char *text = log_text(r->type, r->stage, r->message, r->level, r->data, &lvl);
-			time_t when = parse_rfc3339(r->ts, NULL);
+			time_t when = rfc3339_seconds(r->ts);
 			if (text)
 				tui_log_add_at(w->log, lvl, when < 0 ? time(NULL) : when, text);
 			free(text);
@@ -729,7 +718,28 @@ draw_header(struct wizard *wz)
 	int rw = tui_text_width(run);
 	if (w - rw > x + 2)
 		put(win, 0, w - rw, run, TUI_ROLE_HEADER);
+	else
+		rw = 0;
 	free(run);
+	if (wz->notifier) {
+		/* the webhook outbox: the long form where it fits, else "notify 4/5" */
+		struct notify_counts c;
+		notifier_counts(wz->notifier, &c);
+		bool bad = c.failed > 0 || c.failing_endpoints > 0;
+		char failed[32] = "";
+		if (c.failed)
+			snprintf(failed, sizeof failed, ", %u failed", c.failed);
+		char *full = xasprintf("notify: %u sent, %u pending%s%s  ", c.sent, c.pending, failed,
+		                       c.failing_endpoints ? ", failing" : "");
+		char *brief = xasprintf("notify %u/%u%s  ", c.sent, c.sent + c.pending + c.failed, bad ? " !" : "");
+		const char *show = w - rw - tui_text_width(full) > x + 1 ? full :
+		                   w - rw - tui_text_width(brief) > x + 1 ? brief : NULL;
+		if (show)
+			put(win, 0, w - rw - tui_text_width(show), show,
+			    bad ? TUI_ROLE_DANGER : c.pending ? TUI_ROLE_WARN : TUI_ROLE_HEADER);
+		free(full);
+		free(brief);
+	}
 
 	x = put(win, 1, 0, " target ", TUI_ROLE_NORMAL);
 	x = put(win, 1, x, wz->plan->target, TUI_ROLE_PROD);

@@ -182,6 +182,7 @@ struct wizard {
 	struct events        *bus;        /* borrowed; the journal and the wizard subscribe to it */
 	const char           *run_id;     /* borrowed from the journal */
 	char                 *exit_note;  /* printed (stderr) by wizard_release(): the freeze left on quit */
+	struct notifier      *notifier;   /* borrowed; NULL without webhooks: the header shows its outbox */
 	struct tui_log       *log;
 
 	struct wiz_entry      entries[PLAN_STAGE_COUNT + 1];

@@ -177,4 +177,37 @@ refrozen=$(grep -n '"kind":"freeze"' "$journal" | grep '"state":"applied"' | gre
 [ -n "$undone" ] && [ -n "$refrozen" ] && [ "$undone" -lt "$refrozen" ] && t_ok "thaw then freeze" ||
 	t_fail "thaw then freeze" "undone at $undone, refrozen at $refrozen"
 
+# --- 5. a restore rollback of a run that is frozen at the sync review: the run's freeze layers stay
+# with the failed database and are journaled as thawed for the target; maintenance off ends the rest ---
+t_sql_do "insert into \"Unit\" (code, name, \"createdAt\") values ('RB_T5', 'run.sh unit', now())" "$SRC"
+mkdir -p "$D/plan/demo/prisma/migrations/20991231000000_t5_note"
+printf 'ALTER TABLE "Unit" ADD COLUMN "t5Note" text;\n' >"$D/plan/demo/prisma/migrations/20991231000000_t5_note/migration.sql"
+t_run 3 "run 3 stops frozen at the sync review" "$PGRUNBOOK" run --plan "$P" --confirm "replace $STG" \
+	--confirm "freeze $TGT" --json
+RUN3=$(printf '%s' "$out" | jq -r .run_id)
+t_eq "run 3 waits at the sync review" "$(printf '%s' "$out" | jq -r .stopped_at)" "sync"
+t_match "the target is frozen by run 3" "$(freeze_state)" '^0 default_transaction_read_only=on on$'
+t_run 0 "restore rollback of run 3" "$PGRUNBOOK" rollback --plan "$P" --run "$RUN3" --restore \
+	--confirm "restore $TGT" --json
+RB=$(printf '%s' "$out" | jq -r .run_id)
+t_eq "the restored target opens: connections, no read-only default, the app flag as in the backup" \
+	"$(freeze_state)" "-1 none off"
+failed=$(t_sql "select datname from pg_database where datname like '${TGT}\_failed\_%' order by oid desc limit 1" postgres)
+t_match "the failed database keeps the freeze" "$(freeze_state "$failed")" '^0 default_transaction_read_only=on on$'
+rbj=$(find "$XDG_STATE_HOME" -path "*$RB*" -name journal.jsonl | head -1)
+t_eq "the rollback journals the run's layers on the database as thawed by the restore" \
+	"$(jq -r 'select(.type == "step" and .data.kind == "thaw") | .data.layer + ":" + .data.state' "$rbj" | sort | paste -sd' ')" \
+	"block:undone marker:undone read_only:undone"
+t_run 0 "maintenance status after the rollback" "$PGRUNBOOK" maintenance status --plan "$P" --json
+t_eq "no layer on the restored database; the app's hook is still to undo (run 3's)" \
+	"$(printf '%s' "$out" | jq -c '[.frozen, .layers_in_place, .pending_layers, .run]')" "[true,[],[\"hook_sql\"],\"$RUN3\"]"
+t_run 0 "maintenance off ends what is left of run 3's freeze (the hook)" "$PGRUNBOOK" maintenance off --plan "$P" \
+	--run "$RUN3" --json
+t_eq "still open afterwards" "$(freeze_state)" "-1 none off"
+t_run 0 "maintenance status after the thaw" "$PGRUNBOOK" maintenance status --plan "$P" --json
+t_eq "not frozen any more" "$(printf '%s' "$out" | jq -r .frozen)" "false"
+t_eq "the restored target has no t5Note column (the backup's schema)" \
+	"$(t_sql "select count(*) from information_schema.columns where column_name = 't5Note'" "$TGT")" 0
+[ -n "$failed" ] && t_sql_do "drop database \"$failed\"" postgres
+
 t_done

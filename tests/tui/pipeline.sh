@@ -18,6 +18,7 @@ app=""
 cleanup() {
 	tmux -L "$sock" kill-server >/dev/null 2>&1
 	[ -n "$app" ] && kill "$app" 2>/dev/null
+	[ -n "${hookd:-}" ] && kill "$hookd" 2>/dev/null
 	"$PGRUNBOOK" demo --stop --dir "$D" >/dev/null 2>&1
 }
 trap cleanup EXIT
@@ -329,15 +330,29 @@ expect "Esc: nothing ran" 'staging: cancelled at the confirmation; nothing ran'
 keys q
 expect "q quits" 'wizard finished: 0'
 
-# --- a wizard run with every stage done is recorded finished, and its report.md says so ---
+# --- a wizard run with every stage done is recorded finished, and its report.md says so; its
+# webhook (a real listener on loopback) gets the events, and the top line shows the outbox ---
+"$top_builddir/tests/harness/webhookd" --port-file "$T_TMP/hook.port" --log "$T_TMP/hook.log" \
+	--route /ok=200 2>/dev/null &
+hookd=$!
+for _ in $(seq 1 100); do [ -s "$T_TMP/hook.port" ] && break; sleep 0.05; done
+export MINI_HOOK="http://127.0.0.1:$(cat "$T_TMP/hook.port")/ok"
 cat >"$T_TMP/mini.yaml" <<EOF
 name: mini release
 environments:
   prod: { conninfo: "$CI dbname=shop_prod" }
 target: prod
+notify:
+  - { url_env: MINI_HOOK, backoff: 100ms, timeout: 2s }
 EOF
 start 80 24 --plan "$T_TMP/mini.yaml"
 expect "the short plan: preflight runs" '^> preflight +done' 30
+expect "80 columns: the top line shows the webhook outbox, short: sent of all" '^ pgrunbook  mini release +notify ([1-9][0-9]*)/\1  run '
+tm resize-window -t d -x 120 -y 30
+expect "120 columns: in words" '^ pgrunbook  mini release +notify: [1-9][0-9]* sent, 0 pending +run '
+tm resize-window -t d -x 80 -y 24
+t_match "the listener got preflight's stage_done" "$(jq -r '.body | fromjson | .type + ":" + (.stage // "")' "$T_TMP/hook.log")" \
+	'stage_done:preflight'
 keys ']'
 expect "then the report" 'F2 \(Run\) writes report\.md'
 keys F2
@@ -350,4 +365,9 @@ t_eq "the journal records the run finished, done" \
 t_match "report.md was written again after that: finished, state done" \
 	"$(tr -d '*\n' <"$mini/report.md")" '\| Finished \| [0-9]{4}-[0-9]{2}-[0-9]{2}T[^|]*\|.*\| State \| done'
 t_nomatch "report.md does not say not finished" "$(cat "$mini/report.md")" 'not finished'
+t_match "on exit the wizard says what the webhooks got" "$(tm capture-pane -p -J -t d | tr -s ' \n' ' ')" \
+	'notify: [1-9][0-9]* sent, 0 pending, 0 failed'
+t_match "the run's end reached the listener" "$(jq -r '.body | fromjson | .type' "$T_TMP/hook.log")" 'run_finished'
+t_nomatch "the URL is in no file of the run" "$(grep -rl -- "$MINI_HOOK" "$mini" 2>/dev/null)" '.'
+kill "$hookd" 2>/dev/null
 t_done

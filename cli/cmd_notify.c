@@ -1,0 +1,239 @@
+/* cmd_notify.c: `pgrunbook notify test` and `pgrunbook notify flush`: the plan's webhooks by hand. */
+#include "config.h"
+
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/journal.h"
+#include "core/notify.h"
+
+static void
+usage(FILE *f)
+{
+	fputs("Usage: pgrunbook notify test --plan FILE [--json]\n"
+	      "       pgrunbook notify flush [RUN] [--wait SECONDS] [--json]\n\n"
+	      "Every journaled run writes the events each of the plan's notify endpoints selects to an\n"
+	      "outbox in its run directory (outbox/, no URL or secret in it) and delivers them from a\n"
+	      "sender thread with retries, so a slow or failing endpoint never holds up the run. At its end\n"
+	      "a command waits a little for deliveries that are due, then leaves the rest in the outbox.\n\n"
+	      "test sends one event of type \"test\" to each endpoint now, one attempt each (pagerduty: a\n"
+	      "trigger and its resolve), and prints each endpoint's answer. The URLs, routing keys and\n"
+	      "secrets come from the variables the plan names; they are never printed.\n\n"
+	      "flush delivers what a run left in its outbox (RUN: id, prefix or directory; default the\n"
+	      "newest run whose outbox holds messages not sent), with the same ids, the URLs and secrets\n"
+	      "read from the environment now, retrying as the plan said until everything is sent or has\n"
+	      "failed or --wait SECONDS (default 60) has passed. Messages that had failed are tried again;\n"
+	      "an endpoint that answered 410 Gone is not. Refused while another process delivers the\n"
+	      "outbox (the run is still going).\n\n"
+	      "Options:\n"
+	      "  --plan FILE          test: the plan\n"
+	      "  --wait SECONDS       flush: how long to keep trying (default 60)\n"
+	      "  --json               print JSON instead of text\n\n"
+	      "Exit codes: 0 every endpoint answered 2xx (flush: everything sent), 1 usage, 3 an endpoint\n"
+	      "failed (flush: messages are left or failed; no outbox; the outbox is in use), 4 invalid plan.\n",
+	      f);
+}
+
+static int
+notify_test_cmd(const char *plan_path, bool json)
+{
+	struct plan *plan = cli_load_plan(plan_path);
+	if (plan == NULL)
+		return RB_EXIT_PLAN;
+	if (plan->nnotify == 0) {
+		struct rb_error err = {0};
+		rb_error_setc(&err, RB_EXIT_STEP, "the plan has no notify endpoints");
+		rb_error_hint(&err, "Add \"notify: [{ url_env: SLACK_WEBHOOK_URL, format: slack }]\" to the plan "
+		              "(see pgrunbook-plan(5)).");
+		cli_print_error(&err);
+		rb_error_clear(&err);
+		plan_free(plan);
+		return RB_EXIT_STEP;
+	}
+	const char *who = getenv("USER");
+	json_t *res = notify_test(plan, who && *who ? who : "unknown");
+	bool all_ok = true;
+	size_t i;
+	json_t *e;
+	json_array_foreach(res, i, e) {
+		if (!json_is_true(json_object_get(e, "ok")))
+			all_ok = false;
+	}
+	if (json) {
+		cli_print_json(json_pack("{s:O, s:b}", "endpoints", res, "ok", all_ok));
+	} else {
+		json_array_foreach(res, i, e) {
+			json_t *st = json_object_get(e, "status");
+			const char *error = json_string_value(json_object_get(e, "error"));
+			char status[32] = "-";
+			if (json_is_integer(st))
+				snprintf(status, sizeof status, "HTTP %" JSON_INTEGER_FORMAT, json_integer_value(st));
+			printf("notify[%" JSON_INTEGER_FORMAT "] %-9s %-24s %-4s %-9s %5" JSON_INTEGER_FORMAT " ms%s%s\n",
+			       json_integer_value(json_object_get(e, "endpoint")),
+			       json_string_value(json_object_get(e, "format")),
+			       json_string_value(json_object_get(e, "url_env")),
+			       json_is_true(json_object_get(e, "ok")) ? "ok" : "FAIL", status,
+			       json_integer_value(json_object_get(e, "ms")), error ? "  " : "", error ? error : "");
+		}
+		printf("%s\n", all_ok ? "every endpoint answered" : "an endpoint failed");
+	}
+	json_decref(res);
+	plan_free(plan);
+	return all_ok ? RB_EXIT_OK : RB_EXIT_STEP;
+}
+
+/* Whether the outbox dir holds a message file (core/notify.h's layout) whose state is not "sent". */
+static bool
+outbox_has_undelivered(const char *outbox)
+{
+	DIR *d = opendir(outbox);
+	if (d == NULL)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL) {
+		unsigned seq, ep;
+		int used = 0;
+		if (sscanf(de->d_name, "%8u-%u.json%n", &seq, &ep, &used) != 2 || de->d_name[used] != '\0')
+			continue;
+		char *path = xasprintf("%s/%s", outbox, de->d_name);
+		json_t *m = json_load_file(path, 0, NULL);
+		const char *state = json_string_value(json_object_get(m, "state"));
+		found = state && strcmp(state, "sent") != 0;
+		json_decref(m);
+		free(path);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The newest run whose outbox holds a message that is not sent; NULL (err set) when none. */
+static char *
+newest_with_outbox(struct rb_error *err)
+{
+	struct run_state *runs = NULL;
+	size_t n = 0;
+	if (!journal_list_runs(NULL, &runs, &n, err))
+		return NULL;
+	char *found = NULL;
+	for (size_t i = 0; i < n && found == NULL; i++) {
+		char *ob = xasprintf("%s/outbox", runs[i].dir);
+		if (outbox_has_undelivered(ob))
+			found = xstrdup(runs[i].dir);
+		free(ob);
+	}
+	for (size_t i = 0; i < n; i++)
+		run_state_free(&runs[i]);
+	free(runs);
+	if (found == NULL)
+		rb_error_setc(err, RB_EXIT_STEP, "no run has messages left in its outbox");
+	return found;
+}
+
+static int
+notify_flush_cmd(const char *run, long long wait_ms, bool json)
+{
+	struct rb_error err = {0};
+	char *dir = run ? journal_find_run(NULL, run, &err) : newest_with_outbox(&err);
+	if (dir == NULL) {
+		cli_print_error(&err);
+		int code = err.code ? err.code : RB_EXIT_STEP;
+		rb_error_clear(&err);
+		return code;
+	}
+	struct notify_counts c = {0};
+	bool ok = notify_flush(dir, wait_ms, &c, &err);
+	const char *slash = strrchr(dir, '/');
+	const char *id = slash && slash[1] ? slash + 1 : dir;
+	bool done = ok && c.pending == 0 && c.failed == 0;
+	if (!ok) {
+		cli_print_error(&err);
+	} else if (json) {
+		cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "run_id", id, "dir", dir, "sent",
+		                         (json_int_t)c.sent, "pending", (json_int_t)c.pending, "failed", (json_int_t)c.failed,
+		                         "endpoints", (json_int_t)c.endpoints, "failing_endpoints",
+		                         (json_int_t)c.failing_endpoints, "done", done));
+	} else {
+		printf("run %s: %u sent, %u pending, %u failed\n", id, c.sent, c.pending, c.failed);
+		if (!done)
+			printf("not everything was delivered: run \"pgrunbook notify flush %s\" again later\n", id);
+	}
+	int code = !ok ? (err.code ? err.code : RB_EXIT_STEP) : done ? RB_EXIT_OK : RB_EXIT_STEP;
+	rb_error_clear(&err);
+	free(dir);
+	return code;
+}
+
+int
+cmd_notify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "plan", required_argument, NULL, 'p' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *plan_path = NULL;
+	const char *wait_arg = NULL;
+	bool json = false;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': plan_path = optarg; break;
+		case 'w': wait_arg = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return RB_EXIT_OK;
+		default:
+			return cli_usage_error("notify", "unknown option or missing argument: %s", argv[optind - 1]);
+		}
+	}
+	/* options may follow the action and RUN too */
+	const char *action = NULL, *run = NULL;
+	while (optind < argc) {
+		const char *a = argv[optind++];
+		if (action == NULL)
+			action = a;
+		else if (run == NULL)
+			run = a;
+		else
+			return cli_usage_error("notify", "unexpected argument: %s", a);
+		while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+			switch (c) {
+			case 'p': plan_path = optarg; break;
+			case 'w': wait_arg = optarg; break;
+			case 'j': json = true; break;
+			case 'h': usage(stdout); return RB_EXIT_OK;
+			default:
+				return cli_usage_error("notify", "unknown option or missing argument: %s", argv[optind - 1]);
+			}
+		}
+	}
+	if (action == NULL)
+		return cli_usage_error("notify", "which one: notify test or notify flush");
+	if (strcmp(action, "test") == 0) {
+		if (run)
+			return cli_usage_error("notify", "notify test takes no RUN");
+		if (wait_arg)
+			return cli_usage_error("notify", "--wait belongs to notify flush");
+		if (plan_path == NULL)
+			return cli_usage_error("notify", "notify test needs --plan FILE");
+		return notify_test_cmd(plan_path, json);
+	}
+	if (strcmp(action, "flush") == 0) {
+		if (plan_path)
+			return cli_usage_error("notify", "notify flush takes no --plan (the outbox names its endpoints)");
+		long long wait_ms = 60000;
+		if (wait_arg && !cli_parse_seconds(wait_arg, 86400, &wait_ms))
+			return cli_usage_error("notify", "--wait takes seconds (0 to 86400), not \"%s\"", wait_arg);
+		return notify_flush_cmd(run, wait_ms, json);
+	}
+	return cli_usage_error("notify", "unknown action \"%s\": notify test or notify flush", action);
+}
