@@ -548,48 +548,18 @@ fsync_dir_of(const char *path)
 	free(dir);
 }
 
-/* Writes the manifest atomically (mode 0600): path.tmp, fsync, rename, fsync of the directory. */
+/* Writes the manifest atomically (mode 0600): util_write_file_atomic(). */
 static bool
 manifest_write(const char *path, json_t *m, struct rb_error *err)
 {
 	char *text = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-	char *tmp = xasprintf("%s.tmp", path);
-	bool ok = false;
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rb_error_setc(err, RB_EXIT_STEP, "could not create %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rb_error_setc(err, RB_EXIT_STEP, "could not write %s: %s", tmp, n < 0 ? strerror(errno) : "short write");
-			close(fd);
-			unlink(tmp);
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
-		rb_error_setc(err, RB_EXIT_STEP, "could not write %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0) {
-		rb_error_setc(err, RB_EXIT_STEP, "could not rename %s to %s: %s", tmp, path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	fsync_dir_of(path);
-	ok = true;
-out:
-	free(tmp);
+	char *with_nl = xasprintf("%s\n", text ? text : "");
+	char *why = NULL;
+	bool ok = text != NULL && util_write_file_atomic(path, with_nl, strlen(with_nl), &why);
+	if (!ok)
+		rb_error_setc(err, RB_EXIT_STEP, "%s", why ? why : "could not encode the manifest");
+	free(why);
+	free(with_nl);
 	free(text);
 	return ok;
 }

@@ -113,19 +113,6 @@ json_text(const char *s)
 	return v ? v : json_string("");
 }
 
-static bool
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	int rc = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc == 0;
-}
-
 /* Takes the whole-file OFD write lock without waiting; false with errno EAGAIN when held. */
 static bool
 lock_fd(int fd)
@@ -572,7 +559,7 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 		}
 	}
 	chmod(dir, 0700);  /* whatever the umask */
-	fsync_dir(base);
+	util_fsync_dir(base);
 
 	char *path = xasprintf("%s/" JOURNAL_FILE, dir);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -598,7 +585,7 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 	}
 	free(hpath);
 	fchmod(j->head_fd, 0600);
-	if (!fsync_dir(dir)) {
+	if (!util_fsync_dir(dir)) {
 		rb_error_set(err, "could not fsync run directory \"%s\": %s", dir, strerror(errno));
 		goto out;
 	}
@@ -635,7 +622,7 @@ out:
 	journal_close(j);
 	if (made_dir) {
 		remove_tree(dir);
-		fsync_dir(base);
+		util_fsync_dir(base);
 	}
 	free(dir);
 	free(own_runs);

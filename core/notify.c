@@ -215,68 +215,6 @@ random_u32(void)
 	return r;
 }
 
-static bool
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	int rc = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc == 0;
-}
-
-/* Writes text to dir/name atomically and durably (temporary file, fsync, rename, directory fsync). */
-static bool
-write_file_atomic(const char *dir, const char *name, const char *text, char **why)
-{
-	char *tmp = xasprintf("%s/.%s.tmp", dir, name);
-	char *path = xasprintf("%s/%s", dir, name);
-	bool ok = false;
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		*why = xasprintf("could not create %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			*why = xasprintf("could not write %s: %s", tmp, n < 0 ? strerror(errno) : "short write");
-			close(fd);
-			unlink(tmp);
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) != 0) {
-		*why = xasprintf("could not fsync %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0) {
-		*why = xasprintf("could not rename %s to %s: %s", tmp, path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	if (!fsync_dir(dir)) {
-		*why = xasprintf("could not fsync %s: %s", dir, strerror(errno));
-		goto out;
-	}
-	ok = true;
-out:
-	free(tmp);
-	free(path);
-	return ok;
-}
-
 /* ---------- pure parts: signing, backoff, Retry-After, classification ---------- */
 
 char *
@@ -945,7 +883,7 @@ outbox_open(struct outbox *ob, const char *run_dir, bool create, struct rb_error
 			rb_error_set(err, "could not create %s: %s", ob->dir, strerror(errno));
 			return false;
 		}
-		fsync_dir(run_dir);
+		util_fsync_dir(run_dir);
 	} else if (!S_ISDIR(st.st_mode)) {
 		rb_error_set(err, "%s is not a directory", ob->dir);
 		return false;
@@ -1032,14 +970,15 @@ outbox_load(struct outbox *ob, struct strlist *warnings)
 	while ((de = readdir(d)) != NULL) {
 		const char *nm = de->d_name;
 		size_t len = strlen(nm);
-		if (nm[0] == '.') {
-			if (len > 4 && strcmp(nm + len - 4, ".tmp") == 0) {
-				char *p = xasprintf("%s/%s", ob->dir, nm);
-				unlink(p);
-				free(p);
-			}
+		if (strstr(nm, ".json.tmp.") != NULL) {
+			/* a write that died before its rename (util_write_file_atomic()) */
+			char *p = xasprintf("%s/%s", ob->dir, nm);
+			unlink(p);
+			free(p);
 			continue;
 		}
+		if (nm[0] == '.')
+			continue;
 		unsigned long seq;
 		size_t ep;
 		int consumed = 0;
@@ -1087,8 +1026,10 @@ msg_write(struct outbox *ob, struct nmsg *m)
 	char *with_nl = xasprintf("%s\n", text);
 	free(text);
 	char *why = NULL;
-	if (!write_file_atomic(ob->dir, m->name, with_nl, &why))
+	char *path = xasprintf("%s/%s", ob->dir, m->name);
+	if (!util_write_file_atomic(path, with_nl, strlen(with_nl), &why))
 		outbox_write_failed(ob, why);
+	free(path);
 	free(with_nl);
 }
 
@@ -1116,8 +1057,10 @@ endpoints_write(struct outbox *ob)
 	char *with_nl = xasprintf("%s\n", text ? text : "{}");
 	free(text);
 	char *why = NULL;
-	if (!write_file_atomic(ob->dir, ENDPOINTS_FILE, with_nl, &why))
+	char *path = xasprintf("%s/%s", ob->dir, ENDPOINTS_FILE);
+	if (!util_write_file_atomic(path, with_nl, strlen(with_nl), &why))
 		outbox_write_failed(ob, why);
+	free(path);
 	free(with_nl);
 }
 

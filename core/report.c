@@ -1238,33 +1238,10 @@ report_write_run(const char *dir, const struct plan *plan, char **md_out, struct
 bool
 report_write(const char *path, const char *md, struct rb_error *err)
 {
-	char *tmp = xasprintf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0;
-	size_t len = strlen(md), off = 0;
-	while (ok && off < len) {
-		ssize_t n = write(fd, md + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		ok = n > 0;
-		if (ok)
-			off += (size_t)n;
-	}
-	if (ok)
-		ok = fsync(fd) == 0;
-	int saved = errno;
-	if (fd >= 0 && close(fd) != 0 && ok) {
-		ok = false;
-		saved = errno;
-	}
-	if (ok && rename(tmp, path) != 0) {
-		ok = false;
-		saved = errno;
-	}
-	if (!ok) {
-		unlink(tmp);
-		rb_error_setc(err, RB_EXIT_STEP, "could not write the report %s: %s", path, strerror(saved));
-	}
-	free(tmp);
+	char *why = NULL;
+	bool ok = util_write_file_atomic(path, md, strlen(md), &why);
+	if (!ok)
+		rb_error_setc(err, RB_EXIT_STEP, "could not write the report %s: %s", path, why);
+	free(why);
 	return ok;
 }

@@ -364,6 +364,76 @@ time_parse_rfc3339(const char *s, long long *ms)
 	return true;
 }
 
+bool
+util_fsync_dir(const char *dir)
+{
+	int fd = open(dir && *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	int rc = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc == 0;
+}
+
+bool
+util_write_file_atomic(const char *path, const char *data, size_t len, char **why)
+{
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	bool ok = false;
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		*why = xasprintf("could not create %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return false;
+	}
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*why = xasprintf("could not write %s: %s", tmp, strerror(n < 0 ? errno : ENOSPC));
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		*why = xasprintf("could not fsync %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		*why = xasprintf("could not write %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		*why = xasprintf("could not rename %s to %s: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	ok = util_fsync_dir(slash ? dir : ".");
+	if (!ok)
+		*why = xasprintf("could not fsync the directory of %s: %s", path, strerror(errno));
+	free(dir);
+	free(tmp);
+	return ok;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return false;
+}
+
 void
 time_format_elapsed(long long ms, char *out, size_t outlen)
 {

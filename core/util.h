@@ -78,6 +78,15 @@ void time_now_rfc3339(char out[32]);
  * journal write); false when s is not in that form.
  */
 bool time_parse_rfc3339(const char *s, long long *ms);
+/* fsync of a directory (after a rename or create in it); false with errno set. */
+bool util_fsync_dir(const char *dir);
+/*
+ * Writes len bytes to path atomically and durably: a temporary file beside it ("<path>.tmp.<pid>",
+ * O_EXCL | O_NOFOLLOW, mode 0600), every byte written, fsync, rename over path, fsync of the
+ * directory. False with *why (caller frees: the file and strerror) on any failure; the temporary
+ * file is removed then.
+ */
+bool util_write_file_atomic(const char *path, const char *data, size_t len, char **why);
 /* A duration for people: "850 ms", "12.5 s", "3 min 07 s", "2 h 05 min" (negative: 0 ms). */
 void time_format_elapsed(long long ms, char *out, size_t outlen);
 /* Milliseconds since the epoch, now (wall clock). */

@@ -163,56 +163,13 @@ verify_snapshot_write(const char *path, const json_t *snapshot, struct rb_error 
 	char *text = json_dumps(snapshot, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (text == NULL)
 		return rb_error_setc(err, RB_EXIT_USAGE, "could not encode the snapshot");
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	bool ok = false;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		rb_error_setc(err, RB_EXIT_USAGE, "could not write the snapshot \"%s\": %s", path, strerror(errno));
-		goto out;
-	}
-	size_t len = strlen(text), off = 0;
-	text[len++] = '\n';  /* json_dumps' NUL becomes the final newline; len counts it */
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rb_error_setc(err, RB_EXIT_USAGE, "could not write \"%s\": %s", tmp, strerror(w < 0 ? errno : ENOSPC));
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (off == len && fsync(fd) != 0)
-		rb_error_setc(err, RB_EXIT_USAGE, "could not fsync \"%s\": %s", tmp, strerror(errno));
-	else if (off == len)
-		ok = true;
-	if (close(fd) != 0 && ok) {
-		rb_error_setc(err, RB_EXIT_USAGE, "could not write \"%s\": %s", tmp, strerror(errno));
-		ok = false;
-	}
-	if (ok && rename(tmp, path) != 0) {
-		rb_error_setc(err, RB_EXIT_USAGE, "could not rename \"%s\" to \"%s\": %s", tmp, path, strerror(errno));
-		ok = false;
-	}
-	if (!ok) {
-		unlink(tmp);
-	} else {
-		/* The rename itself must survive a crash: fsync the directory (best effort). */
-		char *dir = xstrdup(path);
-		char *slash = strrchr(dir, '/');
-		if (slash == dir)
-			slash[1] = '\0';
-		else if (slash)
-			*slash = '\0';
-		int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dir);
-	}
-out:
-	free(tmp);
+	char *with_nl = xasprintf("%s\n", text);
+	char *why = NULL;
+	bool ok = util_write_file_atomic(path, with_nl, strlen(with_nl), &why);
+	if (!ok)
+		rb_error_setc(err, RB_EXIT_USAGE, "could not write the snapshot \"%s\": %s", path, why);
+	free(why);
+	free(with_nl);
 	free(text);
 	return ok;
 }
