@@ -1,7 +1,6 @@
 /* cmd_notify.c: `pgrunbook notify test` and `pgrunbook notify flush`: the plan's webhooks by hand. */
 #include "config.h"
 
-#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,31 +86,6 @@ notify_test_cmd(const char *plan_path, bool json)
 	return all_ok ? RB_EXIT_OK : RB_EXIT_STEP;
 }
 
-/* Whether the outbox dir holds a message file (core/notify.h's layout) whose state is not "sent". */
-static bool
-outbox_has_undelivered(const char *outbox)
-{
-	DIR *d = opendir(outbox);
-	if (d == NULL)
-		return false;
-	bool found = false;
-	struct dirent *de;
-	while (!found && (de = readdir(d)) != NULL) {
-		unsigned seq, ep;
-		int used = 0;
-		if (sscanf(de->d_name, "%8u-%u.json%n", &seq, &ep, &used) != 2 || de->d_name[used] != '\0')
-			continue;
-		char *path = xasprintf("%s/%s", outbox, de->d_name);
-		json_t *m = json_load_file(path, 0, NULL);
-		const char *state = json_string_value(json_object_get(m, "state"));
-		found = state && strcmp(state, "sent") != 0;
-		json_decref(m);
-		free(path);
-	}
-	closedir(d);
-	return found;
-}
-
 /* The newest run whose outbox holds a message that is not sent; NULL (err set) when none. */
 static char *
 newest_with_outbox(struct rb_error *err)
@@ -122,10 +96,11 @@ newest_with_outbox(struct rb_error *err)
 		return NULL;
 	char *found = NULL;
 	for (size_t i = 0; i < n && found == NULL; i++) {
-		char *ob = xasprintf("%s/outbox", runs[i].dir);
-		if (outbox_has_undelivered(ob))
+		json_t *sum = notify_outbox_summary(runs[i].dir);
+		if (sum && (json_integer_value(json_object_get(sum, "pending")) > 0 ||
+		            json_integer_value(json_object_get(sum, "failed")) > 0))
 			found = xstrdup(runs[i].dir);
-		free(ob);
+		json_decref(sum);
 	}
 	for (size_t i = 0; i < n; i++)
 		run_state_free(&runs[i]);

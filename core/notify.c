@@ -1740,6 +1740,61 @@ notify_flush(const char *run_dir, int64_t max_wait_ms, struct notify_counts *out
 	return true;
 }
 
+/* ---------- the outbox read for others ---------- */
+
+json_t *
+notify_outbox_summary(const char *run_dir)
+{
+	char *dir = xasprintf("%s/" OUTBOX_DIR, run_dir);
+	char *epath = xasprintf("%s/" ENDPOINTS_FILE, dir);
+	json_t *doc = json_load_file(epath, 0, NULL);
+	free(epath);
+	DIR *d = opendir(dir);
+	if (doc == NULL && d == NULL) {
+		free(dir);
+		return NULL;
+	}
+	json_t *eps = json_array();
+	size_t i;
+	json_t *o;
+	json_array_foreach(json_object_get(doc, "endpoints"), i, o) {
+		json_array_append_new(eps, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:i, s:i, s:i}",
+		                                     "index", json_object_get(o, "index"), "url_env",
+		                                     json_object_get(o, "url_env"), "format", json_object_get(o, "format"),
+		                                     "state", json_object_get(o, "state"), "last_status",
+		                                     json_object_get(o, "last_status"), "last_error",
+		                                     json_object_get(o, "last_error"), "sent", 0, "pending", 0, "failed", 0));
+	}
+	json_decref(doc);
+	json_int_t total[3] = {0};
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		unsigned long seq;
+		size_t ep;
+		int used = 0;
+		if (sscanf(de->d_name, "%8lu-%zu.json%n", &seq, &ep, &used) != 2 || de->d_name[used] != '\0')
+			continue;
+		char *path = xasprintf("%s/%s", dir, de->d_name);
+		json_t *m = json_load_file(path, 0, NULL);
+		free(path);
+		enum msg_state st;
+		if (m && state_from_name(jget_str(m, "state"), &st)) {
+			total[st]++;
+			json_t *e = json_array_get(eps, ep);
+			if (e && (size_t)json_integer_value(json_object_get(e, "index")) == ep) {
+				const char *key = msg_state_names[st];
+				json_object_set_new(e, key, json_integer(json_integer_value(json_object_get(e, key)) + 1));
+			}
+		}
+		json_decref(m);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	return json_pack("{s:o, s:I, s:I, s:I}", "endpoints", eps, "sent", total[MSG_SENT], "pending",
+	                 total[MSG_PENDING], "failed", total[MSG_FAILED]);
+}
+
 /* ---------- notify test ---------- */
 
 json_t *

@@ -130,6 +130,14 @@ int64_t notify_drain_ms(const struct plan *p);
 bool notify_flush(const char *run_dir, int64_t max_wait_ms, struct notify_counts *out, struct rb_error *err);
 
 /*
+ * What the outbox of the run in run_dir holds, read without its lock (the report, `notify flush`
+ * choosing a run): {"endpoints": [{"index", "url_env", "format", "state", "last_status",
+ * "last_error", "sent", "pending", "failed"}], "sent", "pending", "failed"}; NULL when the run has
+ * no outbox. Caller decrefs.
+ */
+json_t *notify_outbox_summary(const char *run_dir);
+
+/*
  * `pgrunbook notify test`: one event of type "test" to each endpoint of p, now, in this thread,
  * one attempt each, no outbox. Returns a JSON array, one object per endpoint:
  * {"endpoint", "url_env", "format", "ok", "status": HTTP status|null, "error": string|null,

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "report.h"
 #include "util.h"
 
@@ -1179,6 +1180,41 @@ render_staging(struct strbuf *sb, const struct run_state *st)
 	strbuf_addc(sb, '\n');
 }
 
+/* The webhook outbox as it is now (the variables' names only; never a URL). */
+static void
+render_notifications(struct strbuf *sb, const struct run_state *st)
+{
+	json_t *sum = st->dir ? notify_outbox_summary(st->dir) : NULL;
+	if (sum == NULL)
+		return;
+	strbuf_addf(sb, "## Notifications\n\nThe webhook outbox when this report was written: %" JSON_INTEGER_FORMAT
+	            " sent, %" JSON_INTEGER_FORMAT " pending, %" JSON_INTEGER_FORMAT " failed.\n\n"
+	            "| Endpoint | Format | State | Sent | Pending | Failed | Last error |\n|---|---|---|---|---|---|---|\n",
+	            json_integer_value(json_object_get(sum, "sent")), json_integer_value(json_object_get(sum, "pending")),
+	            json_integer_value(json_object_get(sum, "failed")));
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(sum, "endpoints"), i, e) {
+		strbuf_addf(sb, "| notify[%" JSON_INTEGER_FORMAT "] ", json_integer_value(json_object_get(e, "index")));
+		md_code(sb, jstr_or(e, "url_env", "-"), true);
+		strbuf_adds(sb, " | ");
+		md_cell(sb, jstr_or(e, "format", "-"));
+		strbuf_adds(sb, " | ");
+		md_cell(sb, jstr_or(e, "state", "-"));
+		strbuf_addf(sb, " | %" JSON_INTEGER_FORMAT " | %" JSON_INTEGER_FORMAT " | %" JSON_INTEGER_FORMAT " | ",
+		            json_integer_value(json_object_get(e, "sent")), json_integer_value(json_object_get(e, "pending")),
+		            json_integer_value(json_object_get(e, "failed")));
+		json_t *ls = json_object_get(e, "last_status");
+		const char *le = jstr_or(e, "last_error", NULL);
+		if (json_is_integer(ls) && json_integer_value(ls) >= 300)
+			strbuf_addf(sb, "HTTP %" JSON_INTEGER_FORMAT "%s", json_integer_value(ls), le ? ": " : "");
+		md_cell(sb, le ? le : json_is_integer(ls) && json_integer_value(ls) >= 300 ? "" : "-");
+		strbuf_adds(sb, " |\n");
+	}
+	strbuf_adds(sb, "\n");
+	json_decref(sum);
+}
+
 char *
 report_markdown(const struct run_state *st, const struct plan *plan)
 {
@@ -1198,6 +1234,7 @@ report_markdown(const struct run_state *st, const struct plan *plan)
 	render_confirmations(&sb, st);
 	render_checklist(&sb, st);
 	render_record_table(&sb, st, "Warnings and errors", "Kind", classify_problem);
+	render_notifications(&sb, st);
 	render_results(&sb, st);
 	render_timeline(&sb, st);
 	if (st->torn) {

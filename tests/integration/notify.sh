@@ -414,6 +414,13 @@ t_eq "G: the outbox: sent, after 3 attempts" \
 t_eq "G: the endpoint is ok" "$(ep_state "$run_g" 0)" ok
 run_cmd 0 "G: a second flush has nothing to do" "$PGRUNBOOK" notify flush "$run_g" --wait 1
 t_eq "G: and sends nothing" "$(nreq /down)" 3
+run_cmd 3 "G: notify flush without RUN takes the newest run with messages left (R's unset endpoint)" \
+	"$PGRUNBOOK" notify flush --wait 1
+t_match "G: it names that run and what is left" "$out" "^run $run_r: [0-9]+ sent, 0 pending, [1-9][0-9]* failed"
+"$PGRUNBOOK" report "$run_g" >"$T_TMP/g-report.md" 2>&1
+t_match "G: the report lists the outbox per endpoint (variable names only)" "$(cat "$T_TMP/g-report.md")" \
+	'\| notify\[0\] `DOWN_URL` \| generic \| ok \| 3 \| 0 \| 0 \| - \|'
+t_match "G: with the totals" "$(cat "$T_TMP/g-report.md")" 'The webhook outbox when this report was written: 6 sent, 0 pending, 0 failed\.'
 
 # --- secrets: never in the run directories, the output or the reports ---------------------------
 for r in "$run_a" "$run_b" "$run_c" "$run_d" "$run_h" "$run_r" "$run_g"; do
