@@ -30,8 +30,8 @@ static void
 report_help(void)
 {
 	fputs("Usage: pgrunbook report RUN [--out FILE]\n\n"
-	      "Prints the Markdown report of a run, rendered from its journal. RUN is a run id,\n"
-	      "a unique prefix of one, or the path of a run directory.\n\n"
+	      "Prints the Markdown report of a run, rendered from its journal (notifications: from its\n"
+	      "webhook outbox). RUN is a run id, a unique prefix of one, or the path of a run directory.\n\n"
 	      "Options:\n"
 	      "  --out FILE   write the report to FILE instead of standard output\n"
 	      "  --help       show this help\n\n"

@@ -1,4 +1,4 @@
-/* report.h: the Markdown report of a run, rendered only from what its journal holds. */
+/* report.h: the Markdown report of a run, rendered from what its journal holds (and its webhook outbox). */
 #ifndef PGRUNBOOK_REPORT_H
 #define PGRUNBOOK_REPORT_H
 
