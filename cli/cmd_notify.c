@@ -26,9 +26,10 @@ usage(FILE *f)
 	      "flush delivers what a run left in its outbox (RUN: id, prefix or directory; default the\n"
 	      "newest run whose outbox holds messages not sent), with the same ids, the URLs and secrets\n"
 	      "read from the environment now, retrying as the plan said until everything is sent or has\n"
-	      "failed or --wait SECONDS (default 60) has passed. Messages that had failed are tried again;\n"
-	      "an endpoint that answered 410 Gone is not. Refused while another process delivers the\n"
-	      "outbox (the run is still going).\n\n"
+	      "failed or --wait SECONDS (default 60) has passed. Messages that failed for want of attempts\n"
+	      "(timeouts, 5xx, 429, refused connections) or of a variable get the plan's max_attempts again;\n"
+	      "those an endpoint refused (4xx) and every message to an endpoint that answered 410 Gone are\n"
+	      "not sent again. Refused while another process delivers the outbox (the run is still going).\n\n"
 	      "Options:\n"
 	      "  --plan FILE          test: the plan\n"
 	      "  --wait SECONDS       flush: how long to keep trying (default 60)\n"
@@ -54,8 +55,7 @@ notify_test_cmd(const char *plan_path, bool json)
 		plan_free(plan);
 		return RB_EXIT_STEP;
 	}
-	const char *who = getenv("USER");
-	json_t *res = notify_test(plan, who && *who ? who : "unknown");
+	json_t *res = notify_test(plan, util_user_name());
 	bool all_ok = true;
 	size_t i;
 	json_t *e;
@@ -135,8 +135,35 @@ notify_flush_cmd(const char *run, long long wait_ms, bool json)
 		                         (json_int_t)c.failing_endpoints, "done", done));
 	} else {
 		printf("run %s: %u sent, %u pending, %u failed\n", id, c.sent, c.pending, c.failed);
+		/* each endpoint: what is left there and why */
+		json_t *sum = notify_outbox_summary(dir);
+		size_t i;
+		json_t *e;
+		bool retry = c.pending > 0;
+		json_array_foreach(json_object_get(sum, "endpoints"), i, e) {
+			const char *state = json_string_value(json_object_get(e, "state"));
+			const char *le = json_string_value(json_object_get(e, "last_error"));
+			json_t *ls = json_object_get(e, "last_status");
+			printf("  notify[%" JSON_INTEGER_FORMAT "] %-24s %-8s %" JSON_INTEGER_FORMAT " sent, %" JSON_INTEGER_FORMAT
+			       " pending, %" JSON_INTEGER_FORMAT " failed",
+			       json_integer_value(json_object_get(e, "index")), json_string_value(json_object_get(e, "url_env")),
+			       state ? state : "-", json_integer_value(json_object_get(e, "sent")),
+			       json_integer_value(json_object_get(e, "pending")), json_integer_value(json_object_get(e, "failed")));
+			if (json_is_integer(ls) && json_integer_value(ls) >= 300)
+				printf("; last answer HTTP %" JSON_INTEGER_FORMAT, json_integer_value(ls));
+			if (le)
+				printf("; %s", le);
+			putchar('\n');
+			/* what failed for want of attempts can be flushed again; a 4xx or 410 cannot */
+			if (json_integer_value(json_object_get(e, "failed")) > 0 && state && strcmp(state, "gone") != 0 &&
+			    strcmp(state, "rejected") != 0)
+				retry = true;
+		}
+		json_decref(sum);
 		if (!done)
-			printf("not everything was delivered: run \"pgrunbook notify flush %s\" again later\n", id);
+			printf(retry ? "not everything was delivered: run \"pgrunbook notify flush %s\" again later\n"
+			             : "not everything was delivered; what is left was refused by its endpoint (4xx or 410 "
+			               "Gone) and is not sent again (run %s)\n", id);
 	}
 	int code = !ok ? (err.code ? err.code : RB_EXIT_STEP) : done ? RB_EXIT_OK : RB_EXIT_STEP;
 	rb_error_clear(&err);

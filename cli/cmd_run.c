@@ -301,7 +301,18 @@ do_sync(struct runner *r, json_t *entry, struct rb_error *err)
 			rb_error_hint(err, "Read it (or run pgrunbook sync diff --plan %s --rows), then run: pgrunbook resume "
 			              "%s --headless --review %s --confirm \"apply %s\"", r->plan->path, journal_run_id(r->j), path,
 			              db ? db : "<database>");
-			events_emitf(r->bus, EV_STAGE_FAILED, "sync", NULL, "waiting for a review of %s", path);
+			/* Not a failure: the run waits for a person (notifiers treat it as a confirmation needed). */
+			json_t *cd = json_pack("{s:s, s:s, s:s}", "kind", "review", "review_file", path, "phrase",
+			                       db ? db : "");
+			char *phrase = xasprintf("apply %s", db ? db : "<database>");
+			json_object_set_new(cd, "phrase", json_string(phrase));
+			events_emitf(r->bus, EV_CONFIRM_NEEDED, "sync", cd, "the sync diff waits for a review of %s, then "
+			             "\"%s\"", path, phrase);
+			json_decref(cd);
+			free(phrase);
+			json_t *fd = json_pack("{s:s, s:s}", "waiting", "review", "review_file", path);
+			events_emitf(r->bus, EV_STAGE_FAILED, "sync", fd, "waiting for a review of %s", path);
+			json_decref(fd);
 			code = RB_EXIT_STEP;
 		} else {
 			events_emitf(r->bus, EV_STAGE_DONE, "sync", NULL, "nothing to apply: the target already has every "
