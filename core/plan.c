@@ -1539,13 +1539,18 @@ load_notify(struct loader *L, const struct ynode *v)
 					diag_found(L, f, fp, "at least one event name (leave events out for the default set)");
 				for (size_t j = 0; j < f->nkids; j++) {
 					char *ep = path_index(fp, j);
-					if (want_enum(L, f->kids[j], ep, event_names, RB_ARRAY_LEN(event_names), &x)) {
-						if (strcmp(event_names[x], "progress") == 0)
-							diag_found(L, f->kids[j], ep, "an event name other than progress (progress is "
-							           "not journaled and comes many times a second)");
-						else if (!strlist_contains(&nt->events, event_names[x]))
-							strlist_push(&nt->events, event_names[x]);
-					}
+					/* every event name but progress (not journaled, many times a second) */
+					const char *names[RB_ARRAY_LEN(event_names)];
+					size_t nnames = 0;
+					for (size_t k = 0; k < RB_ARRAY_LEN(event_names); k++)
+						if (strcmp(event_names[k], "progress") != 0)
+							names[nnames++] = event_names[k];
+					const struct ynode *ev = f->kids[j];
+					if (ev->kind == YN_SCALAR && !ev->bad && strcmp(ev->text, "progress") == 0)
+						diag_found(L, ev, ep, "an event name other than progress (progress is not journaled "
+						           "and comes many times a second)");
+					else if (want_enum(L, ev, ep, names, nnames, &x) && !strlist_contains(&nt->events, names[x]))
+						strlist_push(&nt->events, names[x]);
 					free(ep);
 				}
 			}
