@@ -219,6 +219,38 @@ for _ in $(seq 100); do
 done
 t_sql_do "drop database \"$(dbs_like "${T_DB}_rollback_")\" with (force)" postgres
 
+# --- Ctrl-C while the rename waits for its lock: the target keeps its name and data and accepts
+# connections again; the restored copy is kept and named ---
+"$PSQL" -X -q -d "${T_DB}_other" -c "begin" -c "comment on database \"$T_DB\" is 'being edited'" \
+	-c "select pg_sleep(60)" -c "rollback" >/dev/null 2>&1 &
+bg_pids+=($!)
+# the binary itself in the background (not the rb function: its subshell would get the signal)
+"$PGRUNBOOK" rollback --plan "$W/plan.yaml" --run "$deploy_run" --restore --lock-wait 60 --confirm "restore $T_DB" \
+	>"$T_TMP/ci.out" 2>"$T_TMP/ci.err" &
+rb_pid=$!
+waiting=0
+for _ in $(seq 300); do
+	[ "$(t_sql "select count(*) from pg_stat_activity where wait_event_type = 'Lock'
+	            and query ilike 'alter database%rename%'" postgres)" = 1 ] && { waiting=1; break; }
+	sleep 0.1
+done
+t_eq "the rename waits for the lock" "$waiting" 1
+kill -INT "$rb_pid"
+wait "$rb_pid"
+t_eq "Ctrl-C while the rename waits: exit 3" "$?" 3
+t_match "says it was cancelled" "$(cat "$T_TMP/ci.err" "$T_TMP/ci.out")" 'cancel'
+t_match "says the target is intact and where the copy is" "$(cat "$T_TMP/ci.err" "$T_TMP/ci.out")" \
+	"$T_DB is intact under its own name and accepts connections again.*kept as ${T_DB}_rollback_"
+t_eq "the target is unchanged" "$(checksums "$T_DB")" "$sums_now"
+t_eq "it accepts connections again" "$(t_sql "select datallowconn from pg_database where datname = '$T_DB'" postgres)" t
+t_eq "no second failed database" "$(dbs_like "${T_DB}_failed_")" "$failed"
+t_eq "no rename of ours is left waiting" \
+	"$(t_sql "select count(*) from pg_stat_activity where query ilike 'alter database%rename%' and state <> 'idle'" postgres)" 0
+{ kill -KILL "${bg_pids[@]}"; wait "${bg_pids[@]}"; } 2>/dev/null
+bg_pids=()
+t_sql_do "select pg_terminate_backend(pid) from pg_stat_activity where datname = '${T_DB}_other'" postgres
+for c in $(dbs_like "${T_DB}_rollback_"); do t_sql_do "drop database \"$c\" with (force)" postgres; done
+
 # --- the second rename fails (a session connected to the restored copy): the original gets its
 # name back, so the target's name never goes missing ---
 "$PSQL" -X -q -d "${T_DB}_other" -c "begin" -c "comment on database \"$T_DB\" is 'being edited'" \
