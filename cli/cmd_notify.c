@@ -24,12 +24,13 @@ usage(FILE *f)
 	      "trigger and its resolve), and prints each endpoint's answer. The URLs, routing keys and\n"
 	      "secrets come from the variables the plan names; they are never printed.\n\n"
 	      "flush delivers what a run left in its outbox (RUN: id, prefix or directory; default the\n"
-	      "newest run whose outbox holds messages not sent), with the same ids, the URLs and secrets\n"
-	      "read from the environment now, retrying as the plan said until everything is sent or has\n"
-	      "failed or --wait SECONDS (default 60) has passed. Messages that failed for want of attempts\n"
-	      "(timeouts, 5xx, 429, refused connections) or of a variable get the plan's max_attempts again;\n"
-	      "those an endpoint refused (4xx) and every message to an endpoint that answered 410 Gone are\n"
-	      "not sent again. Refused while another process delivers the outbox (the run is still going).\n\n"
+	      "newest run whose outbox holds messages a flush would send), with the same ids, the URLs and\n"
+	      "secrets read from the environment now, retrying as the plan said (each endpoint on its own)\n"
+	      "until everything is sent or has failed or --wait SECONDS (default 60) has passed. Messages\n"
+	      "that failed for want of attempts (timeouts, 5xx, 429, refused connections) or of a variable\n"
+	      "get the plan's max_attempts again; those an endpoint refused (3xx, 4xx) and every message to\n"
+	      "an endpoint that answered 410 Gone are not sent again. Refused while another process delivers\n"
+	      "the outbox (the run is still going).\n\n"
 	      "Options:\n"
 	      "  --plan FILE          test: the plan\n"
 	      "  --wait SECONDS       flush: how long to keep trying (default 60)\n"
@@ -86,7 +87,7 @@ notify_test_cmd(const char *plan_path, bool json)
 	return all_ok ? RB_EXIT_OK : RB_EXIT_STEP;
 }
 
-/* The newest run whose outbox holds a message that is not sent; NULL (err set) when none. */
+/* The newest run whose outbox holds a message a flush would send; NULL (err set) when none. */
 static char *
 newest_with_outbox(struct rb_error *err)
 {
@@ -97,8 +98,9 @@ newest_with_outbox(struct rb_error *err)
 	char *found = NULL;
 	for (size_t i = 0; i < n && found == NULL; i++) {
 		json_t *sum = notify_outbox_summary(runs[i].dir);
+		/* what a flush can still deliver: not the messages an endpoint refused for good */
 		if (sum && (json_integer_value(json_object_get(sum, "pending")) > 0 ||
-		            json_integer_value(json_object_get(sum, "failed")) > 0))
+		            json_integer_value(json_object_get(sum, "retryable")) > 0))
 			found = xstrdup(runs[i].dir);
 		json_decref(sum);
 	}
@@ -106,7 +108,7 @@ newest_with_outbox(struct rb_error *err)
 		run_state_free(&runs[i]);
 	free(runs);
 	if (found == NULL)
-		rb_error_setc(err, RB_EXIT_STEP, "no run has messages left in its outbox");
+		rb_error_setc(err, RB_EXIT_STEP, "no run has messages left in its outbox that a flush would send");
 	return found;
 }
 

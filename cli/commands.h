@@ -75,17 +75,21 @@ struct notifier;
 /*
  * Starts the plan's webhook notifier (core/notify.h) for run j, subscribed to bus after the
  * journal; nothing when the plan has no notify endpoints. Its warnings (a variable that is not
- * set) are logged on the bus, and with echo printed to stderr too (for a command whose printer
- * subscribes later). new_run: j was just created, so the notifier gets its run_started (which
+ * set) are logged on the bus for a new run (a resumed run's journal has them already), and with
+ * echo printed to stderr too (for a command whose printer subscribes later). new_run: j was just created, so the notifier gets its run_started (which
  * journal_create() wrote before anyone could subscribe). Returns it, or NULL (none, or it could not start: a warning on the
  * bus says why; the run goes on without notifications). cli_run_open() calls it.
  */
 struct notifier *cli_notify_attach(const struct plan *plan, struct journal *j, struct events *bus, bool echo,
                                    bool new_run);
 /*
- * Gives the deliveries that are due notify_drain_ms() to go, stops the notifier and prints one
- * line to stderr ("notify: 5 sent, 0 pending, 0 failed", and the flush command when messages are
- * left). Idempotent; nothing when no notifier is attached.
+ * Gives the deliveries that are due notify_drain_ms() to go (at most 10 s; when messages are
+ * pending it first says so on stderr: "notify: delivering N pending notifications (up to X s;
+ * Ctrl-C stops waiting: pgrunbook notify flush RUN delivers the rest)"), stops the notifier and
+ * prints its final status line to stderr (notifier_stop(): "notify: 5 sent, 0 pending, 0 failed",
+ * the endpoints' problems, and the flush command when messages are left). During the drain a
+ * first Ctrl-C (SIGINT) ends the wait, every message still written to the outbox; the command's
+ * own SIGINT handler is put back after. Idempotent; nothing when no notifier is attached.
  */
 void cli_notify_detach(void);
 

@@ -134,7 +134,9 @@ cli_notify_attach(const struct plan *plan, struct journal *j, struct events *bus
 	struct rb_error err = {0};
 	cli_notifier = notifier_start(plan, journal_dir(j), journal_run_id(j), util_user_name(), &warnings, &err);
 	for (size_t i = 0; i < warnings.len; i++) {
-		events_log(bus, LOG_LEVEL_WARN, NULL, "%s", warnings.items[i]);
+		/* journaled once per run (a resumed run's journal has them from its start) */
+		if (new_run)
+			events_log(bus, LOG_LEVEL_WARN, NULL, "%s", warnings.items[i]);
 		if (echo)
 			fprintf(stderr, "pgrunbook: warning: %s\n", warnings.items[i]);
 	}
@@ -170,13 +172,28 @@ cli_notify_detach(void)
 	struct notifier *n = cli_notifier;
 	cli_notifier = NULL;
 	struct notify_counts c = {0};
-	notifier_stop(n, cli_notifier_drain_ms, &c);
-	fprintf(stderr, "notify: %u sent, %u pending, %u failed", c.sent, c.pending, c.failed);
-	if (c.failing_endpoints > 0)
-		fprintf(stderr, "; %u of %u endpoints failing", c.failing_endpoints, c.endpoints);
-	if (c.pending > 0 || c.failed > 0)
-		fprintf(stderr, "; deliver the rest with: pgrunbook notify flush %s", cli_notifier_run);
-	fputc('\n', stderr);
+	notifier_counts(n, &c);
+	if (c.pending > 0)
+		fprintf(stderr, "notify: delivering %u pending notification%s (up to %lld s; Ctrl-C stops waiting: "
+		        "pgrunbook notify flush %s delivers the rest)\n", c.pending, c.pending == 1 ? "" : "s",
+		        (long long)((cli_notifier_drain_ms + 999) / 1000), cli_notifier_run);
+	/* Ctrl-C ends the wait (the handler only sets the flag; what is left is written for notify flush),
+	 * whatever handler the command has: it is put back after. */
+	int was = cancel_flag;
+	cancel_flag = 0;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_cancel_signal;
+	sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C ends the program at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	notifier_cancel_on(n, &cancel_flag);
+	char *line = notifier_stop(n, cli_notifier_drain_ms, NULL);
+	sigaction(SIGINT, &old, NULL);
+	cancel_flag = was || cancel_flag;
+	if (line)
+		fprintf(stderr, "%s\n", line);
+	free(line);
 	free(cli_notifier_run);
 	cli_notifier_run = NULL;
 }

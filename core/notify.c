@@ -1,4 +1,4 @@
-/* notify.c: webhook notifications: the outbox in the run directory and its libcurl sender (notify.h). */
+/* notify.c: webhook notifications: the outbox in the run directory and its libcurl senders (notify.h). */
 #include "config.h"
 
 #include <ctype.h>
@@ -36,10 +36,18 @@
 #define DEFAULT_CONNECT_MS 5000
 #define DEFAULT_BACKOFF_MS 1000
 #define DEFAULT_ATTEMPTS   10
-#define MESSAGE_CAP        300   /* characters of an event's message in a Slack line */
+#define DRAIN_CAP_MS       10000
+#define MESSAGE_CAP        300   /* bytes of an event's message in a one-line summary */
+#define SLACK_TEXT_CAP     3000  /* Block Kit: a section's text */
+#define SLACK_FIELD_CAP    2000  /* Block Kit: one field */
+#define ELLIPSIS           "\xe2\x80\xa6"
 
 enum msg_state { MSG_PENDING, MSG_SENT, MSG_FAILED };
 static const char *const msg_state_names[] = { "pending", "sent", "failed" };
+
+/* Why a failed message failed (its file's "failure"). */
+enum msg_fail { FAIL_NONE, FAIL_ATTEMPTS, FAIL_UNSET, FAIL_REJECTED, FAIL_GONE, FAIL_UNCONFIGURED };
+static const char *const msg_fail_names[] = { "none", "attempts", "unset", "rejected", "gone", "unconfigured" };
 
 /* One delivery: the in-memory view of its file (doc is the file's content). */
 struct nmsg {
@@ -48,9 +56,12 @@ struct nmsg {
 	char          *name;      /* "<seq>-<endpoint>.json" */
 	json_t        *doc;
 	enum msg_state state;
+	enum msg_fail  fail;      /* when failed */
 	int            attempts;
 	int            limit;     /* attempts allowed (max_attempts; more after notify_flush reopens it) */
 	long long      next_ms;   /* wall clock of the next attempt; 0: now */
+	bool           queued;    /* in its endpoint's queue (else counted apart) */
+	bool           dirty;     /* waits in the writer's queue */
 };
 
 struct nendpoint {
@@ -60,9 +71,25 @@ struct nendpoint {
 	int64_t                 timeout_ms, connect_timeout_ms, backoff_ms;
 	int                     max_attempts;
 	struct strlist          events;      /* the types it is sent */
-	char                   *state;       /* "ok" | "failing" | "rejected" | "gone" */
+	char                   *state;       /* "ok" | "failing" | "rejected" | "gone" | "unset" */
 	long                    last_status; /* 0: none */
 	char                   *last_error;
+	char                   *unset_what;  /* "SLACK_URL not set" when state is "unset" */
+	/* its messages in seq order; head: the first that may still be pending */
+	struct nmsg           **q;
+	size_t                  nq, qcap, head;
+	unsigned                n[3];        /* messages by state (failed: not for a variable) */
+	unsigned                n_unset;     /* failed for a variable */
+};
+
+/* One endpoint's sender thread. */
+struct sender {
+	struct outbox  *ob;
+	size_t          k;        /* index into ob->eps */
+	pthread_t       thread;
+	pthread_cond_t  cond;
+	bool            started;
+	CURL           *curl;
 };
 
 struct stage_time {
@@ -70,7 +97,13 @@ struct stage_time {
 	long long ms;
 };
 
-/* The outbox of one run, opened and locked; shared by the notifier and notify_flush(). */
+/*
+ * The outbox of one run, opened and locked; shared by the notifier and notify_flush(). mu guards
+ * the memory (messages, endpoints, counts); no file is written while it is held. While the
+ * threads run, one writer thread writes every file: a message whose state changed is queued
+ * (wq, once however often it changes) and written with its newest state; endpoints.json when
+ * ep_version (its content's version) passes ep_written.
+ */
 struct outbox {
 	char             *run_dir;
 	char             *dir;
@@ -78,26 +111,37 @@ struct outbox {
 	int               lock_fd;
 	struct nendpoint *eps;
 	size_t            neps;
-	struct nmsg     **msgs;     /* by seq, then endpoint */
+	struct nmsg     **msgs;     /* every message, for freeing */
 	size_t            nmsgs, msgcap;
 	unsigned long     seq;      /* highest seq used */
+	long long         starts;   /* notifier starts of the run, this one included */
 	unsigned          write_errors;
 	char             *write_error;   /* the first */
+	pthread_mutex_t   mu;
+	bool              mu_init;
+	unsigned long     ep_version, ep_written;
+	struct nmsg     **wq;            /* messages to write */
+	size_t            nwq, wqcap;
+	pthread_t         writer;
+	pthread_cond_t    wcond;
+	bool              writer_started, writer_stop;
+	struct sender    *senders;
+	bool              stopping;
+	long long         deadline;      /* wall clock ms, when stopping */
+	_Atomic long long abort_at;      /* wall clock ms after which a request in flight is cut; 0: never */
+	_Atomic(atomic_int *) cancel;    /* *cancel nonzero: a drain ends now (notifier_cancel_on()) */
 };
 
 struct notifier {
-	pthread_mutex_t     mu;
-	pthread_cond_t      cond;
-	pthread_t           thread;
-	bool                started;
-	bool                stopping;
-	long long           deadline;   /* wall clock ms, when stopping */
-	_Atomic long long   abort_at;   /* wall clock ms after which a request in flight is cut; 0: never */
 	struct outbox       ob;
 	const struct plan  *plan;
 	char               *who;
 	struct stage_time  *stages;
 	size_t              nstages;
+	long long           start_ms;        /* when the notifier started */
+	long long           run_started_ms;  /* run_started seen: when; 0: not seen */
+	long long           rollback_ms;     /* rollback_started seen: when */
+	char               *rolled_back;     /* the run a rollback_started names (its incident's dedup key) */
 };
 
 /* What one attempt needs, copied out of the outbox so the request runs without the lock. */
@@ -113,8 +157,10 @@ struct job {
 struct attempt {
 	long    status;           /* 0: no response */
 	bool    permanent;        /* no response, and retrying will not help (bad URL) */
-	bool    not_sent;         /* no request was made (a variable unset) */
-	char   *error;            /* with no status */
+	bool    not_sent;         /* no request was made */
+	bool    unset;            /* ... because a variable is unset, empty or malformed */
+	bool    cut;              /* cut short at the end of the drain: not counted as an attempt */
+	char   *error;            /* with no status; or why a 3xx is refused */
 	bool    has_retry_after;
 	int64_t retry_after_ms;
 };
@@ -334,11 +380,22 @@ notify_classify(long http_status)
 
 /* ---------- rendering ---------- */
 
-/* The dbname of the plan's target environment when it is a conninfo that names one. */
-static char *
-target_database(const struct plan *p)
+/* The environment an event is about: the staging environment for the "staging" stage, else the target. */
+static const char *
+event_env(const struct plan *p, const struct rb_event *ev)
 {
-	const struct plan_env *env = p && p->target ? plan_env_find(p, p->target) : NULL;
+	if (p == NULL)
+		return NULL;
+	if (ev && ev->stage && strcmp(ev->stage, "staging") == 0 && p->staging.present && p->staging.environment)
+		return p->staging.environment;
+	return p->target;
+}
+
+/* The dbname of environment name when it is a conninfo that names one. */
+static char *
+env_database(const struct plan *p, const char *name)
+{
+	const struct plan_env *env = p && name ? plan_env_find(p, name) : NULL;
 	if (env == NULL || env->kind != PLAN_ENV_CONNINFO || env->value == NULL)
 		return NULL;
 	char *perr = NULL;
@@ -355,6 +412,26 @@ target_database(const struct plan *p)
 	return db;
 }
 
+/* The event's database: the one its data names, else the dbname of its environment's conninfo. */
+static char *
+event_database(const struct plan *p, const struct rb_event *ev)
+{
+	const char *db = ev ? jget_str(ev->data, "database") : NULL;
+	return db ? xstrdup(db) : env_database(p, event_env(p, ev));
+}
+
+/* A stage_failed that is not a failure: the run waits for a person (data "waiting"). */
+static const char *
+waiting_for(const char *type, const struct rb_event *ev)
+{
+	if (strcmp(type, "stage_failed") != 0 || ev == NULL)
+		return NULL;
+	json_t *w = json_object_get(ev->data, "waiting");
+	if (w == NULL || json_is_null(w) || json_is_false(w))
+		return NULL;
+	return json_is_string(w) ? json_string_value(w) : "";
+}
+
 /* The event's result word(s) for a person ("done", "failed", "waiting for confirmation"). */
 static const char *
 result_text(const char *type, const struct rb_event *ev)
@@ -366,6 +443,8 @@ result_text(const char *type, const struct rb_event *ev)
 	}
 	if (strcmp(type, "rollback_done") == 0)
 		return json_is_false(json_object_get(data, "ok")) ? "failed" : "done";
+	if (waiting_for(type, ev))
+		return "waiting";
 	static const struct { const char *type, *text; } words[] = {
 		{ "run_started", "started" }, { "stage_started", "started" }, { "stage_done", "done" },
 		{ "stage_failed", "failed" }, { "stage_skipped", "skipped" }, { "stage_waived", "waived" },
@@ -382,7 +461,7 @@ result_text(const char *type, const struct rb_event *ev)
 	return type;
 }
 
-/* What the event is about: its stage, "rollback", or "run". */
+/* What the event is about: its stage, "rollback", "notify" or "run". */
 static const char *
 subject_text(const char *type, const struct rb_event *ev)
 {
@@ -395,18 +474,7 @@ subject_text(const char *type, const struct rb_event *ev)
 	return "run";
 }
 
-/* 83000 -> "1:23", 3723000 -> "1:02:03". */
-static void
-format_clock(int64_t ms, char *out, size_t outlen)
-{
-	int64_t s = ms / 1000;
-	if (s >= 3600)
-		snprintf(out, outlen, "%" PRId64 ":%02d:%02d", s / 3600, (int)(s / 60 % 60), (int)(s % 60));
-	else
-		snprintf(out, outlen, "%d:%02d", (int)(s / 60), (int)(s % 60));
-}
-
-/* Slack mrkdwn escapes &, < and >. */
+/* Slack mrkdwn escapes &, < and >; line breaks become spaces. */
 static void
 slack_escape(struct strbuf *sb, const char *s)
 {
@@ -424,6 +492,46 @@ slack_escape(struct strbuf *sb, const char *s)
 	}
 }
 
+/* A name in mrkdwn: escaped, and * _ ~ ` shown as their fullwidth forms so they format nothing. */
+static void
+slack_name(struct strbuf *sb, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '*': strbuf_adds(sb, "\xef\xbc\x8a"); break;   /* U+FF0A */
+		case '_': strbuf_adds(sb, "\xef\xbc\xbf"); break;   /* U+FF3F */
+		case '~': strbuf_adds(sb, "\xef\xbd\x9e"); break;   /* U+FF5E */
+		case '`': strbuf_adds(sb, "\xef\xbd\x80"); break;   /* U+FF40 */
+		default: {
+			char one[2] = { *s, '\0' };
+			slack_escape(sb, one);
+		}
+		}
+	}
+}
+
+/* Cuts sb to at most max bytes, not inside a UTF-8 character or an &entity;, ending in "…". */
+static void
+cut_ellipsis(struct strbuf *sb, size_t max, bool entities)
+{
+	if (sb->len <= max)
+		return;
+	size_t keep = utf8_cut(sb->buf, max - strlen(ELLIPSIS));
+	if (entities) {
+		for (size_t i = keep; i > 0 && keep - i < 6; i--) {
+			if (sb->buf[i - 1] == ';')
+				break;
+			if (sb->buf[i - 1] == '&') {
+				keep = i - 1;
+				break;
+			}
+		}
+	}
+	sb->buf[keep] = '\0';
+	sb->len = keep;
+	strbuf_adds(sb, ELLIPSIS);
+}
+
 static bool
 wants_message(const char *type, const struct rb_event *ev)
 {
@@ -431,47 +539,79 @@ wants_message(const char *type, const struct rb_event *ev)
 		return false;
 	return strcmp(type, "stage_failed") == 0 || strcmp(type, "confirm_needed") == 0 ||
 	       strcmp(type, "over_budget") == 0 || strcmp(type, "rollback_done") == 0 ||
-	       strcmp(type, "log") == 0 || strcmp(type, "stage_result") == 0 || strcmp(type, "step") == 0;
+	       strcmp(type, "run_finished") == 0 || strcmp(type, "log") == 0 || strcmp(type, "stage_result") == 0 ||
+	       strcmp(type, "step") == 0;
 }
 
-/* "pgrunbook shop release: migrate done in 1:23 (prod, by alice)[: message]", escaped for Slack. */
+static void
+add_text(struct strbuf *sb, const char *s, bool escape, bool name)
+{
+	if (!escape)
+		strbuf_adds(sb, s);
+	else if (name)
+		slack_name(sb, s);
+	else
+		slack_escape(sb, s);
+}
+
+/*
+ * "shop release: migrate done in 1.2 s (prod, by alice)[: message]", escaped for Slack mrkdwn
+ * with escape; a stage waiting for a person: "sync waits for a review".
+ */
 static char *
 one_line(const struct plan *p, const char *type, const char *who, const struct rb_event *ev, int64_t duration_ms,
          bool escape)
 {
 	struct strbuf sb = {0};
-	char clock[32] = "";
-	if (duration_ms >= 0)
-		format_clock(duration_ms, clock, sizeof clock);
-	char *line = xasprintf("pgrunbook %s release: %s %s%s%s (%s, by %s)", p && p->name ? p->name : "?",
-	                       subject_text(type, ev), result_text(type, ev), clock[0] ? " in " : "", clock,
-	                       p && p->target ? p->target : "?", who ? who : "unknown");
-	if (escape)
-		slack_escape(&sb, line);
-	else
-		strbuf_adds(&sb, line);
-	free(line);
+	add_text(&sb, p && p->name ? p->name : "?", escape, true);
+	strbuf_adds(&sb, ": ");
+	add_text(&sb, subject_text(type, ev), escape, true);
+	const char *waiting = waiting_for(type, ev);
+	if (waiting) {
+		strbuf_adds(&sb, " waits");
+		if (waiting[0]) {
+			strbuf_adds(&sb, " for a ");
+			add_text(&sb, waiting, escape, true);
+		}
+	} else {
+		strbuf_addc(&sb, ' ');
+		strbuf_adds(&sb, result_text(type, ev));
+	}
+	if (duration_ms >= 0) {
+		char el[32];
+		time_format_elapsed(duration_ms, el, sizeof el);
+		strbuf_addf(&sb, " in %s", el);
+	}
+	strbuf_adds(&sb, " (");
+	const char *env = event_env(p, ev);
+	add_text(&sb, env ? env : "?", escape, true);
+	strbuf_adds(&sb, ", by ");
+	add_text(&sb, who ? who : "unknown", escape, true);
+	strbuf_addc(&sb, ')');
 	if (wants_message(type, ev)) {
 		strbuf_adds(&sb, ": ");
 		size_t mlen = strlen(ev->message);
 		char *m = xstrndup(ev->message, utf8_cut(ev->message, MESSAGE_CAP));   /* copies exactly n bytes */
-		if (escape)
-			slack_escape(&sb, m);
-		else
-			strbuf_adds(&sb, m);
+		add_text(&sb, m, escape, false);
 		if (mlen > MESSAGE_CAP)
-			strbuf_adds(&sb, "...");
+			strbuf_adds(&sb, ELLIPSIS);
 		free(m);
 	}
 	return strbuf_detach(&sb);
 }
 
 static void
-slack_field(json_t *fields, const char *title, const char *value)
+slack_field(json_t *fields, const char *title, const char *value, bool name)
 {
+	if (json_array_size(fields) >= 10)   /* Block Kit: at most 10 fields */
+		return;
 	struct strbuf sb = {0};
 	strbuf_addf(&sb, "*%s*\n", title);
-	slack_escape(&sb, value && value[0] ? value : "-");
+	if (value && value[0])
+		add_text(&sb, value, true, name);
+	else
+		strbuf_addc(&sb, '-');
+	cut_ellipsis(&sb, SLACK_FIELD_CAP, true);
 	json_array_append_new(fields, json_pack("{s:s, s:o}", "type", "mrkdwn", "text", jstr_or_null(sb.buf)));
 	strbuf_release(&sb);
 }
@@ -480,23 +620,27 @@ static json_t *
 render_slack(const struct plan *p, const char *run_id, const char *type, const char *who, const struct rb_event *ev,
              int64_t duration_ms)
 {
-	char *text = one_line(p, type, who, ev, duration_ms, true);
-	char clock[32] = "-";
+	struct strbuf text = {0};
+	char *line = one_line(p, type, who, ev, duration_ms, true);
+	strbuf_adds(&text, line);
+	free(line);
+	cut_ellipsis(&text, SLACK_TEXT_CAP, true);
+	char el[32] = "-";
 	if (duration_ms >= 0)
-		format_clock(duration_ms, clock, sizeof clock);
+		time_format_elapsed(duration_ms, el, sizeof el);
 	json_t *fields = json_array();
-	slack_field(fields, "Plan", p ? p->name : NULL);
-	slack_field(fields, "Environment", p ? p->target : NULL);
-	slack_field(fields, "Stage", ev ? ev->stage : NULL);
-	slack_field(fields, "Result", result_text(type, ev));
-	slack_field(fields, "Duration", clock);
-	slack_field(fields, "Who", who);
-	slack_field(fields, "Run", run_id);
+	slack_field(fields, "Plan", p ? p->name : NULL, true);
+	slack_field(fields, "Environment", event_env(p, ev), true);
+	slack_field(fields, "Stage", ev ? ev->stage : NULL, true);
+	slack_field(fields, "Result", result_text(type, ev), false);
+	slack_field(fields, "Duration", el, false);
+	slack_field(fields, "Who", who, true);
+	slack_field(fields, "Run", run_id, true);
 	json_t *blocks = json_pack("[{s:s, s:{s:s, s:o}}, {s:s, s:o}]",
-	                           "type", "section", "text", "type", "mrkdwn", "text", jstr_or_null(text),
+	                           "type", "section", "text", "type", "mrkdwn", "text", jstr_or_null(text.buf),
 	                           "type", "section", "fields", fields);
-	json_t *body = json_pack("{s:o, s:o}", "text", jstr_or_null(text), "blocks", blocks);
-	free(text);
+	json_t *body = json_pack("{s:o, s:o}", "text", jstr_or_null(text.buf), "blocks", blocks);
+	strbuf_release(&text);
 	return body;
 }
 
@@ -506,23 +650,23 @@ render_generic(const struct plan *p, const char *run_id, const char *id, const c
 {
 	char now[32];
 	time_now_rfc3339(now);
-	const char *db = ev ? jget_str(ev->data, "database") : NULL;
-	char *tdb = db ? NULL : target_database(p);
+	char *db = event_database(p, ev);
 	json_t *body = json_object();
 	json_object_set_new(body, "id", jstr_or_null(id));
 	json_object_set_new(body, "type", json_string(type));
 	json_object_set_new(body, "timestamp", json_string(now));
 	json_object_set_new(body, "run_id", jstr_or_null(run_id));
 	json_object_set_new(body, "plan", jstr_or_null(p ? p->name : NULL));
-	json_object_set_new(body, "environment", jstr_or_null(p ? p->target : NULL));
-	json_object_set_new(body, "database", jstr_or_null(db ? db : tdb));
+	json_object_set_new(body, "environment", jstr_or_null(event_env(p, ev)));
+	json_object_set_new(body, "database", jstr_or_null(db));
 	json_object_set_new(body, "stage", jstr_or_null(ev ? ev->stage : NULL));
+	json_object_set_new(body, "result", json_string(result_text(type, ev)));
 	json_object_set_new(body, "message", jstr_or_null(ev ? ev->message : NULL));
 	json_object_set_new(body, "level", json_string(events_level_name(ev ? ev->level : LOG_LEVEL_INFO)));
 	json_object_set_new(body, "who", jstr_or_null(who));
 	json_object_set_new(body, "duration_ms", duration_ms >= 0 ? json_integer(duration_ms) : json_null());
 	json_object_set_new(body, "data", ev && ev->data ? json_deep_copy(ev->data) : json_null());
-	free(tdb);
+	free(db);
 	return body;
 }
 
@@ -532,6 +676,8 @@ pagerduty_action(const char *type, const struct rb_event *ev, const char **sever
 {
 	*severity = NULL;
 	if (strcmp(type, "stage_failed") == 0) {
+		if (waiting_for(type, ev))
+			return NULL;   /* waits for a person: the confirm_needed before it triggered */
 		*severity = "error";
 		return "trigger";
 	}
@@ -557,6 +703,10 @@ pagerduty_action(const char *type, const struct rb_event *ev, const char **sever
 	return NULL;
 }
 
+/*
+ * dedup: the incident's key when the caller knows it (a test's, or the rolled-back run's for a
+ * rollback run's run_finished); else a rollback event's "run", else this run's.
+ */
 static json_t *
 render_pagerduty(const struct plan *p, const char *run_id, const char *dedup, const char *type, const char *who,
                  const struct rb_event *ev, int64_t duration_ms)
@@ -565,35 +715,36 @@ render_pagerduty(const struct plan *p, const char *run_id, const char *dedup, co
 	const char *action = pagerduty_action(type, ev, &severity);
 	if (action == NULL)
 		return NULL;
-	char *key = dedup ? xstrdup(dedup) : xasprintf("pgrunbook-%s", run_id ? run_id : "");
+	const char *rolled = strncmp(type, "rollback_", 9) == 0 && ev ? jget_str(ev->data, "run") : NULL;
+	char *key = dedup ? xstrdup(dedup)
+	                  : xasprintf("pgrunbook-%s", rolled && rolled[0] ? rolled : run_id ? run_id : "");
 	json_t *body = json_pack("{s:s, s:o, s:s}", "event_action", action, "dedup_key", jstr_or_null(key),
 	                         "client", "pgrunbook");
 	free(key);
 	if (strcmp(action, "trigger") == 0) {
 		char *summary = one_line(p, type, who, ev, duration_ms, false);
 		summary[utf8_cut(summary, 1000)] = '\0';   /* PagerDuty takes 1024 */
-		const char *db = ev ? jget_str(ev->data, "database") : NULL;
-		char *tdb = db ? NULL : target_database(p);
-		char *source = xasprintf("pgrunbook %s (%s)", p && p->name ? p->name : "?",
-		                         p && p->target ? p->target : "?");
+		char *db = event_database(p, ev);
+		const char *env = event_env(p, ev);
+		char *source = xasprintf("pgrunbook %s (%s)", p && p->name ? p->name : "?", env ? env : "?");
 		json_t *details = json_object();
 		json_object_set_new(details, "run_id", jstr_or_null(run_id));
 		json_object_set_new(details, "plan", jstr_or_null(p ? p->name : NULL));
-		json_object_set_new(details, "environment", jstr_or_null(p ? p->target : NULL));
-		json_object_set_new(details, "database", jstr_or_null(db ? db : tdb));
+		json_object_set_new(details, "environment", jstr_or_null(env));
+		json_object_set_new(details, "database", jstr_or_null(db));
 		json_object_set_new(details, "stage", jstr_or_null(ev ? ev->stage : NULL));
 		json_object_set_new(details, "message", jstr_or_null(ev ? ev->message : NULL));
 		json_object_set_new(details, "who", jstr_or_null(who));
 		json_object_set_new(details, "data", ev && ev->data ? json_deep_copy(ev->data) : json_null());
-		json_t *payload = json_pack("{s:o, s:o, s:s, s:o, s:o, s:s, s:o}", "summary", jstr_or_null(summary),
+		json_t *payload = json_pack("{s:o, s:o, s:s, s:o, s:s, s:o}", "summary", jstr_or_null(summary),
 		                            "source", jstr_or_null(source), "severity", severity,
-		                            "component", jstr_or_null(ev && ev->stage ? ev->stage : NULL),
-		                            "group", jstr_or_null(p ? p->target : NULL), "class", type,
-		                            "custom_details", details);
+		                            "group", jstr_or_null(env), "class", type, "custom_details", details);
+		if (ev && ev->stage)
+			json_object_set_new(payload, "component", jstr_or_null(ev->stage));
 		json_object_set_new(body, "payload", payload);
 		free(summary);
 		free(source);
-		free(tdb);
+		free(db);
 	}
 	return body;
 }
@@ -625,6 +776,7 @@ notify_render(const struct plan *p, const struct plan_notify *e, const char *run
 struct http_ctx {
 	char               retry_after[64];
 	_Atomic long long *abort_at;
+	_Atomic(atomic_int *) *cancel;
 };
 
 static size_t
@@ -663,21 +815,24 @@ check_abort(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ult
 	(void)ultotal;
 	(void)ulnow;
 	struct http_ctx *h = userdata;
+	atomic_int *flag = h->cancel ? atomic_load(h->cancel) : NULL;
+	if (flag && atomic_load(flag))
+		return 1;
 	long long at = h->abort_at ? atomic_load(h->abort_at) : 0;
 	return at > 0 && time_now_ms() >= at ? 1 : 0;
 }
 
-/* One POST; fills a (status, error, Retry-After). */
+/* One POST on handle c (kept by the caller: its connection is reused); fills a. */
 static void
-http_post(const char *url, const char *body, struct curl_slist *headers, int64_t timeout_ms, int64_t connect_ms,
-          _Atomic long long *abort_at, struct attempt *a)
+http_post(CURL *c, const char *url, const char *body, struct curl_slist *headers, int64_t timeout_ms,
+          int64_t connect_ms, _Atomic long long *abort_at, _Atomic(atomic_int *) *cancel, struct attempt *a)
 {
-	struct http_ctx h = { .abort_at = abort_at };
-	CURL *c = curl_easy_init();
+	struct http_ctx h = { .abort_at = abort_at, .cancel = cancel };
 	if (c == NULL) {
 		a->error = xstrdup("could not initialise libcurl");
 		return;
 	}
+	curl_easy_reset(c);
 	char ua[64];
 	snprintf(ua, sizeof ua, "pgrunbook/%s", PACKAGE_VERSION);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -707,35 +862,45 @@ http_post(const char *url, const char *body, struct curl_slist *headers, int64_t
 	long status = 0;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
 	if (rc != CURLE_OK || status == 0) {
 		a->status = 0;
-		if (rc == CURLE_ABORTED_BY_CALLBACK)
+		if (rc == CURLE_ABORTED_BY_CALLBACK) {
 			a->error = xstrdup("cut short at exit");
-		else
+			a->cut = true;
+		} else {
 			a->error = xstrdup(rc != CURLE_OK ? curl_easy_strerror(rc) : "no HTTP status");
+		}
 		a->permanent = rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL;
 		return;
 	}
 	a->status = status;
+	if (status >= 300 && status <= 399)
+		a->error = xasprintf("HTTP %ld: redirects are not followed; give the final URL", status);
 	if ((status == 429 || status == 503) && h.retry_after[0] != '\0')
 		a->has_retry_after = notify_parse_retry_after(h.retry_after, time(NULL), &a->retry_after_ms);
 }
 
+static void
+not_sent(struct attempt *a, bool unset, char *why)
+{
+	a->not_sent = true;
+	a->unset = unset;
+	a->error = why;
+}
+
 /*
- * One attempt of a stored body: reads the URL (and secret, routing key) from the environment now.
- * body is the stored payload text; for pagerduty the routing key is added here.
+ * One attempt of a stored body on handle c: reads the URL (and secret, routing key) from the
+ * environment now. body is the stored payload text; for pagerduty the routing key is added here.
  */
 static void
-deliver(const char *url_env, const char *secret_env, const char *events_url_env, enum plan_notify_format format,
-        const char *id, const char *body, int64_t timeout_ms, int64_t connect_ms, _Atomic long long *abort_at,
-        struct attempt *a)
+deliver(CURL *c, const char *url_env, const char *secret_env, const char *events_url_env,
+        enum plan_notify_format format, const char *id, const char *body, int64_t timeout_ms, int64_t connect_ms,
+        _Atomic long long *abort_at, _Atomic(atomic_int *) *cancel, struct attempt *a)
 {
 	memset(a, 0, sizeof(*a));
 	const char *v = env_value(url_env);
 	if (v == NULL) {
-		a->not_sent = true;
-		a->error = xasprintf("%s is not set", url_env ? url_env : "the URL variable");
+		not_sent(a, true, xasprintf("%s is not set", url_env ? url_env : "the URL variable"));
 		return;
 	}
 	char *url = NULL, *send = NULL, *sig = NULL;
@@ -746,8 +911,7 @@ deliver(const char *url_env, const char *secret_env, const char *events_url_env,
 		if (events_url_env != NULL) {
 			const char *u = env_value(events_url_env);
 			if (u == NULL) {
-				a->not_sent = true;
-				a->error = xasprintf("%s is not set", events_url_env);
+				not_sent(a, true, xasprintf("%s is not set", events_url_env));
 				goto out;
 			}
 			url = xstrdup(u);
@@ -757,8 +921,7 @@ deliver(const char *url_env, const char *secret_env, const char *events_url_env,
 		json_t *b = json_loads(body, 0, NULL);
 		if (!json_is_object(b)) {
 			json_decref(b);
-			a->not_sent = true;
-			a->error = xstrdup("the stored message body is not a JSON object");
+			not_sent(a, false, xstrdup("the stored message body is not a JSON object"));
 			goto out;
 		}
 		json_object_set_new(b, "routing_key", json_string(v));
@@ -768,8 +931,7 @@ deliver(const char *url_env, const char *secret_env, const char *events_url_env,
 			explicit_bzero((char *)json_string_value(rk), json_string_length(rk));
 		json_decref(b);
 		if (send == NULL) {
-			a->not_sent = true;
-			a->error = xstrdup("the routing key is not valid UTF-8");
+			not_sent(a, true, xasprintf("%s is not valid UTF-8", url_env));
 			goto out;
 		}
 	} else {
@@ -787,14 +949,12 @@ deliver(const char *url_env, const char *secret_env, const char *events_url_env,
 		if (secret_env != NULL) {
 			const char *secret = env_value(secret_env);
 			if (secret == NULL) {
-				a->not_sent = true;
-				a->error = xasprintf("%s is not set", secret_env);
+				not_sent(a, true, xasprintf("%s is not set", secret_env));
 				goto out;
 			}
 			sig = notify_sign(secret, id, ts, send);
 			if (sig == NULL) {
-				a->not_sent = true;
-				a->error = xasprintf("%s is not a Standard Webhooks secret (whsec_<base64>)", secret_env);
+				not_sent(a, true, xasprintf("%s is not a Standard Webhooks secret (whsec_<base64>)", secret_env));
 				goto out;
 			}
 			h = xasprintf("webhook-signature: %s", sig);
@@ -802,7 +962,7 @@ deliver(const char *url_env, const char *secret_env, const char *events_url_env,
 			free(h);
 		}
 	}
-	http_post(url, send, hdr, timeout_ms, connect_ms, abort_at, a);
+	http_post(c, url, send, hdr, timeout_ms, connect_ms, abort_at, cancel, a);
 out:
 	curl_slist_free_all(hdr);
 	free_secret(url);
@@ -821,6 +981,8 @@ endpoint_free(struct nendpoint *e)
 	strlist_free(&e->events);
 	free(e->state);
 	free(e->last_error);
+	free(e->unset_what);
+	free(e->q);
 }
 
 static void
@@ -831,6 +993,20 @@ msg_free(struct nmsg *m)
 	free(m->name);
 	json_decref(m->doc);
 	free(m);
+}
+
+static void
+outbox_init(struct outbox *ob)
+{
+	memset(ob, 0, sizeof(*ob));
+	ob->lock_fd = -1;
+	pthread_mutex_init(&ob->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ob->wcond, &ca);
+	pthread_condattr_destroy(&ca);
+	ob->mu_init = true;
 }
 
 static void
@@ -848,10 +1024,17 @@ outbox_close(struct outbox *ob)
 	free(ob->dir);
 	free(ob->run_id);
 	free(ob->write_error);
+	free(ob->senders);
+	free(ob->wq);
+	if (ob->mu_init) {
+		pthread_mutex_destroy(&ob->mu);
+		pthread_cond_destroy(&ob->wcond);
+	}
 	memset(ob, 0, sizeof(*ob));
 	ob->lock_fd = -1;
 }
 
+/* Counts a write that failed (why: the path and strerror; taken). Call with ob->mu held. */
 static void
 outbox_write_failed(struct outbox *ob, char *why)
 {
@@ -862,39 +1045,56 @@ outbox_write_failed(struct outbox *ob, char *why)
 		free(why);
 }
 
+/* The run's id: the last part of its directory. */
+static const char *
+run_name(const char *run_dir)
+{
+	const char *slash = strrchr(run_dir, '/');
+	while (slash && slash[1] == '\0' && slash > run_dir) {
+		/* a trailing slash: the part before it */
+		const char *p = slash - 1;
+		while (p > run_dir && *p != '/')
+			p--;
+		return *p == '/' ? p + 1 : p;
+	}
+	return slash ? slash + 1 : run_dir;
+}
+
 /* Locks <run_dir>/outbox (creating it when create). */
 static bool
 outbox_open(struct outbox *ob, const char *run_dir, bool create, struct rb_error *err)
 {
-	memset(ob, 0, sizeof(*ob));
-	ob->lock_fd = -1;
 	ob->run_dir = xstrdup(run_dir);
 	ob->dir = xasprintf("%s/" OUTBOX_DIR, run_dir);
+	char *id = xstrdup(run_name(run_dir));
+	id[strcspn(id, "/")] = '\0';
 	struct stat st;
+	bool ok = false;
 	if (stat(ob->dir, &st) != 0) {
 		if (!create || errno != ENOENT) {
 			if (errno == ENOENT)
-				rb_error_set(err, "run %s has no outbox", run_dir);
+				rb_error_setc(err, RB_EXIT_STEP, "run %s has no outbox (it sent no webhook notifications)", id);
 			else
-				rb_error_set(err, "could not open %s: %s", ob->dir, strerror(errno));
-			return false;
+				rb_error_setc(err, RB_EXIT_STEP, "could not open %s: %s", ob->dir, strerror(errno));
+			goto out;
 		}
 		if (mkdir(ob->dir, 0700) != 0 && errno != EEXIST) {
 			rb_error_set(err, "could not create %s: %s", ob->dir, strerror(errno));
-			return false;
+			goto out;
 		}
 		util_fsync_dir(run_dir);
 	} else if (!S_ISDIR(st.st_mode)) {
-		rb_error_set(err, "%s is not a directory", ob->dir);
-		return false;
+		rb_error_setc(err, RB_EXIT_STEP, "%s is not a directory", ob->dir);
+		goto out;
 	}
 	char *lock = xasprintf("%s/" LOCK_FILE, ob->dir);
 	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		rb_error_set(err, "could not open %s: %s", lock, strerror(errno));
+		rb_error_setc(err, RB_EXIT_STEP, "could not open %s: %s", lock, strerror(errno));
 		free(lock);
-		return false;
+		goto out;
 	}
+	free(lock);
 	int rc;
 	while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
 		;
@@ -904,27 +1104,28 @@ outbox_open(struct outbox *ob, const char *run_dir, bool create, struct rb_error
 		ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
 		long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
 		close(fd);
-		free(lock);
 		if (e == EWOULDBLOCK) {
 			if (pid > 0)
-				rb_error_set(err, "the outbox of run %s is being delivered by another process (pid %ld)", run_dir,
-				             pid);
+				rb_error_setc(err, RB_EXIT_STEP,
+				              "the outbox of run %s is being delivered by another process (pid %ld)", id, pid);
 			else
-				rb_error_set(err, "the outbox of run %s is being delivered by another process", run_dir);
+				rb_error_setc(err, RB_EXIT_STEP, "the outbox of run %s is being delivered by another process", id);
 			rb_error_hint(err, "Wait for it to finish, or stop it, and try again.");
 		} else {
-			rb_error_set(err, "could not lock %s: %s", ob->dir, strerror(e));
+			rb_error_setc(err, RB_EXIT_STEP, "could not lock %s: %s", ob->dir, strerror(e));
 		}
-		return false;
+		goto out;
 	}
 	char pid[32];
 	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
 		/* Only names the holder in another process's error message. */
 	}
-	free(lock);
 	ob->lock_fd = fd;
-	return true;
+	ok = true;
+out:
+	free(id);
+	return ok;
 }
 
 static int
@@ -959,6 +1160,28 @@ state_from_name(const char *s, enum msg_state *out)
 	return false;
 }
 
+/* Why a failed message file failed: its "failure", or (files of an older version) from its last answer. */
+static enum msg_fail
+fail_of_doc(const json_t *doc)
+{
+	const char *f = jget_str(doc, "failure");
+	for (size_t i = 1; f && i < RB_ARRAY_LEN(msg_fail_names); i++)
+		if (strcmp(f, msg_fail_names[i]) == 0)
+			return (enum msg_fail)i;
+	long status = (long)json_integer_value(json_object_get(doc, "last_status"));
+	const char *le = jget_str(doc, "last_error");
+	if (le && strstr(le, "no longer configured"))
+		return FAIL_UNCONFIGURED;
+	if (status == 410 || (le && strstr(le, "is gone")))
+		return FAIL_GONE;
+	if (notify_classify(status) != NOTIFY_RETRY)
+		return FAIL_REJECTED;
+	if (status == 0 && json_integer_value(json_object_get(doc, "attempts")) == 0 && le &&
+	    (strstr(le, " is not set") || strstr(le, "Standard Webhooks secret")))
+		return FAIL_UNSET;
+	return FAIL_ATTEMPTS;
+}
+
 /* Reads every message file; removes temporary files a crash left. Problems go to warnings (may be NULL). */
 static void
 outbox_load(struct outbox *ob, struct strlist *warnings)
@@ -971,7 +1194,7 @@ outbox_load(struct outbox *ob, struct strlist *warnings)
 		const char *nm = de->d_name;
 		size_t len = strlen(nm);
 		if (strstr(nm, ".json.tmp.") != NULL) {
-			/* a write that died before its rename (util_write_file_atomic()) */
+			/* a write that died before its rename */
 			char *p = xasprintf("%s/%s", ob->dir, nm);
 			unlink(p);
 			free(p);
@@ -1006,6 +1229,7 @@ outbox_load(struct outbox *ob, struct strlist *warnings)
 		m->name = xstrdup(nm);
 		m->doc = doc;
 		m->state = st;
+		m->fail = st == MSG_FAILED ? fail_of_doc(doc) : FAIL_NONE;
 		m->attempts = (int)json_integer_value(json_object_get(doc, "attempts"));
 		m->next_ms = next;
 		outbox_add(ob, m);
@@ -1015,26 +1239,130 @@ outbox_load(struct outbox *ob, struct strlist *warnings)
 		qsort(ob->msgs, ob->nmsgs, sizeof(*ob->msgs), msg_cmp);
 }
 
-static void
-msg_write(struct outbox *ob, struct nmsg *m)
+/*
+ * Writes a file by write and rename, without fsync: a crash of pgrunbook loses nothing (the page
+ * cache keeps it), a power loss may lose the newest writes. False with *why (the path, strerror).
+ */
+static bool
+write_file_fast(const char *path, const char *data, size_t len, char **why)
 {
-	char *text = json_dumps(m->doc, JSON_INDENT(2));
-	if (text == NULL) {
-		outbox_write_failed(ob, xasprintf("could not encode %s/%s", ob->dir, m->name));
-		return;
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		*why = xasprintf("could not write %s: %s", tmp, strerror(errno));
+		free(tmp);
+		return false;
 	}
-	char *with_nl = xasprintf("%s\n", text);
-	free(text);
-	char *why = NULL;
-	char *path = xasprintf("%s/%s", ob->dir, m->name);
-	if (!util_write_file_atomic(path, with_nl, strlen(with_nl), &why))
-		outbox_write_failed(ob, why);
-	free(path);
-	free(with_nl);
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*why = xasprintf("could not write %s: %s", tmp, w < 0 ? strerror(errno) : "short write");
+			close(fd);
+			unlink(tmp);
+			free(tmp);
+			return false;
+		}
+		off += (size_t)w;
+	}
+	if (close(fd) != 0) {
+		*why = xasprintf("could not write %s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return false;
+	}
+	if (rename(tmp, path) != 0) {
+		*why = xasprintf("could not rename %s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return false;
+	}
+	free(tmp);
+	return true;
 }
 
+static char *
+msg_text(const struct nmsg *m)
+{
+	char *text = json_dumps(m->doc, JSON_INDENT(2));
+	if (text == NULL)
+		return NULL;
+	char *with_nl = xasprintf("%s\n", text);
+	free(text);
+	return with_nl;
+}
+
+/*
+ * Writes a message file (no lock held); false with *why. A new file is created; an existing one
+ * is rewritten in place by one pwrite, padded with spaces to its old length (JSON allows trailing
+ * white space), so a crash of pgrunbook never leaves it half-written and no inode is created or
+ * deleted per state change (creating files to rename them over others made ext4 search its
+ * recently deleted inodes on every write). No fsync: see notify.h.
+ */
+static bool
+msg_file_write(const char *dir, const char *name, const char *text, char **why)
+{
+	if (text == NULL) {
+		*why = xasprintf("could not encode %s/%s", dir, name);
+		return false;
+	}
+	char *path = xasprintf("%s/%s", dir, name);
+	size_t len = strlen(text);
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		*why = xasprintf("could not write %s: %s", path, strerror(errno));
+		free(path);
+		return false;
+	}
+	struct stat st;
+	char *padded = NULL;
+	const char *data = text;
+	if (fstat(fd, &st) == 0 && st.st_size > (off_t)len) {
+		padded = xmalloc((size_t)st.st_size);
+		memcpy(padded, text, len);
+		memset(padded + len, ' ', (size_t)st.st_size - len);
+		padded[st.st_size - 1] = '\n';
+		data = padded;
+		len = (size_t)st.st_size;
+	}
+	size_t off = 0;
+	bool ok = true;
+	while (off < len) {
+		ssize_t w = pwrite(fd, data + off, len - off, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			*why = xasprintf("could not write %s: %s", path, w < 0 ? strerror(errno) : "short write");
+			ok = false;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (close(fd) != 0 && ok) {
+		*why = xasprintf("could not write %s: %s", path, strerror(errno));
+		ok = false;
+	}
+	free(padded);
+	free(path);
+	return ok;
+}
+
+/* Writes m now, in this thread (used before the senders run and after they stop). */
 static void
-endpoints_write(struct outbox *ob)
+msg_write_now(struct outbox *ob, struct nmsg *m)
+{
+	char *text = msg_text(m), *why = NULL;
+	if (!msg_file_write(ob->dir, m->name, text, &why))
+		outbox_write_failed(ob, why);
+	free(text);
+}
+
+static char *
+endpoints_text(const struct outbox *ob)
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < ob->neps; i++) {
@@ -1051,17 +1379,29 @@ endpoints_write(struct outbox *ob)
 		                                     "last_status", e->last_status ? json_integer(e->last_status) : json_null(),
 		                                     "last_error", jstr_or_null(e->last_error)));
 	}
-	json_t *doc = json_pack("{s:o, s:o}", "run_id", jstr_or_null(ob->run_id), "endpoints", arr);
+	json_t *doc = json_pack("{s:o, s:I, s:o}", "run_id", jstr_or_null(ob->run_id), "starts",
+	                        (json_int_t)ob->starts, "endpoints", arr);
 	char *text = json_dumps(doc, JSON_INDENT(2));
 	json_decref(doc);
 	char *with_nl = xasprintf("%s\n", text ? text : "{}");
 	free(text);
-	char *why = NULL;
+	return with_nl;
+}
+
+/* Writes endpoints.json now, in this thread; durable when the start counter was just raised. */
+static void
+endpoints_write_now(struct outbox *ob, bool durable)
+{
+	char *text = endpoints_text(ob), *why = NULL;
 	char *path = xasprintf("%s/%s", ob->dir, ENDPOINTS_FILE);
-	if (!util_write_file_atomic(path, with_nl, strlen(with_nl), &why))
+	bool ok = durable ? util_write_file_atomic(path, text, strlen(text), &why)
+	                  : write_file_fast(path, text, strlen(text), &why);
+	if (!ok)
 		outbox_write_failed(ob, why);
+	else
+		ob->ep_written = ob->ep_version;
 	free(path);
-	free(with_nl);
+	free(text);
 }
 
 static struct nendpoint *
@@ -1073,22 +1413,57 @@ outbox_endpoint(struct outbox *ob, size_t index)
 	return NULL;
 }
 
-static void
-endpoint_set(struct nendpoint *e, const char *state, long status, const char *error)
+/* "SLACK_URL not set" from "SLACK_URL is not set"; other problems as they are. */
+static char *
+unset_words(const char *error)
 {
+	const char *p = error ? strstr(error, " is not set") : NULL;
+	if (p && p[strlen(" is not set")] == '\0')
+		return xasprintf("%.*s not set", (int)(p - error), error);
+	return xstrdup(error ? error : "a variable is not set");
+}
+
+static void
+endpoint_set(struct outbox *ob, struct nendpoint *e, const char *state, long status, const char *error)
+{
+	bool same = e->state && strcmp(e->state, state) == 0 && e->last_status == status &&
+	            ((e->last_error == NULL && error == NULL) || (e->last_error && error && strcmp(e->last_error, error) == 0));
+	if (same)
+		return;
 	free(e->state);
 	e->state = xstrdup(state);
 	e->last_status = status;
 	free(e->last_error);
 	e->last_error = error ? xstrdup(error) : NULL;
+	free(e->unset_what);
+	e->unset_what = strcmp(state, "unset") == 0 ? unset_words(error) : NULL;
+	ob->ep_version++;
+	if (ob->writer_started)
+		pthread_cond_signal(&ob->wcond);
 }
 
+/* Adds (delta 1) or removes (-1) m from its endpoint's counts. */
 static void
-msg_set_outcome(struct nmsg *m, enum msg_state st, long status, const char *error, long long next_ms)
+ep_count(struct nendpoint *e, const struct nmsg *m, int delta)
 {
+	if (e == NULL)
+		return;
+	unsigned *c = m->state == MSG_FAILED && m->fail == FAIL_UNSET ? &e->n_unset : &e->n[m->state];
+	*c = (unsigned)((int)*c + delta);
+}
+
+/* Sets m's state and outcome (and its endpoint's counts when e is given). */
+static void
+msg_set_outcome(struct nendpoint *e, struct nmsg *m, enum msg_state st, enum msg_fail fail, long status,
+                const char *error, long long next_ms)
+{
+	ep_count(e, m, -1);
 	m->state = st;
+	m->fail = st == MSG_FAILED ? fail : FAIL_NONE;
 	m->next_ms = st == MSG_PENDING ? next_ms : 0;
+	ep_count(e, m, 1);
 	json_object_set_new(m->doc, "state", json_string(msg_state_names[st]));
+	json_object_set_new(m->doc, "failure", st == MSG_FAILED ? json_string(msg_fail_names[fail]) : json_null());
 	json_object_set_new(m->doc, "attempts", json_integer(m->attempts));
 	char ts[32];
 	if (st == MSG_PENDING && next_ms > 0) {
@@ -1105,76 +1480,67 @@ msg_set_outcome(struct nmsg *m, enum msg_state st, long status, const char *erro
 	}
 }
 
-/* Fails m without a request (its endpoint is gone, unknown, or the message is not deliverable). */
+/* Puts m in its endpoint's queue, in seq order, and counts it. */
 static void
-msg_fail_now(struct outbox *ob, struct nmsg *m, const char *why)
+queue_insert(struct nendpoint *e, struct nmsg *m)
 {
-	msg_set_outcome(m, MSG_FAILED, 0, why, 0);
-	msg_write(ob, m);
+	if (e->nq == e->qcap) {
+		e->qcap = e->qcap ? e->qcap * 2 : 16;
+		e->q = xrealloc(e->q, e->qcap * sizeof(*e->q));
+	}
+	size_t i = e->nq++;
+	while (i > 0 && e->q[i - 1]->seq > m->seq) {
+		e->q[i] = e->q[i - 1];
+		i--;
+	}
+	e->q[i] = m;
+	m->queued = true;
+	if (i < e->head)
+		e->head = i;
+	ep_count(e, m, 1);
+}
+
+/* The endpoint's first pending message, or NULL. */
+static struct nmsg *
+endpoint_head(struct nendpoint *e)
+{
+	while (e->head < e->nq && e->q[e->head]->state != MSG_PENDING)
+		e->head++;
+	return e->head < e->nq ? e->q[e->head] : NULL;
 }
 
 /*
- * The next message to attempt: per endpoint the first pending one in seq order; of those, the one
- * due first. Messages that cannot be sent (endpoint gone or unknown) are failed here. Returns the
- * due message (next_ms <= now) or NULL, with *next the earliest time something falls due (0: none).
+ * Sorts the loaded messages into their endpoints' queues. A pending message whose endpoint is no
+ * longer configured as when it was written is failed (and written) here; before the senders run.
  */
-static struct nmsg *
-outbox_pick(struct outbox *ob, long long now, long long *next)
+static void
+outbox_index(struct outbox *ob)
 {
-	*next = 0;
-	struct nmsg *due = NULL;
-	bool changed = true;
-	while (changed) {
-		changed = false;
-		for (size_t i = 0; i < ob->nmsgs; i++) {
-			struct nmsg *m = ob->msgs[i];
-			if (m->state != MSG_PENDING)
-				continue;
-			struct nendpoint *e = outbox_endpoint(ob, m->endpoint);
-			const char *murl = jget_str(m->doc, "url_env"), *mfmt = jget_str(m->doc, "format");
-			if (e == NULL || (murl && strcmp(murl, e->url_env) != 0) ||
-			    (mfmt && strcmp(mfmt, format_name(e->format)) != 0)) {
-				char *why = xasprintf("notify[%zu] is no longer configured as when the message was written",
-				                      m->endpoint);
-				msg_fail_now(ob, m, why);
-				free(why);
-				changed = true;
-			} else if (strcmp(e->state, "gone") == 0) {
-				char *why = xasprintf("notify[%zu] (%s) is gone (HTTP 410)", e->index, e->url_env);
-				msg_fail_now(ob, m, why);
-				free(why);
-				changed = true;
-			}
-		}
-	}
-	bool *seen = xcalloc(ob->neps + 1, sizeof(*seen));   /* an endpoint's first pending message was met */
 	for (size_t i = 0; i < ob->nmsgs; i++) {
 		struct nmsg *m = ob->msgs[i];
-		if (m->state != MSG_PENDING)
+		struct nendpoint *e = outbox_endpoint(ob, m->endpoint);
+		const char *murl = jget_str(m->doc, "url_env"), *mfmt = jget_str(m->doc, "format");
+		if (e != NULL && (murl == NULL || strcmp(murl, e->url_env) == 0) &&
+		    (mfmt == NULL || strcmp(mfmt, format_name(e->format)) == 0)) {
+			m->limit = e->max_attempts;
+			queue_insert(e, m);
 			continue;
-		size_t k = (size_t)(outbox_endpoint(ob, m->endpoint) - ob->eps);
-		if (seen[k])
-			continue;
-		seen[k] = true;
-		long long at = m->next_ms > 0 ? m->next_ms : now;
-		if (at <= now) {
-			if (due == NULL || at < (due->next_ms > 0 ? due->next_ms : now))
-				due = m;
-		} else if (*next == 0 || at < *next) {
-			*next = at;
+		}
+		m->limit = DEFAULT_ATTEMPTS;
+		if (m->state == MSG_PENDING) {
+			char *why = xasprintf("notify[%zu] is no longer configured as when the message was written",
+			                      m->endpoint);
+			msg_set_outcome(NULL, m, MSG_FAILED, FAIL_UNCONFIGURED, 0, why, 0);
+			free(why);
+			msg_write_now(ob, m);
 		}
 	}
-	free(seen);
-	if (due != NULL)
-		*next = now;
-	return due;
 }
 
 static void
-job_fill(struct outbox *ob, struct nmsg *m, struct job *j)
+job_fill(const struct nendpoint *e, struct nmsg *m, struct job *j)
 {
 	memset(j, 0, sizeof(*j));
-	const struct nendpoint *e = outbox_endpoint(ob, m->endpoint);
 	j->msg = m;
 	j->id = xstrdup(jget_str(m->doc, "id"));
 	j->body = json_dumps(json_object_get(m->doc, "body"), JSON_COMPACT);
@@ -1196,59 +1562,123 @@ job_release(struct job *j)
 	free(j->events_url_env);
 }
 
-/* Applies an attempt's outcome to the message and its endpoint, and writes them. */
+/* Applies an attempt's outcome to the message and its endpoint, in memory (ob->mu held). */
 static void
-outbox_apply(struct outbox *ob, struct nmsg *m, const struct attempt *a)
+outbox_apply(struct outbox *ob, struct nendpoint *e, struct nmsg *m, const struct attempt *a)
 {
-	struct nendpoint *e = outbox_endpoint(ob, m->endpoint);
-	if (e == NULL)
-		return;
-	char *old_state = xstrdup(e->state);
-	long old_status = e->last_status;
-	char *old_error = e->last_error ? xstrdup(e->last_error) : NULL;
 	if (a->not_sent) {
-		msg_set_outcome(m, MSG_FAILED, 0, a->error, 0);
+		msg_set_outcome(e, m, MSG_FAILED, a->unset ? FAIL_UNSET : FAIL_REJECTED, 0, a->error, 0);
 		if (strcmp(e->state, "gone") != 0)
-			endpoint_set(e, "failing", 0, a->error);
-	} else {
-		m->attempts++;
-		enum notify_outcome o = notify_classify(a->status);
-		if (a->status == 0 && a->permanent)
-			o = NOTIFY_REJECTED;
-		const char *error = a->status ? NULL : a->error;
-		switch (o) {
-		case NOTIFY_SENT:
-			msg_set_outcome(m, MSG_SENT, a->status, NULL, 0);
-			endpoint_set(e, "ok", a->status, NULL);
-			break;
-		case NOTIFY_RETRY:
-			if (m->attempts >= m->limit) {
-				msg_set_outcome(m, MSG_FAILED, a->status, error, 0);
-			} else {
-				int64_t delay = a->has_retry_after ? a->retry_after_ms
-				                                   : notify_backoff_ms(e->backoff_ms, m->attempts, random_u32());
-				msg_set_outcome(m, MSG_PENDING, a->status, error, time_now_ms() + delay);
-			}
-			endpoint_set(e, "failing", a->status, error);
-			break;
-		case NOTIFY_REJECTED:
-			msg_set_outcome(m, MSG_FAILED, a->status, error, 0);
-			endpoint_set(e, "rejected", a->status, error);
-			break;
-		case NOTIFY_GONE:
-			msg_set_outcome(m, MSG_FAILED, a->status, error, 0);
-			endpoint_set(e, "gone", a->status, error);
-			break;
-		}
+			endpoint_set(ob, e, a->unset ? "unset" : "rejected", 0, a->error);
+		return;
 	}
-	msg_write(ob, m);
-	bool same = strcmp(old_state, e->state) == 0 && old_status == e->last_status &&
-	            ((old_error == NULL && e->last_error == NULL) ||
-	             (old_error && e->last_error && strcmp(old_error, e->last_error) == 0));
-	if (!same)
-		endpoints_write(ob);
-	free(old_state);
-	free(old_error);
+	if (a->cut) {
+		/* the drain ended while it was in flight: still pending, as it was (its last error stays) */
+		m->next_ms = 0;
+		if (strcmp(e->state, "ok") == 0)
+			endpoint_set(ob, e, "failing", 0, "no answer before the end of the drain");
+		return;
+	}
+	m->attempts++;
+	enum notify_outcome o = notify_classify(a->status);
+	if (a->status == 0 && a->permanent)
+		o = NOTIFY_REJECTED;
+	const char *error = a->error;   /* no status: why; a 3xx: why it is refused */
+	switch (o) {
+	case NOTIFY_SENT:
+		msg_set_outcome(e, m, MSG_SENT, FAIL_NONE, a->status, NULL, 0);
+		endpoint_set(ob, e, "ok", a->status, NULL);
+		break;
+	case NOTIFY_RETRY:
+		if (m->attempts >= m->limit) {
+			msg_set_outcome(e, m, MSG_FAILED, FAIL_ATTEMPTS, a->status, error, 0);
+		} else {
+			/* Retry-After is a floor, never a way around the backoff. */
+			int64_t delay = notify_backoff_ms(e->backoff_ms, m->attempts, random_u32());
+			if (a->has_retry_after && a->retry_after_ms > delay)
+				delay = a->retry_after_ms;
+			msg_set_outcome(e, m, MSG_PENDING, FAIL_NONE, a->status, error, time_now_ms() + delay);
+		}
+		endpoint_set(ob, e, "failing", a->status, error);
+		break;
+	case NOTIFY_REJECTED:
+		msg_set_outcome(e, m, MSG_FAILED, FAIL_REJECTED, a->status, error, 0);
+		endpoint_set(ob, e, "rejected", a->status, error);
+		break;
+	case NOTIFY_GONE:
+		msg_set_outcome(e, m, MSG_FAILED, FAIL_GONE, a->status, error, 0);
+		endpoint_set(ob, e, "gone", a->status, error);
+		break;
+	}
+}
+
+static void block_signals(sigset_t *old);
+
+/* Queues m to be written with its newest state (ob->mu held; the writer thread runs). */
+static void
+mark_dirty(struct outbox *ob, struct nmsg *m)
+{
+	if (m->dirty)
+		return;
+	if (ob->nwq == ob->wqcap) {
+		ob->wqcap = ob->wqcap ? ob->wqcap * 2 : 64;
+		ob->wq = xrealloc(ob->wq, ob->wqcap * sizeof(*ob->wq));
+	}
+	ob->wq[ob->nwq++] = m;
+	m->dirty = true;
+	pthread_cond_signal(&ob->wcond);
+}
+
+/* The writer thread: writes what is queued, in batches, without ob->mu; ends when stopped and done. */
+static void *
+writer_main(void *arg)
+{
+	struct outbox *ob = arg;
+	block_signals(NULL);
+	pthread_mutex_lock(&ob->mu);
+	for (;;) {
+		if (ob->nwq == 0 && ob->ep_version == ob->ep_written) {
+			if (ob->writer_stop)
+				break;
+			pthread_cond_wait(&ob->wcond, &ob->mu);
+			continue;
+		}
+		size_t n = ob->nwq;
+		char **names = xcalloc(n + 1, sizeof(*names)), **texts = xcalloc(n + 1, sizeof(*texts));
+		for (size_t i = 0; i < n; i++) {
+			names[i] = xstrdup(ob->wq[i]->name);
+			texts[i] = msg_text(ob->wq[i]);
+			ob->wq[i]->dirty = false;
+		}
+		ob->nwq = 0;
+		unsigned long version = ob->ep_version;
+		char *eps = version != ob->ep_written ? endpoints_text(ob) : NULL;
+		pthread_mutex_unlock(&ob->mu);
+		char **why = xcalloc(n + 2, sizeof(*why));
+		for (size_t i = 0; i < n; i++)
+			msg_file_write(ob->dir, names[i], texts[i], &why[i]);
+		if (eps) {
+			char *path = xasprintf("%s/%s", ob->dir, ENDPOINTS_FILE);
+			write_file_fast(path, eps, strlen(eps), &why[n]);
+			free(path);
+		}
+		pthread_mutex_lock(&ob->mu);
+		for (size_t i = 0; i <= n; i++)
+			if (why[i])
+				outbox_write_failed(ob, why[i]);
+		if (eps)
+			ob->ep_written = version;   /* written, or counted as a write error: not tried again and again */
+		for (size_t i = 0; i < n; i++) {
+			free(names[i]);
+			free(texts[i]);
+		}
+		free(names);
+		free(texts);
+		free(why);
+		free(eps);
+	}
+	pthread_mutex_unlock(&ob->mu);
+	return NULL;
 }
 
 static void
@@ -1256,50 +1686,255 @@ outbox_counts(const struct outbox *ob, struct notify_counts *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < ob->nmsgs; i++) {
-		switch (ob->msgs[i]->state) {
-		case MSG_PENDING: out->pending++; break;
-		case MSG_SENT: out->sent++; break;
-		case MSG_FAILED: out->failed++; break;
-		}
+		const struct nmsg *m = ob->msgs[i];
+		if (m->queued)
+			continue;   /* counted by its endpoint below */
+		if (m->state == MSG_FAILED && m->fail == FAIL_UNSET)
+			out->unset++;
+		else if (m->state == MSG_PENDING)
+			out->pending++;
+		else if (m->state == MSG_SENT)
+			out->sent++;
+		else
+			out->failed++;
 	}
 	out->endpoints = (unsigned)ob->neps;
-	for (size_t i = 0; i < ob->neps; i++)
-		if (strcmp(ob->eps[i].state, "ok") != 0)
+	for (size_t i = 0; i < ob->neps; i++) {
+		const struct nendpoint *e = &ob->eps[i];
+		out->sent += e->n[MSG_SENT];
+		out->pending += e->n[MSG_PENDING];
+		out->failed += e->n[MSG_FAILED];
+		out->unset += e->n_unset;
+		if (strcmp(e->state, "unset") == 0)
+			out->unset_endpoints++;
+		else if (strcmp(e->state, "ok") != 0)
 			out->failing_endpoints++;
+	}
+	out->write_errors = ob->write_errors;
 }
 
+/* Failed messages a flush would send again now: for want of attempts, or of a variable that is set now. */
+static unsigned
+outbox_retryable(const struct outbox *ob)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < ob->neps; i++) {
+		const struct nendpoint *e = &ob->eps[i];
+		if (strcmp(e->state, "gone") == 0)
+			continue;
+		for (size_t k = 0; k < e->nq; k++) {
+			const struct nmsg *m = e->q[k];
+			if (m->state == MSG_FAILED &&
+			    (m->fail == FAIL_ATTEMPTS || (m->fail == FAIL_UNSET && strcmp(e->state, "unset") != 0)))
+				n++;
+		}
+	}
+	return n;
+}
+
+/* The status line (notify.h); final: the end of a command's (failed always counted, the flush hint). */
 static char *
-outbox_status_line(const struct outbox *ob)
+outbox_status_line(const struct outbox *ob, bool final)
 {
 	struct notify_counts c;
 	outbox_counts(ob, &c);
 	struct strbuf sb = {0};
 	strbuf_addf(&sb, "notify: %u sent, %u pending", c.sent, c.pending);
-	if (c.failed)
+	if (c.failed || final)
 		strbuf_addf(&sb, ", %u failed", c.failed);
 	if (ob->write_errors)
 		strbuf_addf(&sb, "; %u outbox write error%s: %s", ob->write_errors, ob->write_errors == 1 ? "" : "s",
 		            ob->write_error ? ob->write_error : "");
-	const struct nendpoint *first = NULL;
-	unsigned more = 0;
+	const struct nendpoint *first = NULL, *first_unset = NULL;
+	unsigned more = 0, more_unset = 0;
 	for (size_t i = 0; i < ob->neps; i++) {
-		if (strcmp(ob->eps[i].state, "ok") == 0)
+		const struct nendpoint *e = &ob->eps[i];
+		if (strcmp(e->state, "ok") == 0)
 			continue;
-		if (first == NULL)
-			first = &ob->eps[i];
-		else
+		if (strcmp(e->state, "unset") == 0) {
+			if (first_unset == NULL)
+				first_unset = e;
+			else
+				more_unset++;
+		} else if (first == NULL) {
+			first = e;
+		} else {
 			more++;
+		}
 	}
 	if (first) {
 		strbuf_addf(&sb, "; notify[%zu] (%s) %s", first->index, first->url_env, first->state);
-		if (first->last_status)
-			strbuf_addf(&sb, ": HTTP %ld", first->last_status);
-		else if (first->last_error)
+		if (first->last_error)
 			strbuf_addf(&sb, ": %s", first->last_error);
+		else if (first->last_status)
+			strbuf_addf(&sb, ": HTTP %ld", first->last_status);
 		if (more)
 			strbuf_addf(&sb, " +%u more", more);
 	}
+	if (first_unset) {
+		strbuf_addf(&sb, "; %s (%u not sent)", first_unset->unset_what ? first_unset->unset_what : "not set",
+		            first_unset->n_unset);
+		if (more_unset)
+			strbuf_addf(&sb, " +%u more", more_unset);
+	}
+	if (final && (c.pending > 0 || outbox_retryable(ob) > 0))
+		strbuf_addf(&sb, "; deliver the rest with: pgrunbook notify flush %s", run_name(ob->run_dir));
 	return strbuf_detach(&sb);
+}
+
+/* ---------- the senders: one thread per endpoint ---------- */
+
+static void
+block_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+/* Waits on cond (mu held) until the wall clock reaches wall_ms, a signal, or a spurious wake-up. */
+static void
+wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, long long wall_ms)
+{
+	long long delay = wall_ms - time_now_ms();
+	if (delay <= 0)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long ns = (long long)ts.tv_nsec + (delay % 1000) * 1000000LL;
+	ts.tv_sec += (time_t)(delay / 1000 + ns / 1000000000LL);
+	ts.tv_nsec = (long)(ns % 1000000000LL);
+	pthread_cond_timedwait(cond, mu, &ts);
+}
+
+/*
+ * Delivers one endpoint's messages in seq order: the first pending one, when it is due. Until
+ * ob->stopping it waits for more; then it ends when nothing is due before ob->deadline.
+ */
+static void *
+sender_main(void *arg)
+{
+	struct sender *s = arg;
+	struct outbox *ob = s->ob;
+	struct nendpoint *e = &ob->eps[s->k];
+	block_signals(NULL);
+	pthread_mutex_lock(&ob->mu);
+	for (;;) {
+		struct nmsg *m = endpoint_head(e);
+		long long now = time_now_ms();
+		if (m == NULL) {
+			if (ob->stopping)
+				break;
+			pthread_cond_wait(&s->cond, &ob->mu);
+			continue;
+		}
+		if (strcmp(e->state, "gone") == 0) {
+			char *why = xasprintf("notify[%zu] (%s) is gone (HTTP 410)", e->index, e->url_env);
+			msg_set_outcome(e, m, MSG_FAILED, FAIL_GONE, 0, why, 0);
+			free(why);
+			mark_dirty(ob, m);
+			continue;
+		}
+		long long at = m->next_ms > 0 ? m->next_ms : now;
+		atomic_int *flag = atomic_load(&ob->cancel);
+		bool cancelled = ob->stopping && flag && atomic_load(flag);
+		if (ob->stopping && (cancelled || now >= ob->deadline || at > ob->deadline))
+			break;
+		if (at > now) {
+			long long until = ob->stopping && ob->deadline < at ? ob->deadline : at;
+			if (ob->stopping && flag && until > now + 100)
+				until = now + 100;   /* looks at the cancel flag 10 times a second */
+			wait_until(&s->cond, &ob->mu, until);
+			continue;
+		}
+		struct job j;
+		job_fill(e, m, &j);
+		pthread_mutex_unlock(&ob->mu);
+		struct attempt a;
+		deliver(s->curl, j.url_env, j.secret_env, j.events_url_env, j.format, j.id, j.body ? j.body : "{}",
+		        j.timeout_ms, j.connect_timeout_ms, &ob->abort_at, &ob->cancel, &a);
+		pthread_mutex_lock(&ob->mu);
+		outbox_apply(ob, e, j.msg, &a);
+		mark_dirty(ob, j.msg);
+		free(a.error);
+		job_release(&j);
+	}
+	pthread_mutex_unlock(&ob->mu);
+	return NULL;
+}
+
+/* Starts a sender per endpoint; false with err when a thread cannot start (those started are stopped). */
+static void senders_join(struct outbox *ob);
+
+static bool
+senders_start(struct outbox *ob, struct rb_error *err)
+{
+	ob->senders = xcalloc(ob->neps + 1, sizeof(*ob->senders));
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (size_t i = 0; i < ob->neps; i++) {
+		struct sender *s = &ob->senders[i];
+		s->ob = ob;
+		s->k = i;
+		pthread_cond_init(&s->cond, &ca);
+		s->curl = curl_easy_init();
+	}
+	pthread_condattr_destroy(&ca);
+	sigset_t old;
+	block_signals(&old);
+	int rc = pthread_create(&ob->writer, NULL, writer_main, ob);
+	ob->writer_started = rc == 0;
+	for (size_t i = 0; i < ob->neps && rc == 0; i++) {
+		rc = pthread_create(&ob->senders[i].thread, NULL, sender_main, &ob->senders[i]);
+		ob->senders[i].started = rc == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		rb_error_set(err, "could not start the notification senders: %s", strerror(rc));
+		pthread_mutex_lock(&ob->mu);
+		ob->stopping = true;
+		ob->deadline = 0;
+		atomic_store(&ob->abort_at, 1);
+		pthread_mutex_unlock(&ob->mu);
+		senders_join(ob);
+		return false;
+	}
+	return true;
+}
+
+/* Wakes every sender and waits for them (ob->stopping set), then for the writer to write what is left. */
+static void
+senders_join(struct outbox *ob)
+{
+	if (ob->senders == NULL)
+		return;
+	pthread_mutex_lock(&ob->mu);
+	for (size_t i = 0; i < ob->neps; i++)
+		pthread_cond_signal(&ob->senders[i].cond);
+	pthread_mutex_unlock(&ob->mu);
+	for (size_t i = 0; i < ob->neps; i++) {
+		struct sender *s = &ob->senders[i];
+		if (s->started)
+			pthread_join(s->thread, NULL);
+		pthread_cond_destroy(&s->cond);
+		if (s->curl)
+			curl_easy_cleanup(s->curl);
+	}
+	free(ob->senders);
+	ob->senders = NULL;
+	if (ob->writer_started) {
+		pthread_mutex_lock(&ob->mu);
+		ob->writer_stop = true;
+		pthread_cond_signal(&ob->wcond);
+		pthread_mutex_unlock(&ob->mu);
+		pthread_join(ob->writer, NULL);
+		ob->writer_started = false;
+	}
 }
 
 /* ---------- the notifier ---------- */
@@ -1329,91 +1964,45 @@ endpoint_from_plan(struct nendpoint *e, size_t i, const struct plan_notify *pn)
 	e->state = xstrdup("ok");
 }
 
-/* Checks the endpoint's variables now; a problem flags it and goes to warnings. */
-static void
-endpoint_check_env(struct nendpoint *e, struct strlist *warnings)
+/* What keeps the endpoint's requests from being made now (a variable unset, empty or malformed), or NULL. */
+static char *
+endpoint_env_problem(const struct nendpoint *e)
 {
-	char *problem = NULL;
 	if (env_value(e->url_env) == NULL)
-		problem = xasprintf("%s is not set", e->url_env);
-	else if (e->events_url_env && env_value(e->events_url_env) == NULL)
-		problem = xasprintf("%s is not set", e->events_url_env);
-	else if (e->secret_env && env_value(e->secret_env) == NULL)
-		problem = xasprintf("%s is not set", e->secret_env);
-	else if (e->secret_env) {
+		return xasprintf("%s is not set", e->url_env);
+	if (e->events_url_env && env_value(e->events_url_env) == NULL)
+		return xasprintf("%s is not set", e->events_url_env);
+	if (e->secret_env && env_value(e->secret_env) == NULL)
+		return xasprintf("%s is not set", e->secret_env);
+	if (e->secret_env) {
 		char *sig = notify_sign(env_value(e->secret_env), "check", 0, "");
-		if (sig == NULL)
-			problem = xasprintf("%s is not a Standard Webhooks secret (whsec_<base64>)", e->secret_env);
+		bool bad = sig == NULL;
 		free(sig);
+		if (bad)
+			return xasprintf("%s is not a Standard Webhooks secret (whsec_<base64>)", e->secret_env);
 	}
-	if (problem == NULL)
+	return NULL;
+}
+
+/*
+ * Checks the endpoint's variables now: a problem flags it "unset" (a "gone" endpoint stays gone)
+ * and goes to warnings (may be NULL); an endpoint "unset" before whose variables are set now is "ok".
+ */
+static void
+endpoint_check_env(struct outbox *ob, struct nendpoint *e, struct strlist *warnings)
+{
+	char *problem = endpoint_env_problem(e);
+	if (problem == NULL) {
+		if (strcmp(e->state, "unset") == 0)
+			endpoint_set(ob, e, "ok", 0, NULL);
 		return;
+	}
 	if (warnings)
 		strlist_push_owned(warnings, xasprintf("notify[%zu] (%s): %s; its notifications will not be sent",
 		                                       e->index, e->url_env, problem));
-	endpoint_set(e, "failing", 0, problem);
+	if (strcmp(e->state, "gone") != 0)
+		endpoint_set(ob, e, "unset", 0, problem);
 	free(problem);
-}
-
-static void
-block_signals(sigset_t *old)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-static void
-wait_until(struct notifier *n, long long wall_ms)
-{
-	long long delay = wall_ms - time_now_ms();
-	if (delay <= 0)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	long long ns = (long long)ts.tv_nsec + (delay % 1000) * 1000000LL;
-	ts.tv_sec += (time_t)(delay / 1000 + ns / 1000000000LL);
-	ts.tv_nsec = (long)(ns % 1000000000LL);
-	pthread_cond_timedwait(&n->cond, &n->mu, &ts);
-}
-
-static void *
-sender_main(void *arg)
-{
-	struct notifier *n = arg;
-	block_signals(NULL);
-	pthread_mutex_lock(&n->mu);
-	for (;;) {
-		long long now = time_now_ms(), next = 0;
-		struct nmsg *m = outbox_pick(&n->ob, now, &next);
-		if (n->stopping && (now >= n->deadline || (m == NULL && (next == 0 || next > n->deadline))))
-			break;
-		if (m == NULL) {
-			if (n->stopping)
-				wait_until(n, next < n->deadline ? next : n->deadline);
-			else if (next > 0)
-				wait_until(n, next);
-			else
-				pthread_cond_wait(&n->cond, &n->mu);
-			continue;
-		}
-		struct job j;
-		job_fill(&n->ob, m, &j);
-		pthread_mutex_unlock(&n->mu);
-		struct attempt a;
-		deliver(j.url_env, j.secret_env, j.events_url_env, j.format, j.id, j.body ? j.body : "{}", j.timeout_ms,
-		        j.connect_timeout_ms, &n->abort_at, &a);
-		pthread_mutex_lock(&n->mu);
-		outbox_apply(&n->ob, j.msg, &a);
-		free(a.error);
-		job_release(&j);
-	}
-	pthread_mutex_unlock(&n->mu);
-	return NULL;
 }
 
 static void
@@ -1424,9 +2013,22 @@ notifier_free(struct notifier *n)
 		free(n->stages[i].stage);
 	free(n->stages);
 	free(n->who);
-	pthread_cond_destroy(&n->cond);
-	pthread_mutex_destroy(&n->mu);
+	free(n->rolled_back);
 	free(n);
+}
+
+/* The saved endpoints.json of the outbox, or NULL. */
+static json_t *
+endpoints_load(const struct outbox *ob)
+{
+	char *path = xasprintf("%s/" ENDPOINTS_FILE, ob->dir);
+	json_t *doc = json_load_file(path, 0, NULL);
+	free(path);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
 }
 
 struct notifier *
@@ -1434,46 +2036,52 @@ notifier_start(const struct plan *p, const char *run_dir, const char *run_id, co
                struct strlist *warnings, struct rb_error *err)
 {
 	struct notifier *n = xcalloc(1, sizeof(*n));
-	pthread_mutex_init(&n->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&n->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	outbox_init(&n->ob);
 	n->plan = p;
 	n->who = xstrdup(who ? who : "unknown");
+	n->start_ms = time_now_ms();
 	if (!outbox_open(&n->ob, run_dir, true, err)) {
 		notifier_free(n);
 		return NULL;
 	}
-	n->ob.run_id = xstrdup(run_id ? run_id : "");
-	n->ob.neps = p->nnotify;
-	n->ob.eps = xcalloc(p->nnotify ? p->nnotify : 1, sizeof(*n->ob.eps));
+	struct outbox *ob = &n->ob;
+	ob->run_id = xstrdup(run_id ? run_id : "");
+	ob->neps = p->nnotify;
+	ob->eps = xcalloc(p->nnotify ? p->nnotify : 1, sizeof(*ob->eps));
+	json_t *saved = endpoints_load(ob);
+	json_int_t starts = json_integer_value(json_object_get(saved, "starts"));
+	ob->starts = (starts > 0 ? starts : 0) + 1;
 	for (size_t i = 0; i < p->nnotify; i++) {
-		endpoint_from_plan(&n->ob.eps[i], i, &p->notify[i]);
-		endpoint_check_env(&n->ob.eps[i], warnings);
+		struct nendpoint *e = &ob->eps[i];
+		endpoint_from_plan(e, i, &p->notify[i]);
+		/* A resumed run keeps what an endpoint answered for good: 410 Gone, and a 4xx refusal. */
+		size_t k;
+		json_t *o;
+		json_array_foreach(json_object_get(saved, "endpoints"), k, o) {
+			const char *st = jget_str(o, "state");
+			if ((size_t)json_integer_value(json_object_get(o, "index")) != i || st == NULL ||
+			    jget_str(o, "url_env") == NULL || strcmp(jget_str(o, "url_env"), e->url_env) != 0 ||
+			    jget_str(o, "format") == NULL || strcmp(jget_str(o, "format"), format_name(e->format)) != 0)
+				continue;
+			if (strcmp(st, "gone") == 0 || strcmp(st, "rejected") == 0)
+				endpoint_set(ob, e, st, (long)json_integer_value(json_object_get(o, "last_status")),
+				             jget_str(o, "last_error"));
+		}
+		endpoint_check_env(ob, e, warnings);
 	}
-	outbox_load(&n->ob, warnings);
-	for (size_t i = 0; i < n->ob.nmsgs; i++) {
-		const struct nendpoint *e = outbox_endpoint(&n->ob, n->ob.msgs[i]->endpoint);
-		n->ob.msgs[i]->limit = e ? e->max_attempts : DEFAULT_ATTEMPTS;
-	}
-	endpoints_write(&n->ob);
-	if (n->ob.write_errors) {
-		rb_error_set(err, "%s", n->ob.write_error);
+	json_decref(saved);
+	outbox_load(ob, warnings);
+	outbox_index(ob);
+	endpoints_write_now(ob, true);
+	if (ob->write_errors) {
+		rb_error_set(err, "%s", ob->write_error);
 		notifier_free(n);
 		return NULL;
 	}
-	sigset_t old;
-	block_signals(&old);
-	int rc = pthread_create(&n->thread, NULL, sender_main, n);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		rb_error_set(err, "could not start the notification sender: %s", strerror(rc));
+	if (!senders_start(ob, err)) {
 		notifier_free(n);
 		return NULL;
 	}
-	n->started = true;
 	return n;
 }
 
@@ -1483,10 +2091,34 @@ endpoint_selects(const struct nendpoint *e, const char *type)
 	return strlist_contains(&e->events, type);
 }
 
-/* Remembers when a stage started; returns the duration of a stage that ends now (-1 when unknown). */
+/* The duration an event reports (-1: none), from what the notifier saw before it; n->ob.mu held. */
 static int64_t
-track_stage(struct notifier *n, const struct rb_event *ev, long long now)
+track_times(struct notifier *n, const struct rb_event *ev, long long now)
 {
+	switch (ev->type) {
+	case EV_RUN_STARTED:
+		n->run_started_ms = now;
+		return -1;
+	case EV_RUN_FINISHED:
+		return now - (n->run_started_ms ? n->run_started_ms : n->start_ms);
+	case EV_ROLLBACK_STARTED: {
+		n->rollback_ms = now;
+		const char *run = jget_str(ev->data, "run");
+		if (run && run[0]) {
+			free(n->rolled_back);
+			n->rolled_back = xstrdup(run);
+		}
+		return -1;
+	}
+	case EV_ROLLBACK_DONE:
+		return n->rollback_ms ? now - n->rollback_ms : -1;
+	case EV_OVER_BUDGET: {
+		json_t *el = json_object_get(ev->data, "elapsed_ms");
+		return json_is_integer(el) ? (int64_t)json_integer_value(el) : -1;
+	}
+	default:
+		break;
+	}
 	if (ev->stage == NULL)
 		return -1;
 	struct stage_time *t = NULL;
@@ -1513,28 +2145,50 @@ notifier_event_fn(const struct rb_event *ev, void *userdata)
 	struct notifier *n = userdata;
 	if (n == NULL || ev == NULL)
 		return;
+	struct outbox *ob = &n->ob;
 	const char *type = events_type_name(ev->type);
+	bool any = false;
+	for (size_t i = 0; i < ob->neps && !any; i++)
+		any = endpoint_selects(&ob->eps[i], type);   /* events lists never change: no lock */
+	if (!any)
+		return;
 	long long now = time_now_ms();
 	char created[32];
 	rfc3339_of_ms(now, created);
-	pthread_mutex_lock(&n->mu);
-	int64_t duration = track_stage(n, ev, now);
-	unsigned long seq = n->ob.seq + 1;
-	char *id = xasprintf("%s.%lu", n->ob.run_id, seq);
-	bool any = false;
-	for (size_t i = 0; i < n->ob.neps; i++) {
-		struct nendpoint *e = &n->ob.eps[i];
+	/* Under the lock only what orders the event: its seq, the times, each endpoint's state. */
+	pthread_mutex_lock(&ob->mu);
+	int64_t duration = track_times(n, ev, now);
+	if (duration < -1)
+		duration = 0;
+	unsigned long seq = ++ob->seq;
+	char *dedup = ev->type == EV_RUN_FINISHED && n->rolled_back ? xasprintf("pgrunbook-%s", n->rolled_back) : NULL;
+	bool *unset = xcalloc(ob->neps + 1, sizeof(*unset));
+	char **unset_why = xcalloc(ob->neps + 1, sizeof(*unset_why));
+	for (size_t i = 0; i < ob->neps; i++) {
+		unset[i] = strcmp(ob->eps[i].state, "unset") == 0;
+		if (unset[i])
+			unset_why[i] = xstrdup(ob->eps[i].last_error ? ob->eps[i].last_error : "a variable is not set");
+	}
+	pthread_mutex_unlock(&ob->mu);
+
+	/* Rendering: no lock. The writer thread writes the files. */
+	char *id = xasprintf("%s.%lld.%lu", ob->run_id, ob->starts, seq);
+	struct nmsg **made = xcalloc(ob->neps + 1, sizeof(*made));
+	size_t nmade = 0;
+	for (size_t i = 0; i < ob->neps; i++) {
+		struct nendpoint *e = &ob->eps[i];
 		if (!endpoint_selects(e, type))
 			continue;
-		json_t *body = notify_render(n->plan, &n->plan->notify[e->index], n->ob.run_id, id, n->who, ev, duration);
+		json_t *body = render_type(n->plan, &n->plan->notify[e->index], ob->run_id, id, type, n->who, ev, duration,
+		                           e->format == PLAN_NOTIFY_PAGERDUTY ? dedup : NULL);
 		if (body == NULL)
 			continue;
-		any = true;
 		struct nmsg *m = xcalloc(1, sizeof(*m));
 		m->seq = seq;
 		m->endpoint = e->index;
 		m->name = xasprintf("%08lu-%zu.json", seq, e->index);
-		m->state = MSG_PENDING;
+		m->state = unset[i] ? MSG_FAILED : MSG_PENDING;
+		m->fail = unset[i] ? FAIL_UNSET : FAIL_NONE;
 		m->limit = e->max_attempts;
 		m->doc = json_object();
 		json_object_set_new(m->doc, "id", json_string(id));
@@ -1545,20 +2199,37 @@ notifier_event_fn(const struct rb_event *ev, void *userdata)
 		json_object_set_new(m->doc, "event", json_string(type));
 		json_object_set_new(m->doc, "stage", jstr_or_null(ev->stage));
 		json_object_set_new(m->doc, "created", json_string(created));
-		json_object_set_new(m->doc, "state", json_string("pending"));
+		json_object_set_new(m->doc, "state", json_string(msg_state_names[m->state]));
+		json_object_set_new(m->doc, "failure", unset[i] ? json_string(msg_fail_names[FAIL_UNSET]) : json_null());
 		json_object_set_new(m->doc, "attempts", json_integer(0));
 		json_object_set_new(m->doc, "next_attempt", json_null());
 		json_object_set_new(m->doc, "last_status", json_null());
-		json_object_set_new(m->doc, "last_error", json_null());
+		json_object_set_new(m->doc, "last_error", unset[i] ? json_string(unset_why[i]) : json_null());
 		json_object_set_new(m->doc, "sent_at", json_null());
 		json_object_set_new(m->doc, "body", body);
-		outbox_add(&n->ob, m);
-		msg_write(&n->ob, m);
+		made[nmade++] = m;
 	}
+	pthread_mutex_lock(&ob->mu);
+	for (size_t k = 0; k < nmade; k++) {
+		struct nmsg *m = made[k];
+		struct nendpoint *e = outbox_endpoint(ob, m->endpoint);
+		outbox_add(ob, m);
+		queue_insert(e, m);
+		if (ob->writer_started)
+			mark_dirty(ob, m);
+		else
+			msg_write_now(ob, m);   /* after notifier_stop() began: no writer */
+		if (m->state == MSG_PENDING && ob->senders)
+			pthread_cond_signal(&ob->senders[e - ob->eps].cond);
+	}
+	pthread_mutex_unlock(&ob->mu);
+	for (size_t i = 0; i < ob->neps; i++)
+		free(unset_why[i]);
+	free(unset_why);
+	free(unset);
+	free(made);
 	free(id);
-	if (any)
-		pthread_cond_signal(&n->cond);
-	pthread_mutex_unlock(&n->mu);
+	free(dedup);
 }
 
 void
@@ -1568,9 +2239,9 @@ notifier_counts(struct notifier *n, struct notify_counts *out)
 		memset(out, 0, sizeof(*out));
 		return;
 	}
-	pthread_mutex_lock(&n->mu);
+	pthread_mutex_lock(&n->ob.mu);
 	outbox_counts(&n->ob, out);
-	pthread_mutex_unlock(&n->mu);
+	pthread_mutex_unlock(&n->ob.mu);
 }
 
 char *
@@ -1578,31 +2249,42 @@ notifier_status_line(struct notifier *n)
 {
 	if (n == NULL)
 		return xstrdup("notify: off");
-	pthread_mutex_lock(&n->mu);
-	char *s = outbox_status_line(&n->ob);
-	pthread_mutex_unlock(&n->mu);
+	pthread_mutex_lock(&n->ob.mu);
+	char *s = outbox_status_line(&n->ob, false);
+	pthread_mutex_unlock(&n->ob.mu);
 	return s;
 }
 
 void
+notifier_cancel_on(struct notifier *n, atomic_int *flag)
+{
+	if (n == NULL)
+		return;
+	atomic_store(&n->ob.cancel, flag);
+}
+
+char *
 notifier_stop(struct notifier *n, int64_t drain_ms, struct notify_counts *out)
 {
 	if (n == NULL) {
 		if (out)
 			memset(out, 0, sizeof(*out));
-		return;
+		return NULL;
 	}
-	pthread_mutex_lock(&n->mu);
-	n->stopping = true;
-	n->deadline = time_now_ms() + (drain_ms > 0 ? drain_ms : 0);
-	atomic_store(&n->abort_at, n->deadline > 0 ? n->deadline : 1);
-	pthread_cond_broadcast(&n->cond);
-	pthread_mutex_unlock(&n->mu);
-	if (n->started)
-		pthread_join(n->thread, NULL);
+	struct outbox *ob = &n->ob;
+	pthread_mutex_lock(&ob->mu);
+	ob->stopping = true;
+	ob->deadline = time_now_ms() + (drain_ms > 0 ? drain_ms : 0);
+	atomic_store(&ob->abort_at, ob->deadline > 0 ? ob->deadline : 1);
+	pthread_mutex_unlock(&ob->mu);
+	senders_join(ob);
+	if (ob->ep_version != ob->ep_written)
+		endpoints_write_now(ob, false);
 	if (out)
-		outbox_counts(&n->ob, out);
+		outbox_counts(ob, out);
+	char *line = outbox_status_line(ob, true);
 	notifier_free(n);
+	return line;
 }
 
 int64_t
@@ -1616,7 +2298,7 @@ notify_drain_ms(const struct plan *p)
 		if (t > longest)
 			longest = t;
 	}
-	return longest + 2000;
+	return longest + 2000 < DRAIN_CAP_MS ? longest + 2000 : DRAIN_CAP_MS;
 }
 
 /* ---------- notify flush ---------- */
@@ -1630,13 +2312,15 @@ endpoints_read(struct outbox *ob, struct rb_error *err)
 	json_t *doc = json_load_file(path, 0, &jerr);
 	json_t *arr = json_object_get(doc, "endpoints");
 	if (!json_is_array(arr)) {
-		rb_error_set(err, "could not read %s: %s", path, doc ? "no \"endpoints\" array" : jerr.text);
+		rb_error_setc(err, RB_EXIT_STEP, "could not read %s: %s", path, doc ? "no \"endpoints\" array" : jerr.text);
 		json_decref(doc);
 		free(path);
 		return false;
 	}
 	free(path);
 	ob->run_id = xstrdup(jget_str(doc, "run_id") ? jget_str(doc, "run_id") : "");
+	json_int_t starts = json_integer_value(json_object_get(doc, "starts"));
+	ob->starts = starts > 0 ? starts : 0;
 	ob->eps = xcalloc(json_array_size(arr) + 1, sizeof(*ob->eps));
 	size_t i;
 	json_t *o;
@@ -1668,6 +2352,8 @@ endpoints_read(struct outbox *ob, struct rb_error *err)
 		e->state = xstrdup(st ? st : "ok");
 		e->last_status = (long)json_integer_value(json_object_get(o, "last_status"));
 		e->last_error = jget_str(o, "last_error") ? xstrdup(jget_str(o, "last_error")) : NULL;
+		if (strcmp(e->state, "unset") == 0)
+			e->unset_what = unset_words(e->last_error);
 	}
 	json_decref(doc);
 	return true;
@@ -1677,67 +2363,50 @@ bool
 notify_flush(const char *run_dir, int64_t max_wait_ms, struct notify_counts *out, struct rb_error *err)
 {
 	struct outbox ob;
-	if (!outbox_open(&ob, run_dir, false, err)) {
+	outbox_init(&ob);
+	if (!outbox_open(&ob, run_dir, false, err) || !endpoints_read(&ob, err)) {
 		outbox_close(&ob);
 		return false;
 	}
-	if (!endpoints_read(&ob, err)) {
-		outbox_close(&ob);
-		return false;
-	}
+	for (size_t i = 0; i < ob.neps; i++)
+		endpoint_check_env(&ob, &ob.eps[i], NULL);
 	outbox_load(&ob, NULL);
-	for (size_t i = 0; i < ob.nmsgs; i++) {
-		struct nmsg *m = ob.msgs[i];
-		const struct nendpoint *e = outbox_endpoint(&ob, m->endpoint);
-		int max = e ? e->max_attempts : DEFAULT_ATTEMPTS;
-		m->limit = max;
-		/* What failed for want of attempts (or of a variable) gets max_attempts more, now. */
-		long status = (long)json_integer_value(json_object_get(m->doc, "last_status"));
-		const char *le = jget_str(m->doc, "last_error");
-		if (m->state == MSG_FAILED && e != NULL && strcmp(e->state, "gone") != 0 &&
-		    notify_classify(status) == NOTIFY_RETRY && !(le && strstr(le, "no longer configured"))) {
-			m->limit = m->attempts + max;
-			m->next_ms = 0;
-			msg_set_outcome(m, MSG_PENDING, status, le, 0);
-			msg_write(&ob, m);
-		} else if (m->state == MSG_PENDING) {
-			m->next_ms = 0;   /* a flush is asked for now */
-			if (m->limit <= m->attempts)
-				m->limit = m->attempts + 1;
-		}
-	}
-	long long deadline = time_now_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
-	_Atomic long long abort_at = deadline;
-	for (;;) {
-		long long now = time_now_ms(), next = 0;
-		struct nmsg *m = outbox_pick(&ob, now, &next);
-		if (m == NULL) {
-			if (next == 0 || next > deadline)
-				break;
-			long long d = next - time_now_ms();
-			if (d > 0) {
-				struct timespec ts = { .tv_sec = (time_t)(d / 1000), .tv_nsec = (long)(d % 1000) * 1000000L };
-				while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-					;
+	outbox_index(&ob);
+	for (size_t i = 0; i < ob.neps; i++) {
+		struct nendpoint *e = &ob.eps[i];
+		bool gone = strcmp(e->state, "gone") == 0, unset = strcmp(e->state, "unset") == 0;
+		for (size_t k = 0; k < e->nq; k++) {
+			struct nmsg *m = e->q[k];
+			m->limit = e->max_attempts;
+			/* What failed for want of attempts, or of a variable set now, gets max_attempts more, now. */
+			if (m->state == MSG_FAILED && !gone &&
+			    (m->fail == FAIL_ATTEMPTS || (m->fail == FAIL_UNSET && !unset))) {
+				m->limit = m->attempts + e->max_attempts;
+				msg_set_outcome(e, m, MSG_PENDING, FAIL_NONE,
+				                (long)json_integer_value(json_object_get(m->doc, "last_status")),
+				                jget_str(m->doc, "last_error"), 0);
+				msg_write_now(&ob, m);
+			} else if (m->state == MSG_PENDING) {
+				m->next_ms = 0;   /* a flush is asked for now */
+				if (m->limit <= m->attempts)
+					m->limit = m->attempts + 1;
 			}
-			continue;
 		}
-		if (now >= deadline)
-			break;
-		struct job j;
-		job_fill(&ob, m, &j);
-		struct attempt a;
-		deliver(j.url_env, j.secret_env, j.events_url_env, j.format, j.id, j.body ? j.body : "{}", j.timeout_ms,
-		        j.connect_timeout_ms, &abort_at, &a);
-		outbox_apply(&ob, j.msg, &a);
-		free(a.error);
-		job_release(&j);
 	}
-	endpoints_write(&ob);
+	if (ob.ep_version != ob.ep_written)
+		endpoints_write_now(&ob, false);
+	ob.stopping = true;
+	ob.deadline = time_now_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
+	atomic_store(&ob.abort_at, ob.deadline > 0 ? ob.deadline : 1);
+	bool ok = senders_start(&ob, err);
+	if (ok)
+		senders_join(&ob);
+	if (ob.ep_version != ob.ep_written)
+		endpoints_write_now(&ob, false);
 	if (out)
 		outbox_counts(&ob, out);
 	outbox_close(&ob);
-	return true;
+	return ok;
 }
 
 /* ---------- the outbox read for others ---------- */
@@ -1746,103 +2415,142 @@ json_t *
 notify_outbox_summary(const char *run_dir)
 {
 	char *dir = xasprintf("%s/" OUTBOX_DIR, run_dir);
-	char *epath = xasprintf("%s/" ENDPOINTS_FILE, dir);
-	json_t *doc = json_load_file(epath, 0, NULL);
-	free(epath);
-	DIR *d = opendir(dir);
-	if (doc == NULL && d == NULL) {
+	struct stat st;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		free(dir);
 		return NULL;
 	}
-	json_t *eps = json_array();
-	size_t i;
-	json_t *o;
-	json_array_foreach(json_object_get(doc, "endpoints"), i, o) {
-		json_array_append_new(eps, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:i, s:i, s:i}",
-		                                     "index", json_object_get(o, "index"), "url_env",
-		                                     json_object_get(o, "url_env"), "format", json_object_get(o, "format"),
-		                                     "state", json_object_get(o, "state"), "last_status",
-		                                     json_object_get(o, "last_status"), "last_error",
-		                                     json_object_get(o, "last_error"), "sent", 0, "pending", 0, "failed", 0));
-	}
-	json_decref(doc);
-	json_int_t total[3] = {0};
-	struct dirent *de;
-	while (d && (de = readdir(d)) != NULL) {
-		unsigned long seq;
-		size_t ep;
-		int used = 0;
-		if (sscanf(de->d_name, "%8lu-%zu.json%n", &seq, &ep, &used) != 2 || de->d_name[used] != '\0')
-			continue;
-		char *path = xasprintf("%s/%s", dir, de->d_name);
-		json_t *m = json_load_file(path, 0, NULL);
-		free(path);
-		enum msg_state st;
-		if (m && state_from_name(jget_str(m, "state"), &st)) {
-			total[st]++;
-			json_t *e = json_array_get(eps, ep);
-			if (e && (size_t)json_integer_value(json_object_get(e, "index")) == ep) {
-				const char *key = msg_state_names[st];
-				json_object_set_new(e, key, json_integer(json_integer_value(json_object_get(e, key)) + 1));
-			}
-		}
-		json_decref(m);
-	}
-	if (d)
-		closedir(d);
 	free(dir);
-	return json_pack("{s:o, s:I, s:I, s:I}", "endpoints", eps, "sent", total[MSG_SENT], "pending",
-	                 total[MSG_PENDING], "failed", total[MSG_FAILED]);
+	struct outbox ob;
+	outbox_init(&ob);
+	ob.run_dir = xstrdup(run_dir);
+	ob.dir = xasprintf("%s/" OUTBOX_DIR, run_dir);
+	struct rb_error err = {0};
+	if (!endpoints_read(&ob, &err))
+		rb_error_clear(&err);
+	/* whether each endpoint's variables are set now (a flush would send what failed for want of them) */
+	for (size_t i = 0; i < ob.neps; i++) {
+		char *problem = endpoint_env_problem(&ob.eps[i]);
+		if (problem == NULL && strcmp(ob.eps[i].state, "unset") == 0)
+			endpoint_set(&ob, &ob.eps[i], "ok", 0, NULL);
+		free(problem);
+	}
+	outbox_load(&ob, NULL);
+	/* as outbox_index(), without failing or writing anything */
+	for (size_t i = 0; i < ob.nmsgs; i++) {
+		struct nmsg *m = ob.msgs[i];
+		struct nendpoint *e = outbox_endpoint(&ob, m->endpoint);
+		const char *murl = jget_str(m->doc, "url_env"), *mfmt = jget_str(m->doc, "format");
+		if (e != NULL && (murl == NULL || strcmp(murl, e->url_env) == 0) &&
+		    (mfmt == NULL || strcmp(mfmt, format_name(e->format)) == 0))
+			queue_insert(e, m);
+	}
+	struct notify_counts c;
+	outbox_counts(&ob, &c);
+	unsigned retryable = outbox_retryable(&ob);
+	json_t *eps = json_array();
+	for (size_t i = 0; i < ob.neps; i++) {
+		const struct nendpoint *e = &ob.eps[i];
+		json_array_append_new(eps, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I}", "index",
+		                                     (json_int_t)e->index, "url_env", e->url_env, "format",
+		                                     format_name(e->format), "state", e->state, "last_status",
+		                                     e->last_status ? json_integer(e->last_status) : json_null(),
+		                                     "last_error", jstr_or_null(e->last_error), "sent",
+		                                     (json_int_t)e->n[MSG_SENT], "pending", (json_int_t)e->n[MSG_PENDING],
+		                                     "failed", (json_int_t)(e->n[MSG_FAILED] + e->n_unset), "unset",
+		                                     (json_int_t)e->n_unset));
+	}
+	/* the lock file of an outbox nobody delivered is not left open: none was taken */
+	outbox_close(&ob);
+	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I}", "endpoints", eps, "sent", (json_int_t)c.sent, "pending",
+	                 (json_int_t)c.pending, "failed", (json_int_t)(c.failed + c.unset), "unset", (json_int_t)c.unset,
+	                 "retryable", (json_int_t)retryable);
 }
 
 /* ---------- notify test ---------- */
+
+struct test_job {
+	const struct plan *p;
+	size_t             i;
+	const char        *who;
+	json_t            *row;
+};
+
+static void *
+test_one(void *arg)
+{
+	struct test_job *t = arg;
+	const struct plan_notify *pn = &t->p->notify[t->i];
+	struct nendpoint e;
+	endpoint_from_plan(&e, t->i, pn);
+	long long t0 = time_monotonic_ms();
+	char rnd[17];
+	uint32_t r1 = random_u32(), r2 = random_u32();
+	snprintf(rnd, sizeof rnd, "%08x%08x", (unsigned)r1, (unsigned)r2);
+	char *id = xasprintf("test-%s", rnd);
+	char *dedup = xasprintf("pgrunbook-test-%s", rnd);
+	struct rb_event ev = { .type = EV_LOG, .message = "a test notification from pgrunbook notify test",
+	                       .level = LOG_LEVEL_INFO };
+	json_t *body = render_type(t->p, pn, "test", id, "test", t->who, &ev, -1, dedup);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	CURL *c = curl_easy_init();
+	struct attempt a = {0};
+	deliver(c, e.url_env, e.secret_env, e.events_url_env, e.format, id, text ? text : "{}", e.timeout_ms,
+	        e.connect_timeout_ms, NULL, NULL, &a);
+	bool ok = !a.not_sent && notify_classify(a.status) == NOTIFY_SENT;
+	if (ok && pn->format == PLAN_NOTIFY_PAGERDUTY) {
+		json_t *res = json_pack("{s:s, s:s, s:s}", "event_action", "resolve", "dedup_key", dedup, "client",
+		                        "pgrunbook");
+		char *rtext = json_dumps(res, JSON_COMPACT);
+		json_decref(res);
+		free(a.error);
+		deliver(c, e.url_env, e.secret_env, e.events_url_env, e.format, id, rtext, e.timeout_ms,
+		        e.connect_timeout_ms, NULL, NULL, &a);
+		free(rtext);
+		ok = !a.not_sent && notify_classify(a.status) == NOTIFY_SENT;
+	}
+	if (c)
+		curl_easy_cleanup(c);
+	json_t *error = ok ? json_null() : a.error ? jstr_or_null(a.error) : json_sprintf("HTTP %ld", a.status);
+	t->row = json_pack("{s:I, s:s, s:s, s:b, s:o, s:o, s:I}", "endpoint", (json_int_t)t->i, "url_env", e.url_env,
+	                   "format", format_name(e.format), "ok", ok, "status",
+	                   a.status ? json_integer(a.status) : json_null(), "error", error, "ms",
+	                   (json_int_t)(time_monotonic_ms() - t0));
+	free(a.error);
+	free(text);
+	free(id);
+	free(dedup);
+	endpoint_free(&e);
+	return NULL;
+}
 
 json_t *
 notify_test(const struct plan *p, const char *who)
 {
 	json_t *arr = json_array();
-	for (size_t i = 0; p && i < p->nnotify; i++) {
-		const struct plan_notify *pn = &p->notify[i];
-		struct nendpoint e;
-		endpoint_from_plan(&e, i, pn);
-		long long t0 = time_monotonic_ms();
-		char rnd[17];
-		uint32_t r1 = random_u32(), r2 = random_u32();
-		snprintf(rnd, sizeof rnd, "%08x%08x", (unsigned)r1, (unsigned)r2);
-		char *id = xasprintf("test-%s", rnd);
-		char *dedup = xasprintf("pgrunbook-test-%s", rnd);
-		struct rb_event ev = { .type = EV_LOG, .message = "a test notification from pgrunbook notify test",
-		                       .level = LOG_LEVEL_INFO };
-		json_t *body = render_type(p, pn, "test", id, "test", who, &ev, -1, dedup);
-		char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-		json_decref(body);
-		struct attempt a = {0};
-		deliver(e.url_env, e.secret_env, e.events_url_env, e.format, id, text ? text : "{}", e.timeout_ms,
-		        e.connect_timeout_ms, NULL, &a);
-		bool ok = !a.not_sent && notify_classify(a.status) == NOTIFY_SENT;
-		if (ok && pn->format == PLAN_NOTIFY_PAGERDUTY) {
-			json_t *res = json_pack("{s:s, s:s, s:s}", "event_action", "resolve", "dedup_key", dedup, "client",
-			                        "pgrunbook");
-			char *rtext = json_dumps(res, JSON_COMPACT);
-			json_decref(res);
-			free(a.error);
-			deliver(e.url_env, e.secret_env, e.events_url_env, e.format, id, rtext, e.timeout_ms,
-			        e.connect_timeout_ms, NULL, &a);
-			free(rtext);
-			ok = !a.not_sent && notify_classify(a.status) == NOTIFY_SENT;
-		}
-		json_t *row = json_pack("{s:I, s:s, s:s, s:b, s:o, s:o, s:I}", "endpoint", (json_int_t)i, "url_env",
-		                        e.url_env, "format", format_name(e.format), "ok", ok,
-		                        "status", a.status ? json_integer(a.status) : json_null(),
-		                        "error", ok ? json_null() : a.status ? json_sprintf("HTTP %ld", a.status)
-		                                                             : jstr_or_null(a.error),
-		                        "ms", (json_int_t)(time_monotonic_ms() - t0));
-		json_array_append_new(arr, row);
-		free(a.error);
-		free(text);
-		free(id);
-		free(dedup);
-		endpoint_free(&e);
+	size_t n = p ? p->nnotify : 0;
+	if (n == 0)
+		return arr;
+	struct test_job *jobs = xcalloc(n, sizeof(*jobs));
+	pthread_t *th = xcalloc(n, sizeof(*th));
+	bool *started = xcalloc(n, sizeof(*started));
+	sigset_t old;
+	block_signals(&old);
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (struct test_job){ .p = p, .i = i, .who = who };
+		started[i] = pthread_create(&th[i], NULL, test_one, &jobs[i]) == 0;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			test_one(&jobs[i]);   /* no thread: in this one */
+		json_array_append_new(arr, jobs[i].row);
+	}
+	free(started);
+	free(th);
+	free(jobs);
 	return arr;
 }

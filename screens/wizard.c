@@ -721,16 +721,18 @@ draw_header(struct wizard *wz)
 	else
 		rw = 0;
 	free(run);
-	if (wz->notifier) {
-		/* the webhook outbox: the long form where it fits, else "notify 4/5" */
-		struct notify_counts c;
+	struct notify_counts c = {0};
+	if (wz->notifier)
 		notifier_counts(wz->notifier, &c);
-		bool bad = c.failed > 0 || c.failing_endpoints > 0;
+	/* the webhook outbox, when an endpoint is configured (every variable unset: the log said so) */
+	if (wz->notifier && c.endpoints > c.unset_endpoints) {
+		/* the long form where it fits, else "notify 4/5" */
+		bool bad = c.failed > 0 || c.failing_endpoints > 0 || c.write_errors > 0;
 		char failed[32] = "";
 		if (c.failed)
 			snprintf(failed, sizeof failed, ", %u failed", c.failed);
-		char *full = xasprintf("notify: %u sent, %u pending%s%s  ", c.sent, c.pending, failed,
-		                       c.failing_endpoints ? ", failing" : "");
+		char *full = xasprintf("notify: %u sent, %u pending%s%s%s  ", c.sent, c.pending, failed,
+		                       c.failing_endpoints ? ", failing" : "", c.write_errors ? ", outbox errors" : "");
 		char *brief = xasprintf("notify %u/%u%s  ", c.sent, c.sent + c.pending + c.failed, bad ? " !" : "");
 		const char *show = w - rw - tui_text_width(full) > x + 1 ? full :
 		                   w - rw - tui_text_width(brief) > x + 1 ? brief : NULL;

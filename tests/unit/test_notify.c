@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -441,25 +442,25 @@ test_render(void **state)
 	json_t *s = notify_render(&f->plan, &slack, RUN_ID, RUN_ID ".2", "alice", &done, 83000);
 	assert_non_null(s);
 	assert_string_equal(json_string_value(json_object_get(s, "text")),
-	                    "pgrunbook shop release: migrate done in 1:23 (prod, by alice)");
+	                    "shop: migrate done in 1 min 23 s (prod, by alice)");
 	json_t *blocks = json_object_get(s, "blocks");
 	assert_int_equal(json_array_size(blocks), 2);
 	json_t *fields = json_object_get(json_array_get(blocks, 1), "fields");
 	assert_int_equal(json_array_size(fields), 7);
 	const char *want[] = { "*Plan*\nshop", "*Environment*\nprod", "*Stage*\nmigrate", "*Result*\ndone",
-	                       "*Duration*\n1:23", "*Who*\nalice", "*Run*\n" RUN_ID };
+	                       "*Duration*\n1 min 23 s", "*Who*\nalice", "*Run*\n" RUN_ID };
 	for (size_t i = 0; i < RB_ARRAY_LEN(want); i++)
 		assert_string_equal(json_string_value(json_object_get(json_array_get(fields, i), "text")), want[i]);
 	text = dump(s);
 	assert_null(strstr(text, URL_MARKER));
 	free(text);
 	json_decref(s);
-	/* A failure carries its message, escaped for Slack; an hour shows as h:mm:ss. */
+	/* A failure carries its message, escaped for Slack; durations as time_format_elapsed(). */
 	struct rb_event failed = { .type = EV_STAGE_FAILED, .stage = "verify", .message = "row count <0> & worse",
 	                           .level = LOG_LEVEL_ERROR };
 	s = notify_render(&f->plan, &slack, RUN_ID, RUN_ID ".3", "bob", &failed, 3723000);
 	assert_string_equal(json_string_value(json_object_get(s, "text")),
-	                    "pgrunbook shop release: verify failed in 1:02:03 (prod, by bob): row count &lt;0&gt; &amp; worse");
+	                    "shop: verify failed in 1 h 02 min (prod, by bob): row count &lt;0&gt; &amp; worse");
 	json_decref(s);
 
 	/* A long message is cut, never inside a UTF-8 character. */
@@ -471,7 +472,7 @@ test_render(void **state)
 	const char *lt = json_string_value(json_object_get(s, "text"));
 	assert_non_null(strstr(lt, "sync failed (prod, by bob): \xc3\xa9\xc3\xa9"));
 	assert_true(strlen(lt) < 400);
-	assert_string_equal(lt + strlen(lt) - 5, "\xc3\xa9...");
+	assert_string_equal(lt + strlen(lt) - 5, "\xc3\xa9\xe2\x80\xa6");
 	json_decref(s);
 	strbuf_release(&longm);
 
@@ -550,6 +551,139 @@ static long long
 jint(const json_t *o, const char *k)
 {
 	return json_integer_value(json_object_get(o, k));
+}
+
+/* The wording and content of payloads: durations, run_finished, waiting, rollback, staging, Slack limits. */
+static void
+test_render_more(void **state)
+{
+	struct fixture *f = *state;
+	struct plan_notify slack = { .url_env = (char *)"NOTIFY_TEST_URL", .format = PLAN_NOTIFY_SLACK };
+	struct plan_notify generic = { .url_env = (char *)"NOTIFY_TEST_URL", .format = PLAN_NOTIFY_GENERIC };
+	struct plan_notify pd = { .url_env = (char *)"NOTIFY_TEST_URL", .format = PLAN_NOTIFY_PAGERDUTY };
+	f->plan.name = (char *)"demo shop release";
+
+	/* Sub-minute durations in words; the plan's name as it is. */
+	struct rb_event done = { .type = EV_STAGE_DONE, .stage = "migrate", .message = "3 migrations applied" };
+	json_t *s = notify_render(&f->plan, &slack, RUN_ID, "x", "alice", &done, 1200);
+	assert_string_equal(jstr(s, "text"), "demo shop release: migrate done in 1.2 s (prod, by alice)");
+	json_decref(s);
+	s = notify_render(&f->plan, &slack, RUN_ID, "x", "alice", &done, 850);
+	assert_string_equal(jstr(s, "text"), "demo shop release: migrate done in 850 ms (prod, by alice)");
+	json_decref(s);
+
+	/* run_finished: the run's result and its message, not "the release". */
+	json_t *fin = json_pack("{s:s}", "state", "failed");
+	struct rb_event finished = { .type = EV_RUN_FINISHED, .message = "rollback not done", .data = fin };
+	s = notify_render(&f->plan, &slack, RUN_ID, "x", "alice", &finished, 3400);
+	assert_string_equal(jstr(s, "text"), "demo shop release: run failed in 3.4 s (prod, by alice): rollback not done");
+	json_decref(s);
+	json_decref(fin);
+
+	/* A stage_failed that waits for a review is not a failure. */
+	json_t *wd = json_pack("{s:s, s:s}", "waiting", "review", "review_file", "/tmp/r.json");
+	struct rb_event waiting = { .type = EV_STAGE_FAILED, .stage = "sync", .message = "waiting for a review",
+	                            .data = wd };
+	s = notify_render(&f->plan, &slack, RUN_ID, "x", "alice", &waiting, -1);
+	assert_string_equal(jstr(s, "text"), "demo shop release: sync waits for a review (prod, by alice): waiting for a review");
+	json_t *fields = json_object_get(json_array_get(json_object_get(s, "blocks"), 1), "fields");
+	assert_string_equal(jstr(json_array_get(fields, 3), "text"), "*Result*\nwaiting");
+	json_decref(s);
+	json_t *g = notify_render(&f->plan, &generic, RUN_ID, "x", "alice", &waiting, -1);
+	assert_string_equal(jstr(g, "result"), "waiting");
+	json_decref(g);
+	assert_null(notify_render(&f->plan, &pd, RUN_ID, "x", "alice", &waiting, -1));
+	json_decref(wd);
+
+	/* A trigger with no stage has no "component" (not null). */
+	struct rb_event nostage = { .type = EV_STAGE_FAILED, .message = "broken" };
+	json_t *p = notify_render(&f->plan, &pd, RUN_ID, "x", "alice", &nostage, -1);
+	assert_non_null(p);
+	assert_null(json_object_get(json_object_get(p, "payload"), "component"));
+	json_decref(p);
+
+	/* A rollback resolves the rolled-back run's incident. */
+	json_t *rb = json_pack("{s:b, s:s}", "ok", 1, "run", "20261101T000000-aaaa");
+	struct rb_event rbdone = { .type = EV_ROLLBACK_DONE, .stage = "rollback", .data = rb };
+	p = notify_render(&f->plan, &pd, RUN_ID, "x", "alice", &rbdone, -1);
+	assert_string_equal(jstr(p, "event_action"), "resolve");
+	assert_string_equal(jstr(p, "dedup_key"), "pgrunbook-20261101T000000-aaaa");
+	json_decref(p);
+	json_decref(rb);
+
+	/* Stage "staging": the staging environment and its database. */
+	struct plan_env envs[2] = { f->env, { .name = (char *)"stage", .kind = PLAN_ENV_CONNINFO,
+	                                      .value = (char *)"host=s.example dbname=shop_staging" } };
+	f->plan.envs = envs;
+	f->plan.nenvs = 2;
+	f->plan.staging.present = true;
+	f->plan.staging.environment = (char *)"stage";
+	struct rb_event st = { .type = EV_STAGE_DONE, .stage = "staging", .message = "rehearsed" };
+	g = notify_render(&f->plan, &generic, RUN_ID, "x", "alice", &st, 5000);
+	assert_string_equal(jstr(g, "environment"), "stage");
+	assert_string_equal(jstr(g, "database"), "shop_staging");
+	json_decref(g);
+	g = notify_render(&f->plan, &generic, RUN_ID, "x", "alice", &done, 5000);
+	assert_string_equal(jstr(g, "environment"), "prod");
+	assert_string_equal(jstr(g, "database"), "shop_prod");
+	json_decref(g);
+	s = notify_render(&f->plan, &slack, RUN_ID, "x", "alice", &st, 5000);
+	assert_string_equal(jstr(s, "text"), "demo shop release: staging done in 5.0 s (stage, by alice)");
+	json_decref(s);
+	f->plan.envs = &f->env;
+	f->plan.nenvs = 1;
+	f->plan.staging.present = false;
+	f->plan.staging.environment = NULL;
+
+	/* mrkdwn in names does not format; Block Kit limits hold, cut with "…". */
+	f->plan.name = (char *)"*big*_release_~x~`y`";
+	struct strbuf longm = {0};
+	for (int i = 0; i < 3000; i++)
+		strbuf_adds(&longm, "\xc3\xa9<");
+	struct rb_event log = { .type = EV_LOG, .stage = "a_b", .message = longm.buf, .level = LOG_LEVEL_WARN };
+	s = notify_render(&f->plan, &slack, RUN_ID, "x", "carol_x", &log, -1);
+	const char *text = jstr(s, "text");
+	assert_true(strlen(text) <= 3000);
+	assert_int_equal(strncmp(text, "\xef\xbc\x8a" "big" "\xef\xbc\x8a" "\xef\xbc\xbf" "release", 18), 0);
+	assert_null(strchr(text, '*'));
+	assert_null(strchr(text, '_'));
+	assert_null(strchr(text, '~'));
+	assert_null(strchr(text, '`'));
+	assert_non_null(strstr(text, "a\xef\xbc\xbf" "b warn (prod, by carol\xef\xbc\xbf" "x): "));
+	assert_string_equal(text + strlen(text) - 3, "\xe2\x80\xa6");
+	json_t *blocks = json_object_get(s, "blocks");
+	const char *section = jstr(json_object_get(json_array_get(blocks, 0), "text"), "text");
+	assert_true(strlen(section) <= 3000);
+	fields = json_object_get(json_array_get(blocks, 1), "fields");
+	assert_true(json_array_size(fields) <= 10);
+	size_t i;
+	json_t *fv;
+	json_array_foreach(fields, i, fv) {
+		const char *t = jstr(fv, "text");
+		assert_true(strlen(t) <= 2000);
+		json_t *valid = json_string(t);   /* valid UTF-8 */
+		assert_non_null(valid);
+		json_decref(valid);
+	}
+	assert_string_equal(jstr(json_array_get(fields, 0), "text"),
+	                    "*Plan*\n\xef\xbc\x8a" "big\xef\xbc\x8a\xef\xbc\xbf" "release\xef\xbc\xbf\xef\xbd\x9e" "x"
+	                    "\xef\xbd\x9e\xef\xbd\x80" "y\xef\xbd\x80");
+	json_decref(s);
+	/* A long plan name fills a field past 2000 bytes: cut, never inside an entity. */
+	struct strbuf longname = {0};
+	for (int k = 0; k < 700; k++)
+		strbuf_adds(&longname, "a&");
+	f->plan.name = longname.buf;
+	s = notify_render(&f->plan, &slack, RUN_ID, "x", "alice", &done, 1);
+	fields = json_object_get(json_array_get(json_object_get(s, "blocks"), 1), "fields");
+	const char *pf = jstr(json_array_get(fields, 0), "text");
+	assert_true(strlen(pf) <= 2000);
+	assert_string_equal(pf + strlen(pf) - 3, "\xe2\x80\xa6");
+	assert_int_equal(strncmp(strrchr(pf, '&'), "&amp;", 5), 0);   /* no half entity before the cut */
+	json_decref(s);
+	strbuf_release(&longname);
+	strbuf_release(&longm);
+	f->plan.name = (char *)"shop";
 }
 
 /* Waits (up to 10 s) until the message file's field reaches at least min; returns the document. */
@@ -668,7 +802,7 @@ test_outbox_refused_resume_flush(void **state)
 	/* seq 1 is retried (connection refused); seq 2 waits behind it; the unset endpoint fails both. */
 	json_t *m1 = wait_msg(f, "00000001-0.json", "attempts", 2);
 	assert_string_equal(jstr(m1, "state"), "pending");
-	assert_string_equal(jstr(m1, "id"), RUN_ID ".1");
+	assert_string_equal(jstr(m1, "id"), RUN_ID ".1.1");
 	assert_int_equal(jint(m1, "seq"), 1);
 	assert_int_equal(jint(m1, "endpoint"), 0);
 	assert_string_equal(jstr(m1, "url_env"), "NOTIFY_TEST_HOOK");
@@ -691,6 +825,7 @@ test_outbox_refused_resume_flush(void **state)
 	json_t *u1 = wait_state(f, "00000001-1.json", "failed");
 	assert_int_equal(jint(u1, "attempts"), 0);
 	assert_string_equal(jstr(u1, "last_error"), "NOTIFY_TEST_UNSET is not set");
+	assert_string_equal(jstr(u1, "failure"), "unset");
 	json_decref(u1);
 	json_decref(wait_state(f, "00000002-1.json", "failed"));
 	char *p3 = outbox_path(f, "00000003-0.json");
@@ -710,35 +845,46 @@ test_outbox_refused_resume_flush(void **state)
 	assert_int_equal(jint(e0, "max_attempts"), 1000);
 	assert_int_equal(jint(e0, "backoff_ms"), 20);
 	assert_string_equal(jstr(e0, "state"), "failing");
-	assert_string_equal(jstr(json_array_get(arr, 1), "state"), "failing");
+	assert_string_equal(jstr(json_array_get(arr, 1), "state"), "unset");
+	assert_int_equal(jint(eps, "starts"), 1);
 	json_decref(eps);
 
 	struct notify_counts c;
 	notifier_counts(n, &c);
 	assert_int_equal(c.pending, 2);
-	assert_int_equal(c.failed, 2);
+	assert_int_equal(c.failed, 0);   /* not sent for want of a variable: unset, not failed */
+	assert_int_equal(c.unset, 2);
 	assert_int_equal(c.sent, 0);
 	assert_int_equal(c.endpoints, 2);
-	assert_int_equal(c.failing_endpoints, 2);
+	assert_int_equal(c.failing_endpoints, 1);
+	assert_int_equal(c.unset_endpoints, 1);
+	assert_int_equal(c.write_errors, 0);
 	char *line = notifier_status_line(n);
-	assert_non_null(strstr(line, "notify: 0 sent, 2 pending"));
-	assert_non_null(strstr(line, "; notify[0] (NOTIFY_TEST_HOOK) failing: "));
-	assert_non_null(strstr(line, "+1 more"));
+	assert_int_equal(strncmp(line, "notify: 0 sent, 2 pending; notify[0] (NOTIFY_TEST_HOOK) failing: ", 65), 0);
+	assert_non_null(strstr(line, "; NOTIFY_TEST_UNSET not set (2 not sent)"));
+	assert_null(strstr(line, "failed"));
 	assert_null(strstr(line, URL_MARKER));
 	free(line);
 
 	/* The outbox is locked while the notifier runs. */
 	assert_false(notify_flush(f->run_dir, 100, NULL, &err));
-	assert_non_null(strstr(err.message, f->run_dir));
+	assert_int_equal(err.code, RB_EXIT_STEP);
+	assert_non_null(strstr(err.message, "the outbox of run run is being delivered by another process"));
+	assert_null(strstr(err.message, f->tmp));   /* the run's id, not its directory */
 	rb_error_clear(&err);
 
 	const char *forbidden[] = { URL_MARKER, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" };
 	check_outbox_files(f, forbidden, RB_ARRAY_LEN(forbidden));
 
 	events_unsubscribe(bus, notifier_event_fn, n);
-	notifier_stop(n, 50, &c);
+	line = notifier_stop(n, 50, &c);
 	assert_int_equal(c.pending, 2);
-	assert_int_equal(c.failed, 2);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(c.unset, 2);
+	assert_int_equal(strncmp(line, "notify: 0 sent, 2 pending, 0 failed; notify[0] (NOTIFY_TEST_HOOK) failing: ", 75), 0);
+	assert_non_null(strstr(line, "; NOTIFY_TEST_UNSET not set (2 not sent); deliver the rest with: pgrunbook notify flush run"));
+	assert_null(strstr(line, URL_MARKER));
+	free(line);
 	m1 = load_msg(f, "00000001-0.json");
 	long long attempts = jint(m1, "attempts");
 	json_decref(m1);
@@ -751,13 +897,19 @@ test_outbox_refused_resume_flush(void **state)
 	emit_stage(bus, EV_STAGE_FAILED, "verify", "verify failed");
 	json_decref(wait_msg(f, "00000001-0.json", "attempts", attempts + 1));
 	json_t *m3 = load_msg(f, "00000003-0.json");
-	assert_string_equal(jstr(m3, "id"), RUN_ID ".3");
+	assert_string_equal(jstr(m3, "id"), RUN_ID ".2.3");   /* the second start of the run */
 	assert_string_equal(jstr(m3, "event"), "stage_failed");
 	json_decref(m3);
 	events_unsubscribe(bus, notifier_event_fn, n);
-	notifier_stop(n, 0, &c);
+	free(notifier_stop(n, 0, &c));
 	assert_int_equal(c.pending, 3);
 	events_free(bus);
+	json_t *sum = notify_outbox_summary(f->run_dir);
+	assert_int_equal(jint(sum, "pending"), 3);
+	assert_int_equal(jint(sum, "failed"), 3);
+	assert_int_equal(jint(sum, "unset"), 3);
+	assert_int_equal(jint(sum, "retryable"), 0);   /* the variable is still unset */
+	json_decref(sum);
 
 	/* notify flush, with the URL now pointing at a listener: everything pending is sent, in seq order, signed. */
 	struct responder *r = responder_start(NULL, 0);
@@ -766,13 +918,13 @@ test_outbox_refused_resume_flush(void **state)
 	assert_true(notify_flush(f->run_dir, 10000, &c, &err));
 	assert_int_equal(c.sent, 3);
 	assert_int_equal(c.pending, 0);
-	assert_int_equal(c.failed, 3);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(c.unset, 3);
 	assert_int_equal(responder_count(r), 3);
+	const char *want_ids[] = { RUN_ID ".1.1", RUN_ID ".1.2", RUN_ID ".2.3" };
 	for (size_t i = 0; i < 3; i++) {
 		char *id = check_signed(r->requests.items[i]);
-		char *want = xasprintf(RUN_ID ".%zu", i + 1);
-		assert_string_equal(id, want);
-		free(want);
+		assert_string_equal(id, want_ids[i]);
 		free(id);
 	}
 	json_t *s1 = load_msg(f, "00000001-0.json");
@@ -783,9 +935,14 @@ test_outbox_refused_resume_flush(void **state)
 	json_decref(s1);
 	/* The variable that was unset is set now: those failures get another max_attempts. */
 	setenv("NOTIFY_TEST_UNSET", url2, 1);
+	sum = notify_outbox_summary(f->run_dir);
+	assert_int_equal(jint(sum, "retryable"), 3);   /* set now: a flush would send them */
+	json_decref(sum);
 	assert_true(notify_flush(f->run_dir, 10000, &c, &err));
 	assert_int_equal(c.sent, 6);
 	assert_int_equal(c.failed, 0);
+	assert_int_equal(c.unset, 0);
+	assert_int_equal(c.unset_endpoints, 0);
 	assert_int_equal(responder_count(r), 6);
 	responder_stop(r);
 	check_outbox_files(f, forbidden, RB_ARRAY_LEN(forbidden));
@@ -830,7 +987,7 @@ test_outbox_statuses(void **state)
 	assert_int_equal(jint(m, "last_status"), 200);
 	json_decref(m);
 	char *id = check_signed(r->requests.items[0]);
-	assert_string_equal(id, RUN_ID ".1");
+	assert_string_equal(id, RUN_ID ".1.1");
 	free(id);
 	assert_non_null(strstr(r->requests.items[0], "POST /" URL_MARKER " HTTP/1.1"));
 
@@ -878,18 +1035,300 @@ test_outbox_statuses(void **state)
 	free(line);
 
 	events_unsubscribe(bus, notifier_event_fn, n);
-	events_free(bus);
-	notifier_stop(n, 1000, &c);
+	line = notifier_stop(n, 1000, &c);
+	assert_string_equal(line, "notify: 3 sent, 0 pending, 3 failed; notify[0] (NOTIFY_TEST_HOOK) gone: HTTP 410");
+	free(line);
 	assert_int_equal(c.sent, 3);
 	assert_int_equal(c.failed, 3);
 	/* A flush does not retry a gone endpoint. */
 	assert_true(notify_flush(f->run_dir, 1000, &c, &err));
 	assert_int_equal(c.sent, 3);
 	assert_int_equal(responder_count(r), 6);
+	json_t *sum = notify_outbox_summary(f->run_dir);
+	assert_int_equal(jint(sum, "failed"), 3);
+	assert_int_equal(jint(sum, "retryable"), 0);   /* 400 and 410: never again */
+	json_decref(sum);
+
+	/* A resumed run keeps the endpoint gone: its new messages fail without a request. */
+	n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	line = notifier_status_line(n);
+	assert_string_equal(line, "notify: 3 sent, 0 pending, 3 failed; notify[0] (NOTIFY_TEST_HOOK) gone: HTTP 410");
+	free(line);
+	events_subscribe(bus, notifier_event_fn, n);
+	emit_stage(bus, EV_STAGE_STARTED, "report", "report started");
+	m = wait_state(f, "00000007-0.json", "failed");
+	assert_int_equal(jint(m, "attempts"), 0);
+	assert_string_equal(jstr(m, "failure"), "gone");
+	assert_string_equal(jstr(m, "id"), RUN_ID ".2.7");
+	json_decref(m);
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	free(notifier_stop(n, 1000, &c));
+	assert_int_equal(c.failed, 4);
+	assert_int_equal(responder_count(r), 6);
+	eps = load_msg(f, "endpoints.json");
+	assert_string_equal(jstr(json_array_get(json_object_get(eps, "endpoints"), 0), "state"), "gone");
+	assert_int_equal(jint(eps, "starts"), 2);
+	json_decref(eps);
 	responder_stop(r);
 	const char *forbidden[] = { URL_MARKER, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" };
 	check_outbox_files(f, forbidden, RB_ARRAY_LEN(forbidden));
 	free(url);
+	f->plan.nnotify = 0;
+}
+
+/* A listener that accepts connections (the kernel does) and never answers: a hanging endpoint. */
+static int
+hang_listener(int *port)
+{
+	int fd = listen_loopback(port);
+	assert_int_equal(listen(fd, 64), 0);
+	return fd;
+}
+
+/* Waits up to ms for the responder to have n requests; returns the ms it took, or -1. */
+static long long
+wait_requests(struct responder *r, size_t n, long long ms)
+{
+	long long t0 = time_monotonic_ms();
+	while (time_monotonic_ms() - t0 < ms) {
+		if (responder_count(r) >= n)
+			return time_monotonic_ms() - t0;
+		usleep(5000);
+	}
+	return -1;
+}
+
+struct flush_arg {
+	const char          *run_dir;
+	bool                 ok;
+	struct notify_counts c;
+	struct rb_error      err;
+};
+
+static void *
+flush_thread(void *arg)
+{
+	struct flush_arg *a = arg;
+	a->ok = notify_flush(a->run_dir, 4000, &a->c, &a->err);
+	return NULL;
+}
+
+/* A hanging endpoint (timeout 3 s) holds up no other endpoint: in the run, in the drain, in flush. */
+static void
+test_hang_isolated(void **state)
+{
+	struct fixture *f = *state;
+	int hport;
+	int hfd = hang_listener(&hport);
+	struct responder *r = responder_start(NULL, 0);
+	char *hurl = xasprintf("http://127.0.0.1:%d/%s", hport, URL_MARKER);
+	char *ourl = xasprintf("http://127.0.0.1:%d/%s", r->port, URL_MARKER);
+	setenv("NOTIFY_TEST_HANG", hurl, 1);
+	unsetenv("NOTIFY_TEST_OK");
+	f->ep[0] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_HANG", .format = PLAN_NOTIFY_GENERIC,
+	                                 .timeout_ms = 3000, .connect_timeout_ms = 1000, .backoff_ms = 20,
+	                                 .max_attempts = 1000 };
+	f->ep[1] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_OK", .format = PLAN_NOTIFY_GENERIC,
+	                                 .timeout_ms = 3000, .connect_timeout_ms = 1000, .backoff_ms = 20,
+	                                 .max_attempts = 1000 };
+	f->plan.nnotify = 2;
+	assert_int_equal(notify_drain_ms(&f->plan), 5000);
+	setenv("NOTIFY_TEST_OK", ourl, 1);
+
+	struct strlist warnings = {0};
+	struct rb_error err = {0};
+	struct notifier *n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	assert_int_equal(warnings.len, 0);
+	struct events *bus = events_new();
+	events_subscribe(bus, notifier_event_fn, n);
+	emit_stage(bus, EV_STAGE_STARTED, "migrate", "migrate started");
+	usleep(100000);   /* the hanging endpoint's sender is in its request now */
+	emit_stage(bus, EV_STAGE_DONE, "migrate", "migrate done");
+	emit_stage(bus, EV_STAGE_STARTED, "verify", "verify started");
+	long long took = wait_requests(r, 3, 2500);
+	if (took < 0 || took > 1500)
+		fail_msg("the ok endpoint got its 3 messages after %lld ms (the hang's timeout is 3 s)", took);
+	/* The drain: the ok endpoint's new message goes at once, whatever the hanging one does. */
+	emit_stage(bus, EV_STAGE_DONE, "verify", "verify done");
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	long long t0 = time_monotonic_ms();
+	struct notify_counts c;
+	char *line = notifier_stop(n, 800, &c);
+	long long stop_ms = time_monotonic_ms() - t0;
+	assert_true(stop_ms < 2500);   /* the drain cut the hanging request */
+	assert_int_equal(responder_count(r), 4);
+	assert_int_equal(c.sent, 4);
+	assert_int_equal(c.pending, 4);
+	if (strstr(line, "notify: 4 sent, 4 pending, 0 failed; notify[0] (NOTIFY_TEST_HANG) failing") == NULL)
+		fail_msg("the end line: %s", line);
+	free(line);
+
+	/* notify flush: the ok endpoint's messages (failed for want of its variable) go first thing. */
+	unsetenv("NOTIFY_TEST_OK");
+	n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	assert_int_equal(warnings.len, 1);
+	strlist_free(&warnings);
+	bus = events_new();
+	events_subscribe(bus, notifier_event_fn, n);
+	emit_stage(bus, EV_STAGE_STARTED, "report", "report started");
+	emit_stage(bus, EV_STAGE_DONE, "report", "report done");
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	free(notifier_stop(n, 0, &c));
+	assert_int_equal(c.unset, 2);
+	setenv("NOTIFY_TEST_OK", ourl, 1);
+	struct flush_arg fa = { .run_dir = f->run_dir };
+	pthread_t th;
+	t0 = time_monotonic_ms();
+	assert_int_equal(pthread_create(&th, NULL, flush_thread, &fa), 0);
+	took = wait_requests(r, 6, 2500);
+	if (took < 0 || took > 1500)
+		fail_msg("flush: the ok endpoint got its 2 messages after %lld ms (the hang's timeout is 3 s)", took);
+	pthread_join(th, NULL);
+	assert_true(fa.ok);
+	assert_true(time_monotonic_ms() - t0 < 6000);
+	assert_int_equal(fa.c.sent, 6);
+	assert_int_equal(fa.c.unset, 0);
+	assert_true(fa.c.pending >= 1);   /* the hanging endpoint's */
+	assert_int_equal(responder_count(r), 6);
+	responder_stop(r);
+	close(hfd);
+	unsetenv("NOTIFY_TEST_OK");
+	unsetenv("NOTIFY_TEST_HANG");
+	free(hurl);
+	free(ourl);
+	f->plan.nnotify = 0;
+}
+
+/* Retry-After: 0 does not make a retry come sooner than the backoff; a 302 is refused with a reason. */
+static void
+test_retry_after_floor_and_redirect(void **state)
+{
+	struct fixture *f = *state;
+	struct reply script[] = {
+		{ 429, "Retry-After: 0\r\n" },   /* seq 1: retried after the backoff (200..400 ms), not at once */
+		{ 200, NULL },
+		{ 302, "Location: http://127.0.0.1:1/elsewhere\r\n" },   /* seq 2: refused */
+	};
+	struct responder *r = responder_start(script, RB_ARRAY_LEN(script));
+	char *url = xasprintf("http://127.0.0.1:%d/%s", r->port, URL_MARKER);
+	setenv("NOTIFY_TEST_HOOK", url, 1);
+	f->ep[0] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_HOOK", .format = PLAN_NOTIFY_SLACK,
+	                                 .timeout_ms = 2000, .connect_timeout_ms = 1000, .backoff_ms = 400,
+	                                 .max_attempts = 5 };
+	f->plan.nnotify = 1;
+	struct strlist warnings = {0};
+	struct rb_error err = {0};
+	struct notifier *n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	struct events *bus = events_new();
+	events_subscribe(bus, notifier_event_fn, n);
+	long long t0 = time_monotonic_ms();
+	emit_stage(bus, EV_STAGE_STARTED, "backup", "backup started");
+	json_t *m = wait_state(f, "00000001-0.json", "sent");
+	long long took = time_monotonic_ms() - t0;
+	if (took < 190)
+		fail_msg("the retry after \"Retry-After: 0\" came %lld ms after the event (backoff: 200..400 ms)", took);
+	assert_int_equal(jint(m, "attempts"), 2);
+	json_decref(m);
+	emit_stage(bus, EV_STAGE_DONE, "backup", "backup done");
+	m = wait_state(f, "00000002-0.json", "failed");
+	assert_int_equal(jint(m, "attempts"), 1);
+	assert_int_equal(jint(m, "last_status"), 302);
+	assert_string_equal(jstr(m, "last_error"), "HTTP 302: redirects are not followed; give the final URL");
+	json_decref(m);
+	assert_int_equal(responder_count(r), 3);
+	char *line = notifier_status_line(n);
+	assert_string_equal(line, "notify: 1 sent, 0 pending, 1 failed; notify[0] (NOTIFY_TEST_HOOK) rejected: HTTP 302: "
+	                          "redirects are not followed; give the final URL");
+	free(line);
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	free(notifier_stop(n, 0, NULL));
+	responder_stop(r);
+	free(url);
+	f->plan.nnotify = 0;
+}
+
+/* Ids stay unique when message files are lost; outbox write errors are counted and shown. */
+static void
+test_ids_and_write_errors(void **state)
+{
+	struct fixture *f = *state;
+	unsetenv("NOTIFY_TEST_UNSET");
+	f->ep[0] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_UNSET", .format = PLAN_NOTIFY_GENERIC };
+	f->plan.nnotify = 1;
+	struct strlist warnings = {0};
+	struct rb_error err = {0};
+	struct notifier *n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	strlist_free(&warnings);
+	struct events *bus = events_new();
+	events_subscribe(bus, notifier_event_fn, n);
+	emit_stage(bus, EV_STAGE_STARTED, "backup", "backup started");
+	emit_stage(bus, EV_STAGE_DONE, "backup", "backup done");
+	events_unsubscribe(bus, notifier_event_fn, n);
+	free(notifier_stop(n, 0, NULL));
+	json_t *m = load_msg(f, "00000002-0.json");
+	assert_string_equal(jstr(m, "id"), RUN_ID ".1.2");
+	json_decref(m);
+	/* The files are lost (a disk problem): the next start uses the same seq, never the same id. */
+	char *p1 = outbox_path(f, "00000001-0.json"), *p2 = outbox_path(f, "00000002-0.json");
+	assert_int_equal(unlink(p1), 0);
+	assert_int_equal(unlink(p2), 0);
+	/* and seq 2 cannot be written: a directory is in its way */
+	assert_int_equal(mkdir(p2, 0700), 0);
+	n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	strlist_free(&warnings);
+	events_subscribe(bus, notifier_event_fn, n);
+	emit_stage(bus, EV_STAGE_STARTED, "backup", "backup started");
+	emit_stage(bus, EV_STAGE_DONE, "backup", "backup done");
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	m = wait_state(f, "00000001-0.json", "failed");   /* the writer thread writes it soon */
+	assert_string_equal(jstr(m, "id"), RUN_ID ".2.1");
+	json_decref(m);
+	struct notify_counts c;
+	for (int i = 0; i < 500; i++) {
+		notifier_counts(n, &c);
+		if (c.write_errors > 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(c.write_errors, 1);
+	assert_int_equal(c.unset, 2);
+	char *line = notifier_status_line(n);
+	assert_non_null(strstr(line, "notify: 0 sent, 0 pending; 1 outbox write error: could not write "));
+	assert_non_null(strstr(line, "Is a directory"));
+	assert_non_null(strstr(line, "00000002-0.json"));
+	assert_non_null(strstr(line, "; NOTIFY_TEST_UNSET not set (2 not sent)"));
+	free(line);
+	line = notifier_stop(n, 0, &c);
+	assert_int_equal(c.write_errors, 1);
+	assert_non_null(strstr(line, "1 outbox write error"));
+	free(line);
+	assert_int_equal(rmdir(p2), 0);
+	free(p1);
+	free(p2);
+
+	/* notify flush of a run without an outbox: a step error naming the run, not its directory. */
+	char *other = xasprintf("%s/20261124T000000-beef", f->tmp);
+	assert_int_equal(mkdir(other, 0700), 0);
+	assert_false(notify_flush(other, 100, NULL, &err));
+	assert_int_equal(err.code, RB_EXIT_STEP);
+	assert_string_equal(err.message, "run 20261124T000000-beef has no outbox (it sent no webhook notifications)");
+	rb_error_clear(&err);
+	assert_null(notify_outbox_summary(other));
+	free(other);
+	/* The end-of-command drain is at most 10 s, whatever the timeouts. */
+	f->ep[0].timeout_ms = 60000;
+	assert_int_equal(notify_drain_ms(&f->plan), 10000);
 	f->plan.nnotify = 0;
 }
 
@@ -928,8 +1367,19 @@ test_notify_test(void **state)
 	free(text);
 	json_decref(res);
 	assert_int_equal(responder_count(r), 3);
-	json_t *trig = json_loads(request_body(r->requests.items[1]), 0, NULL);
-	json_t *reso = json_loads(request_body(r->requests.items[2]), 0, NULL);
+	/* the endpoints are tried in parallel: the pagerduty requests are the ones with an event_action */
+	json_t *trig = NULL, *reso = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		json_t *rq = json_loads(request_body(r->requests.items[i]), 0, NULL);
+		if (jstr(rq, "event_action") == NULL)
+			json_decref(rq);
+		else if (trig == NULL)
+			trig = rq;
+		else
+			reso = rq;
+	}
+	assert_non_null(trig);
+	assert_non_null(reso);
 	assert_string_equal(jstr(trig, "event_action"), "trigger");
 	assert_string_equal(jstr(trig, "routing_key"), "R0UTINGKEY-" URL_MARKER);
 	assert_string_equal(jstr(reso, "event_action"), "resolve");
@@ -940,6 +1390,98 @@ test_notify_test(void **state)
 	json_decref(reso);
 	responder_stop(r);
 	free(url);
+	f->plan.nnotify = 0;
+}
+
+/* A cancel flag (Ctrl-C during the drain) ends notifier_stop() at once; every message is on disk. */
+static void
+test_drain_cancel(void **state)
+{
+	struct fixture *f = *state;
+	int hport;
+	int hfd = hang_listener(&hport);
+	char *hurl = xasprintf("http://127.0.0.1:%d/%s", hport, URL_MARKER);
+	setenv("NOTIFY_TEST_HANG", hurl, 1);
+	f->ep[0] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_HANG", .format = PLAN_NOTIFY_GENERIC,
+	                                 .timeout_ms = 8000, .connect_timeout_ms = 1000, .backoff_ms = 20,
+	                                 .max_attempts = 10 };
+	f->plan.nnotify = 1;
+	struct strlist warnings = {0};
+	struct rb_error err = {0};
+	struct notifier *n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	struct events *bus = events_new();
+	events_subscribe(bus, notifier_event_fn, n);
+	for (int i = 0; i < 50; i++)
+		emit_stage(bus, i % 2 ? EV_STAGE_DONE : EV_STAGE_STARTED, "migrate", "x");
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	usleep(200000);   /* the first request hangs */
+	static atomic_int flag;
+	flag = 1;
+	notifier_cancel_on(n, &flag);
+	long long t0 = time_monotonic_ms();
+	struct notify_counts c;
+	char *line = notifier_stop(n, 10000, &c);
+	long long took = time_monotonic_ms() - t0;
+	if (took > 1500)
+		fail_msg("notifier_stop took %lld ms after the cancel flag was set", took);
+	assert_int_equal(c.pending, 50);
+	assert_non_null(strstr(line, "notify: 0 sent, 50 pending, 0 failed;"));
+	assert_non_null(strstr(line, "; deliver the rest with: pgrunbook notify flush run"));
+	free(line);
+	json_t *m = load_msg(f, "00000050-0.json");
+	assert_string_equal(jstr(m, "state"), "pending");
+	json_decref(m);
+	m = load_msg(f, "00000001-0.json");
+	assert_int_equal(jint(m, "attempts"), 0);   /* the cut attempt is not counted */
+	json_decref(m);
+	close(hfd);
+	unsetenv("NOTIFY_TEST_HANG");
+	free(hurl);
+	f->plan.nnotify = 0;
+}
+
+/* notify test tries the endpoints in parallel: two hanging ones take one timeout, not two. */
+static void
+test_notify_test_parallel(void **state)
+{
+	struct fixture *f = *state;
+	int p1, p2;
+	int fd1 = hang_listener(&p1), fd2 = hang_listener(&p2);
+	struct responder *r = responder_start(NULL, 0);
+	char *u1 = xasprintf("http://127.0.0.1:%d/x", p1), *u2 = xasprintf("http://127.0.0.1:%d/x", p2);
+	char *u3 = xasprintf("http://127.0.0.1:%d/x", r->port);
+	setenv("NOTIFY_TEST_H1", u1, 1);
+	setenv("NOTIFY_TEST_H2", u2, 1);
+	setenv("NOTIFY_TEST_HOOK", u3, 1);
+	f->ep[0] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_H1", .timeout_ms = 1500, .connect_timeout_ms = 1000 };
+	f->ep[1] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_H2", .timeout_ms = 1500, .connect_timeout_ms = 1000 };
+	f->ep[2] = (struct plan_notify){ .url_env = (char *)"NOTIFY_TEST_HOOK", .format = PLAN_NOTIFY_GENERIC, .timeout_ms = 1500,
+	                                 .connect_timeout_ms = 1000 };
+	f->plan.nnotify = 3;
+	long long t0 = time_monotonic_ms();
+	json_t *res = notify_test(&f->plan, "carol");
+	long long took = time_monotonic_ms() - t0;
+	if (took >= 2800)
+		fail_msg("notify test took %lld ms: the endpoints were not tried in parallel", took);
+	assert_int_equal(json_array_size(res), 3);
+	assert_true(json_is_false(json_object_get(json_array_get(res, 0), "ok")));
+	assert_true(json_is_false(json_object_get(json_array_get(res, 1), "ok")));
+	assert_true(json_is_true(json_object_get(json_array_get(res, 2), "ok")));
+	assert_int_equal(jint(json_array_get(res, 2), "endpoint"), 2);
+	json_decref(res);
+	json_t *body = json_loads(request_body(r->requests.items[0]), 0, NULL);
+	assert_string_equal(jstr(body, "who"), "carol");
+	json_decref(body);
+	responder_stop(r);
+	close(fd1);
+	close(fd2);
+	unsetenv("NOTIFY_TEST_H1");
+	unsetenv("NOTIFY_TEST_H2");
+	free(u1);
+	free(u2);
+	free(u3);
 	f->plan.nnotify = 0;
 }
 
@@ -957,9 +1499,15 @@ main(void)
 		cmocka_unit_test(test_retry_after),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test_setup_teardown(test_render, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_more, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_refused_resume_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_statuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_test, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hang_isolated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_after_floor_and_redirect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids_and_write_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_test_parallel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_cancel, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests_name("notify", tests, NULL, NULL);
 	curl_global_cleanup();
