@@ -171,14 +171,9 @@ cli_notify_detach(void)
 		return;
 	struct notifier *n = cli_notifier;
 	cli_notifier = NULL;
-	struct notify_counts c = {0};
-	notifier_counts(n, &c);
-	if (c.pending > 0)
-		fprintf(stderr, "notify: delivering %u pending notification%s (up to %lld s; Ctrl-C stops waiting: "
-		        "pgrunbook notify flush %s delivers the rest)\n", c.pending, c.pending == 1 ? "" : "s",
-		        (long long)((cli_notifier_drain_ms + 999) / 1000), cli_notifier_run);
 	/* Ctrl-C ends the wait (the handler only sets the flag; what is left is written for notify flush),
-	 * whatever handler the command has: it is put back after. */
+	 * whatever handler the command has: it is put back after. Installed before the line that says
+	 * so, and as cli_cancel_begin() does, also where SIGINT was ignored. */
 	int was = cancel_flag;
 	cancel_flag = 0;
 	struct sigaction sa, old;
@@ -187,6 +182,12 @@ cli_notify_detach(void)
 	sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C ends the program at once */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old);
+	struct notify_counts c = {0};
+	notifier_counts(n, &c);
+	if (c.pending > 0)
+		fprintf(stderr, "notify: delivering %u pending notification%s (up to %lld s; Ctrl-C stops waiting: "
+		        "pgrunbook notify flush %s delivers the rest)\n", c.pending, c.pending == 1 ? "" : "s",
+		        (long long)((cli_notifier_drain_ms + 999) / 1000), cli_notifier_run);
 	notifier_cancel_on(n, &cancel_flag);
 	char *line = notifier_stop(n, cli_notifier_drain_ms, NULL);
 	sigaction(SIGINT, &old, NULL);

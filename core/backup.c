@@ -104,6 +104,7 @@ child_start(char *const argv[], bool capture_out, struct child *c, struct rb_err
 			dup2(devnull, 0);
 		dup2(capture_out ? op[1] : (devnull >= 0 ? devnull : 2), 1);
 		dup2(ep[1], 2);
+		util_cloexec_above_stderr();
 		execve(argv[0], argv, envp);
 		_exit(127);
 	}

@@ -53,6 +53,7 @@ capture_line(char *const argv[])
 			dup2(devnull, STDERR_FILENO);
 		close(fds[0]);
 		close(fds[1]);
+		util_cloexec_above_stderr();
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -164,6 +165,7 @@ run_as(const struct cluster *c, char *const argv[], const char *logpath, struct 
 		unsetenv("PGDATA");
 		unsetenv("PGPORT");
 		unsetenv("PGHOST");
+		util_cloexec_above_stderr();
 		execv(argv[0], argv);
 		perror("pgrunbook: exec");
 		_exit(127);

@@ -552,6 +552,7 @@ run_command(const struct mctx *m, const char *what, const char *cmd, struct rb_e
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		util_cloexec_above_stderr();   /* a hook inherits no webhook connection or journal */
 		execve("/bin/sh", argv, envp);
 		_exit(127);
 	}

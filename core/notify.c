@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -815,11 +816,24 @@ check_abort(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ult
 	(void)ultotal;
 	(void)ulnow;
 	struct http_ctx *h = userdata;
+	/* only while stopping (abort_at is set then): a cancel before that is not the drain's */
+	long long at = h->abort_at ? atomic_load(h->abort_at) : 0;
+	if (at <= 0)
+		return 0;
 	atomic_int *flag = h->cancel ? atomic_load(h->cancel) : NULL;
 	if (flag && atomic_load(flag))
 		return 1;
-	long long at = h->abort_at ? atomic_load(h->abort_at) : 0;
-	return at > 0 && time_now_ms() >= at ? 1 : 0;
+	return time_now_ms() >= at ? 1 : 0;
+}
+
+/* libcurl's sockets close on exec: pg_dump and the maintenance hooks must not inherit a webhook's
+ * connection (libcurl sets FD_CLOEXEC itself only from 8.17). */
+static curl_socket_t
+open_socket_cloexec(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	(void)clientp;
+	(void)purpose;
+	return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 /* One POST on handle c (kept by the caller: its connection is reused); fills a. */
@@ -836,6 +850,7 @@ http_post(CURL *c, const char *url, const char *body, struct curl_slist *headers
 	char ua[64];
 	snprintf(ua, sizeof ua, "pgrunbook/%s", PACKAGE_VERSION);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket_cloexec);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -924,8 +939,8 @@ deliver(CURL *c, const char *url_env, const char *secret_env, const char *events
 			not_sent(a, false, xstrdup("the stored message body is not a JSON object"));
 			goto out;
 		}
-		json_object_set_new(b, "routing_key", json_string(v));
-		send = json_dumps(b, JSON_COMPACT);
+		json_t *key = json_string(v);   /* NULL when the key is not valid UTF-8 */
+		send = key && json_object_set_new(b, "routing_key", key) == 0 ? json_dumps(b, JSON_COMPACT) : NULL;
 		json_t *rk = json_object_get(b, "routing_key");
 		if (json_is_string(rk))
 			explicit_bzero((char *)json_string_value(rk), json_string_length(rk));
@@ -1184,7 +1199,7 @@ fail_of_doc(const json_t *doc)
 
 /* Reads every message file; removes temporary files a crash left. Problems go to warnings (may be NULL). */
 static void
-outbox_load(struct outbox *ob, struct strlist *warnings)
+outbox_load(struct outbox *ob, struct strlist *warnings, bool locked)
 {
 	DIR *d = opendir(ob->dir);
 	if (d == NULL)
@@ -1194,10 +1209,12 @@ outbox_load(struct outbox *ob, struct strlist *warnings)
 		const char *nm = de->d_name;
 		size_t len = strlen(nm);
 		if (strstr(nm, ".json.tmp.") != NULL) {
-			/* a write that died before its rename */
-			char *p = xasprintf("%s/%s", ob->dir, nm);
-			unlink(p);
-			free(p);
+			/* a write that died before its rename; only the holder of the lock may know it is not live */
+			if (locked) {
+				char *p = xasprintf("%s/%s", ob->dir, nm);
+				unlink(p);
+				free(p);
+			}
 			continue;
 		}
 		if (nm[0] == '.')
@@ -1208,6 +1225,8 @@ outbox_load(struct outbox *ob, struct strlist *warnings)
 		if (len < 15 || sscanf(nm, "%8lu-%zu.json%n", &seq, &ep, &consumed) != 2 || (size_t)consumed != len ||
 		    nm[8] != '-')
 			continue;
+		if (seq > ob->seq)
+			ob->seq = seq;   /* even when the file is not readable: its name stays taken */
 		char *path = xasprintf("%s/%s", ob->dir, nm);
 		json_error_t jerr;
 		json_t *doc = json_load_file(path, 0, &jerr);
@@ -1295,12 +1314,16 @@ msg_text(const struct nmsg *m)
 }
 
 /*
- * Writes a message file (no lock held); false with *why. A new file is created; an existing one
- * is rewritten in place by one pwrite, padded with spaces to its old length (JSON allows trailing
- * white space), so a crash of pgrunbook never leaves it half-written and no inode is created or
- * deleted per state change (creating files to rename them over others made ext4 search its
- * recently deleted inodes on every write). No fsync: see notify.h.
+ * Writes a message file (no lock held); false with *why. No fsync: see notify.h. Readers (a flush,
+ * the report) never see a partial file: a new file, or one that grows past a page, is written
+ * beside it and renamed over it; a state change of a file that stays within one page (almost
+ * every one) is one pwrite of that page padded with spaces to the old length (JSON allows
+ * trailing white space), which a signal cannot cut in two and which needs no new block (so no
+ * ENOSPC halfway), and which creates and deletes no inode per state change (renames over
+ * existing files made ext4 search its recently deleted inodes on every write).
  */
+#define MSG_PAGE 4096
+
 static bool
 msg_file_write(const char *dir, const char *name, const char *text, char **why)
 {
@@ -1310,43 +1333,35 @@ msg_file_write(const char *dir, const char *name, const char *text, char **why)
 	}
 	char *path = xasprintf("%s/%s", dir, name);
 	size_t len = strlen(text);
-	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		*why = xasprintf("could not write %s: %s", path, strerror(errno));
-		free(path);
-		return false;
-	}
 	struct stat st;
-	char *padded = NULL;
-	const char *data = text;
-	if (fstat(fd, &st) == 0 && st.st_size > (off_t)len) {
-		padded = xmalloc((size_t)st.st_size);
-		memcpy(padded, text, len);
-		memset(padded + len, ' ', (size_t)st.st_size - len);
-		padded[st.st_size - 1] = '\n';
-		data = padded;
-		len = (size_t)st.st_size;
+	int fd = len <= MSG_PAGE ? open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_size > MSG_PAGE || st.st_size < (off_t)len)) {
+		close(fd);   /* it would grow or it is larger than a page: write a new file and rename it */
+		fd = -1;
 	}
-	size_t off = 0;
+	if (fd < 0) {
+		bool ok = util_write_file_replace(path, text, len, why);
+		free(path);
+		return ok;
+	}
+	char page[MSG_PAGE];
+	memcpy(page, text, len);
+	memset(page + len, ' ', (size_t)st.st_size - len);
+	if (st.st_size > (off_t)len)
+		page[st.st_size - 1] = '\n';
 	bool ok = true;
-	while (off < len) {
-		ssize_t w = pwrite(fd, data + off, len - off, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			*why = xasprintf("could not write %s: %s", path, w < 0 ? strerror(errno) : "short write");
-			ok = false;
-			break;
-		}
-		off += (size_t)w;
+	ssize_t w;
+	do
+		w = pwrite(fd, page, (size_t)st.st_size, 0);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)st.st_size) {
+		*why = xasprintf("could not write %s: %s", path, w < 0 ? strerror(errno) : "short write");
+		ok = false;
 	}
 	if (close(fd) != 0 && ok) {
 		*why = xasprintf("could not write %s: %s", path, strerror(errno));
 		ok = false;
 	}
-	free(padded);
 	free(path);
 	return ok;
 }
@@ -1914,26 +1929,39 @@ senders_join(struct outbox *ob)
 	if (ob->senders == NULL)
 		return;
 	pthread_mutex_lock(&ob->mu);
+	struct sender *senders = ob->senders;
 	for (size_t i = 0; i < ob->neps; i++)
-		pthread_cond_signal(&ob->senders[i].cond);
+		pthread_cond_signal(&senders[i].cond);
+	pthread_mutex_unlock(&ob->mu);
+	for (size_t i = 0; i < ob->neps; i++)
+		if (senders[i].started)
+			pthread_join(senders[i].thread, NULL);
+	/* under the lock: an event arriving now no longer signals a sender */
+	pthread_mutex_lock(&ob->mu);
+	ob->senders = NULL;
 	pthread_mutex_unlock(&ob->mu);
 	for (size_t i = 0; i < ob->neps; i++) {
-		struct sender *s = &ob->senders[i];
-		if (s->started)
-			pthread_join(s->thread, NULL);
-		pthread_cond_destroy(&s->cond);
-		if (s->curl)
-			curl_easy_cleanup(s->curl);
+		pthread_cond_destroy(&senders[i].cond);
+		if (senders[i].curl)
+			curl_easy_cleanup(senders[i].curl);
 	}
-	free(ob->senders);
-	ob->senders = NULL;
+	free(senders);
 	if (ob->writer_started) {
 		pthread_mutex_lock(&ob->mu);
 		ob->writer_stop = true;
 		pthread_cond_signal(&ob->wcond);
 		pthread_mutex_unlock(&ob->mu);
 		pthread_join(ob->writer, NULL);
+		/* from now on the emitter writes itself; what was queued after the writer's last batch too */
+		pthread_mutex_lock(&ob->mu);
 		ob->writer_started = false;
+		size_t n = ob->nwq;
+		ob->nwq = 0;
+		for (size_t i = 0; i < n; i++) {
+			ob->wq[i]->dirty = false;
+			msg_write_now(ob, ob->wq[i]);
+		}
+		pthread_mutex_unlock(&ob->mu);
 	}
 }
 
@@ -2070,7 +2098,7 @@ notifier_start(const struct plan *p, const char *run_dir, const char *run_id, co
 		endpoint_check_env(ob, e, warnings);
 	}
 	json_decref(saved);
-	outbox_load(ob, warnings);
+	outbox_load(ob, warnings, true);
 	outbox_index(ob);
 	endpoints_write_now(ob, true);
 	if (ob->write_errors) {
@@ -2370,7 +2398,7 @@ notify_flush(const char *run_dir, int64_t max_wait_ms, struct notify_counts *out
 	}
 	for (size_t i = 0; i < ob.neps; i++)
 		endpoint_check_env(&ob, &ob.eps[i], NULL);
-	outbox_load(&ob, NULL);
+	outbox_load(&ob, NULL, true);   /* flush holds the lock */
 	outbox_index(&ob);
 	for (size_t i = 0; i < ob.neps; i++) {
 		struct nendpoint *e = &ob.eps[i];
@@ -2435,7 +2463,7 @@ notify_outbox_summary(const char *run_dir)
 			endpoint_set(&ob, &ob.eps[i], "ok", 0, NULL);
 		free(problem);
 	}
-	outbox_load(&ob, NULL);
+	outbox_load(&ob, NULL, false);  /* read without the lock */
 	/* as outbox_index(), without failing or writing anything */
 	for (size_t i = 0; i < ob.nmsgs; i++) {
 		struct nmsg *m = ob.msgs[i];

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -364,6 +365,24 @@ time_parse_rfc3339(const char *s, long long *ms)
 	return true;
 }
 
+void
+util_cloexec_above_stderr(void)
+{
+#if defined(SYS_close_range)
+	/* CLOSE_RANGE_CLOEXEC (Linux 5.11): one call marks them all */
+	if (syscall(SYS_close_range, 3U, ~0U, 4U) == 0)
+		return;
+#endif
+	long max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (int fd = 3; fd < max; fd++) {
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	}
+}
+
 bool
 util_fsync_dir(const char *dir)
 {
@@ -377,8 +396,22 @@ util_fsync_dir(const char *dir)
 	return rc == 0;
 }
 
+static bool write_file_via_tmp(const char *path, const char *data, size_t len, bool sync, char **why);
+
 bool
 util_write_file_atomic(const char *path, const char *data, size_t len, char **why)
+{
+	return write_file_via_tmp(path, data, len, true, why);
+}
+
+bool
+util_write_file_replace(const char *path, const char *data, size_t len, char **why)
+{
+	return write_file_via_tmp(path, data, len, false, why);
+}
+
+static bool
+write_file_via_tmp(const char *path, const char *data, size_t len, bool sync, char **why)
 {
 	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	bool ok = false;
@@ -400,7 +433,7 @@ util_write_file_atomic(const char *path, const char *data, size_t len, char **wh
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) != 0) {
+	if (sync && fsync(fd) != 0) {
 		*why = xasprintf("could not fsync %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
@@ -413,6 +446,10 @@ util_write_file_atomic(const char *path, const char *data, size_t len, char **wh
 	if (rename(tmp, path) != 0) {
 		*why = xasprintf("could not rename %s to %s: %s", tmp, path, strerror(errno));
 		goto fail;
+	}
+	if (!sync) {
+		free(tmp);
+		return true;
 	}
 	char *dir = xstrdup(path);
 	char *slash = strrchr(dir, '/');

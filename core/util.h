@@ -78,6 +78,12 @@ void time_now_rfc3339(char out[32]);
  * journal write); false when s is not in that form.
  */
 bool time_parse_rfc3339(const char *s, long long *ms);
+/*
+ * In a child between fork and exec: every descriptor from 3 up closes on exec, so a program
+ * pgrunbook runs (pg_dump, a maintenance hook, initdb) inherits none of the parent's files or
+ * sockets (a library's own, such as libcurl's wakeup socketpair, included). Async-signal-safe.
+ */
+void util_cloexec_above_stderr(void);
 /* fsync of a directory (after a rename or create in it); false with errno set. */
 bool util_fsync_dir(const char *dir);
 /*
@@ -87,6 +93,8 @@ bool util_fsync_dir(const char *dir);
  * file is removed then.
  */
 bool util_write_file_atomic(const char *path, const char *data, size_t len, char **why);
+/* The same without the fsyncs: readers never see a partial file, a power loss may lose it. */
+bool util_write_file_replace(const char *path, const char *data, size_t len, char **why);
 /* A duration for people: "850 ms", "12.5 s", "3 min 07 s", "2 h 05 min" (negative: 0 ms). */
 void time_format_elapsed(long long ms, char *out, size_t outlen);
 /* Milliseconds since the epoch, now (wall clock). */

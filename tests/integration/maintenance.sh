@@ -60,11 +60,19 @@ t_sql_do "create table app_flags (maintenance boolean not null); insert into app
 before=$(state "$T_DB")
 t_match "fixture: a limit, an ACL and two settings" "$before" "^50 .*$app=c/.* \{work_mem=7MB,default_transaction_read_only=off\}$"
 
+# A webhook receiver: its connection is open while the hooks run (they must not inherit it).
+"$top_builddir/tests/harness/webhookd" --port-file "$T_TMP/hook.port" --log "$T_TMP/hook.req" --route /ok=200 2>/dev/null &
+bg_pids+=($!)
+for _ in $(seq 1 100); do [ -s "$T_TMP/hook.port" ] && break; sleep 0.05; done
+export MAINT_HOOK_URL="http://127.0.0.1:$(cat "$T_TMP/hook.port")/ok"
+
 cat >"$T_TMP/plan.yaml" <<EOF
 name: maintenance test
 environments:
   prod: { conninfo: "host=$PGHOST port=$PGPORT dbname=$T_DB" }
 target: prod
+notify:
+  - { url_env: MAINT_HOOK_URL, events: [stage_started, step, log, stage_done], backoff: 100ms, timeout: 2s }
 maintenance:
   block_connections: true
   read_only: true
@@ -72,7 +80,7 @@ maintenance:
   hooks:
     on_sql: "update app_flags set maintenance = true"
     off_sql: "update app_flags set maintenance = false"
-    on_command: "echo \"on \$PGRUNBOOK_DATABASE \$PGRUNBOOK_ENVIRONMENT \$PGRUNBOOK_RUN_ID\" >> '$T_TMP/hooks.log'; echo hook says hello"
+    on_command: "echo \"on \$PGRUNBOOK_DATABASE \$PGRUNBOOK_ENVIRONMENT \$PGRUNBOOK_RUN_ID\" >> '$T_TMP/hooks.log'; readlink /proc/\$\$/fd/* >> '$T_TMP/hook-fds.log'; echo hook says hello"
     off_command: "echo \"off \$PGRUNBOOK_DATABASE\" >> '$T_TMP/hooks.log'"
 EOF
 plan="$T_TMP/plan.yaml"
@@ -149,6 +157,10 @@ t_match "hook output is shown" "$on_out" "\\| hook says hello"
 t_eq "hook output is not journaled" "$(grep -c 'hook says hello' "$(last_run)/journal.jsonl")" "0"
 t_eq "on_sql ran" "$(t_sql "select maintenance from app_flags")" "t"
 t_eq "on_command ran with the database, environment and run id" "$(cat "$T_TMP/hooks.log")" "on $T_DB prod $on_run"
+t_match "the hook saw its stdin, stdout and stderr" "$(cat "$T_TMP/hook-fds.log")" '/dev/null'
+t_eq "the hook inherited no socket (libcurl's or libpq's), journal or outbox file of pgrunbook's" \
+	"$(grep -c -E 'socket:|journal|outbox|\.lock' "$T_TMP/hook-fds.log")" 0
+t_match "the webhook got the freeze's events (its connection was open)" "$(cat "$T_TMP/hook.req")" '"path":"/ok"'
 frozen=$(state "$T_DB")
 t_match "frozen: limit 0, ACL untouched, read-only and marker added, other settings kept" "$frozen" \
 	"^0 $(printf '%s' "$before" | cut -d' ' -f2 | sed 's/[][\\.*^${}()|+?]/\\&/g') \{work_mem=7MB,default_transaction_read_only=on,\"pgrunbook.frozen_by=$on_run [0-9-]+T[0-9:.]+Z [^ ]+\"\}$"

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -52,7 +53,42 @@ struct responder {
 	struct reply    script[8];
 	size_t          nscript;
 	struct strlist  requests;   /* each whole request: headers and body */
+	int             sockets;    /* sockets open in the process while the last request was read */
+	int             inheritable; /* of those, how many a child process would inherit (no FD_CLOEXEC) */
 };
+
+/* The TCP sockets open in this process now, and how many of them lack FD_CLOEXEC. */
+static int
+count_sockets(int *inheritable)
+{
+	int n = 0;
+	*inheritable = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		char path[300], link[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
+		ssize_t len = readlink(path, link, sizeof link - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (strncmp(link, "socket:", 7) != 0)
+			continue;
+		/* TCP sockets only: libcurl's own wakeup socketpair (AF_UNIX) is closed in pgrunbook's
+		 * children by util_close_inherited_fds() instead */
+		int fd = atoi(de->d_name), domain = 0;
+		socklen_t dl = sizeof domain;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) != 0 || domain != AF_INET)
+			continue;
+		n++;
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
+			(*inheritable)++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
 
 static void *
 responder_main(void *arg)
@@ -67,7 +103,7 @@ responder_main(void *arg)
 		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
-		int c = accept(r->fd, NULL, NULL);
+		int c = accept4(r->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
 		struct strbuf req = {0};
@@ -88,7 +124,11 @@ responder_main(void *arg)
 			if (req.len >= want)
 				break;
 		}
+		/* the client's socket is open now: would pg_dump or a hook inherit it? */
+		int inheritable = 0, sockets = count_sockets(&inheritable);
 		pthread_mutex_lock(&r->mu);
+		r->sockets = sockets;
+		r->inheritable = inheritable;
 		size_t k = r->requests.len;
 		struct reply rep = k < r->nscript ? r->script[k] : (struct reply){ 200, NULL };
 		strlist_push(&r->requests, req.buf ? req.buf : "");
@@ -986,6 +1026,11 @@ test_outbox_statuses(void **state)
 	assert_int_equal(jint(m, "attempts"), 1);
 	assert_int_equal(jint(m, "last_status"), 200);
 	json_decref(m);
+	/* the webhook's connection (and the responder's) closes on exec: children do not inherit it */
+	pthread_mutex_lock(&r->mu);
+	assert_true(r->sockets >= 3);   /* the listener, the accepted connection, libcurl's TCP socket */
+	assert_int_equal(r->inheritable, 0);
+	pthread_mutex_unlock(&r->mu);
 	char *id = check_signed(r->requests.items[0]);
 	assert_string_equal(id, RUN_ID ".1.1");
 	free(id);
@@ -1281,11 +1326,12 @@ test_ids_and_write_errors(void **state)
 	char *p1 = outbox_path(f, "00000001-0.json"), *p2 = outbox_path(f, "00000002-0.json");
 	assert_int_equal(unlink(p1), 0);
 	assert_int_equal(unlink(p2), 0);
-	/* and seq 2 cannot be written: a directory is in its way */
-	assert_int_equal(mkdir(p2, 0700), 0);
 	n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
 	assert_non_null(n);
 	strlist_free(&warnings);
+	/* and seq 2 cannot be written: a directory gets in its way after the start (a name the start
+	 * saw, readable or not, is never used again) */
+	assert_int_equal(mkdir(p2, 0700), 0);
 	events_subscribe(bus, notifier_event_fn, n);
 	emit_stage(bus, EV_STAGE_STARTED, "backup", "backup started");
 	emit_stage(bus, EV_STAGE_DONE, "backup", "backup done");
@@ -1304,7 +1350,7 @@ test_ids_and_write_errors(void **state)
 	assert_int_equal(c.write_errors, 1);
 	assert_int_equal(c.unset, 2);
 	char *line = notifier_status_line(n);
-	assert_non_null(strstr(line, "notify: 0 sent, 0 pending; 1 outbox write error: could not write "));
+	assert_non_null(strstr(line, "notify: 0 sent, 0 pending; 1 outbox write error: could not "));
 	assert_non_null(strstr(line, "Is a directory"));
 	assert_non_null(strstr(line, "00000002-0.json"));
 	assert_non_null(strstr(line, "; NOTIFY_TEST_UNSET not set (2 not sent)"));
@@ -1316,6 +1362,27 @@ test_ids_and_write_errors(void **state)
 	assert_int_equal(rmdir(p2), 0);
 	free(p1);
 	free(p2);
+
+	/* A message file that cannot be read (torn, or empty) keeps its seq: the next start goes past it. */
+	char *p9 = outbox_path(f, "00000009-0.json");
+	FILE *torn = fopen(p9, "w");
+	assert_non_null(torn);
+	fputs("{\"id\": \"", torn);
+	fclose(torn);
+	n = notifier_start(&f->plan, f->run_dir, RUN_ID, "alice", &warnings, &err);
+	assert_non_null(n);
+	strlist_free(&warnings);
+	bus = events_new();
+	events_subscribe(bus, notifier_event_fn, n);
+	emit_stage(bus, EV_STAGE_STARTED, "backup", "backup started");
+	events_unsubscribe(bus, notifier_event_fn, n);
+	events_free(bus);
+	free(notifier_stop(n, 0, NULL));
+	m = load_msg(f, "00000010-0.json");
+	assert_string_equal(jstr(m, "id"), RUN_ID ".3.10");
+	json_decref(m);
+	assert_int_equal(unlink(p9), 0);
+	free(p9);
 
 	/* notify flush of a run without an outbox: a step error naming the run, not its directory. */
 	char *other = xasprintf("%s/20261124T000000-beef", f->tmp);
