@@ -189,7 +189,8 @@ cmd_notify(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	/* GNU getopt permutes: options may come before or after the action and RUN */
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': plan_path = optarg; break;
 		case 'w': wait_arg = optarg; break;
@@ -199,27 +200,10 @@ cmd_notify(int argc, char **argv)
 			return cli_usage_error("notify", "unknown option or missing argument: %s", argv[optind - 1]);
 		}
 	}
-	/* options may follow the action and RUN too */
-	const char *action = NULL, *run = NULL;
-	while (optind < argc) {
-		const char *a = argv[optind++];
-		if (action == NULL)
-			action = a;
-		else if (run == NULL)
-			run = a;
-		else
-			return cli_usage_error("notify", "unexpected argument: %s", a);
-		while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-			switch (c) {
-			case 'p': plan_path = optarg; break;
-			case 'w': wait_arg = optarg; break;
-			case 'j': json = true; break;
-			case 'h': usage(stdout); return RB_EXIT_OK;
-			default:
-				return cli_usage_error("notify", "unknown option or missing argument: %s", argv[optind - 1]);
-			}
-		}
-	}
+	const char *action = optind < argc ? argv[optind++] : NULL;
+	const char *run = optind < argc ? argv[optind++] : NULL;
+	if (optind < argc)
+		return cli_usage_error("notify", "unexpected argument: %s", argv[optind]);
 	if (action == NULL)
 		return cli_usage_error("notify", "which one: notify test or notify flush");
 	if (strcmp(action, "test") == 0) {
