@@ -77,7 +77,7 @@ main(int argc, char **argv)
 {
 	setlocale(LC_ALL, "");
 	signal(SIGPIPE, SIG_IGN);
-	/* once, before any thread: the webhook notifier's sender thread uses libcurl */
+	/* once, before any thread: the webhook notifier's sender threads use libcurl */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		fputs("pgrunbook: libcurl could not be initialised\n", stderr);
 		return RB_EXIT_USAGE;
