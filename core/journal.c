@@ -97,10 +97,11 @@ journal_runs_dir(void)
 	return xasprintf("%s/.local/state/pgrunbook/runs", home);
 }
 
-/* A JSON string for text that may not be valid UTF-8: bad bytes become '?'. */
-static json_t *
-json_text(const char *s)
+json_t *
+journal_json_text(const char *s)
 {
+	if (s == NULL)
+		return json_null();
 	json_t *v = json_string(s);
 	if (v != NULL)
 		return v;
@@ -318,9 +319,9 @@ record_line(long seq, const char *ts, enum rb_event_type type, const char *stage
 	json_object_set_new(rec, "ts", json_string(ts));
 	json_object_set_new(rec, "type", json_string(events_type_name(type)));
 	if (stage != NULL)
-		json_object_set_new(rec, "stage", json_text(stage));
+		json_object_set_new(rec, "stage", journal_json_text(stage));
 	if (message != NULL)
-		json_object_set_new(rec, "message", json_text(message));
+		json_object_set_new(rec, "message", journal_json_text(message));
 	if (data != NULL)
 		json_object_set(rec, "data", data);
 	if (type == EV_LOG)
@@ -591,23 +592,23 @@ journal_create(const char *runs_dir, const struct plan *plan, struct rb_error *e
 	}
 
 	json_t *data = json_object();
-	json_object_set_new(data, "plan_name", json_text(plan->name ? plan->name : ""));
+	json_object_set_new(data, "plan_name", journal_json_text(plan->name ? plan->name : ""));
 	if (plan->path != NULL) {
 		char *abs = realpath(plan->path, NULL);
-		json_object_set_new(data, "plan_path", json_text(abs ? abs : plan->path));
+		json_object_set_new(data, "plan_path", journal_json_text(abs ? abs : plan->path));
 		free(abs);
 	} else {
 		json_object_set_new(data, "plan_path", json_null());
 	}
-	json_object_set_new(data, "plan_hash", json_text(plan->hash));
+	json_object_set_new(data, "plan_hash", journal_json_text(plan->hash));
 	char *user = current_user();
-	json_object_set_new(data, "user", json_text(user));
+	json_object_set_new(data, "user", journal_json_text(user));
 	free(user);
 	char host[HOST_NAME_MAX + 1] = "";
 	if (gethostname(host, sizeof host) != 0)
 		host[0] = '\0';
 	host[HOST_NAME_MAX] = '\0';
-	json_object_set_new(data, "host", json_text(host));
+	json_object_set_new(data, "host", journal_json_text(host));
 	json_object_set_new(data, "pid", json_integer((json_int_t)getpid()));
 	json_object_set_new(data, "version", json_string(PACKAGE_VERSION));
 	bool ok = journal_append(j, EV_RUN_STARTED, NULL, plan->name, data, err);

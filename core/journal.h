@@ -98,6 +98,8 @@ enum run_stage_status {
 const char *journal_stage_status_name(enum run_stage_status s);
 /* The stage for a journal stage name (plan_stage_name() strings); false when unknown. */
 bool journal_stage_from_name(const char *name, enum plan_stage *out);
+/* A JSON string for text that may not be valid UTF-8 (bad bytes become '?'); null for NULL. */
+json_t *journal_json_text(const char *s);
 /* The journal name of a stage (same strings as plan_stage_name(), without needing plan.c). */
 const char *journal_stage_name(enum plan_stage s);
 

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "journal.h"
 #include "notify.h"
 
 #define OUTBOX_DIR        "outbox"
@@ -188,23 +189,6 @@ format_from_name(const char *s, enum plan_notify_format *out)
 	else
 		return false;
 	return true;
-}
-
-static json_t *
-jstr_or_null(const char *s)
-{
-	if (s == NULL)
-		return json_null();
-	json_t *v = json_string(s);
-	if (v != NULL)
-		return v;
-	char *copy = xstrdup(s);
-	for (unsigned char *p = (unsigned char *)copy; *p; p++)
-		if (*p >= 0x80)
-			*p = '?';
-	v = json_string(copy);
-	free(copy);
-	return v ? v : json_null();
 }
 
 static const char *
@@ -613,7 +597,7 @@ slack_field(json_t *fields, const char *title, const char *value, bool name)
 	else
 		strbuf_addc(&sb, '-');
 	cut_ellipsis(&sb, SLACK_FIELD_CAP, true);
-	json_array_append_new(fields, json_pack("{s:s, s:o}", "type", "mrkdwn", "text", jstr_or_null(sb.buf)));
+	json_array_append_new(fields, json_pack("{s:s, s:o}", "type", "mrkdwn", "text", journal_json_text(sb.buf)));
 	strbuf_release(&sb);
 }
 
@@ -638,9 +622,9 @@ render_slack(const struct plan *p, const char *run_id, const char *type, const c
 	slack_field(fields, "Who", who, true);
 	slack_field(fields, "Run", run_id, true);
 	json_t *blocks = json_pack("[{s:s, s:{s:s, s:o}}, {s:s, s:o}]",
-	                           "type", "section", "text", "type", "mrkdwn", "text", jstr_or_null(text.buf),
+	                           "type", "section", "text", "type", "mrkdwn", "text", journal_json_text(text.buf),
 	                           "type", "section", "fields", fields);
-	json_t *body = json_pack("{s:o, s:o}", "text", jstr_or_null(text.buf), "blocks", blocks);
+	json_t *body = json_pack("{s:o, s:o}", "text", journal_json_text(text.buf), "blocks", blocks);
 	strbuf_release(&text);
 	return body;
 }
@@ -653,18 +637,18 @@ render_generic(const struct plan *p, const char *run_id, const char *id, const c
 	time_now_rfc3339(now);
 	char *db = event_database(p, ev);
 	json_t *body = json_object();
-	json_object_set_new(body, "id", jstr_or_null(id));
+	json_object_set_new(body, "id", journal_json_text(id));
 	json_object_set_new(body, "type", json_string(type));
 	json_object_set_new(body, "timestamp", json_string(now));
-	json_object_set_new(body, "run_id", jstr_or_null(run_id));
-	json_object_set_new(body, "plan", jstr_or_null(p ? p->name : NULL));
-	json_object_set_new(body, "environment", jstr_or_null(event_env(p, ev)));
-	json_object_set_new(body, "database", jstr_or_null(db));
-	json_object_set_new(body, "stage", jstr_or_null(ev ? ev->stage : NULL));
+	json_object_set_new(body, "run_id", journal_json_text(run_id));
+	json_object_set_new(body, "plan", journal_json_text(p ? p->name : NULL));
+	json_object_set_new(body, "environment", journal_json_text(event_env(p, ev)));
+	json_object_set_new(body, "database", journal_json_text(db));
+	json_object_set_new(body, "stage", journal_json_text(ev ? ev->stage : NULL));
 	json_object_set_new(body, "result", json_string(result_text(type, ev)));
-	json_object_set_new(body, "message", jstr_or_null(ev ? ev->message : NULL));
+	json_object_set_new(body, "message", journal_json_text(ev ? ev->message : NULL));
 	json_object_set_new(body, "level", json_string(events_level_name(ev ? ev->level : LOG_LEVEL_INFO)));
-	json_object_set_new(body, "who", jstr_or_null(who));
+	json_object_set_new(body, "who", journal_json_text(who));
 	json_object_set_new(body, "duration_ms", duration_ms >= 0 ? json_integer(duration_ms) : json_null());
 	json_object_set_new(body, "data", ev && ev->data ? json_deep_copy(ev->data) : json_null());
 	free(db);
@@ -719,7 +703,7 @@ render_pagerduty(const struct plan *p, const char *run_id, const char *dedup, co
 	const char *rolled = strncmp(type, "rollback_", 9) == 0 && ev ? jget_str(ev->data, "run") : NULL;
 	char *key = dedup ? xstrdup(dedup)
 	                  : xasprintf("pgrunbook-%s", rolled && rolled[0] ? rolled : run_id ? run_id : "");
-	json_t *body = json_pack("{s:s, s:o, s:s}", "event_action", action, "dedup_key", jstr_or_null(key),
+	json_t *body = json_pack("{s:s, s:o, s:s}", "event_action", action, "dedup_key", journal_json_text(key),
 	                         "client", "pgrunbook");
 	free(key);
 	if (strcmp(action, "trigger") == 0) {
@@ -729,19 +713,19 @@ render_pagerduty(const struct plan *p, const char *run_id, const char *dedup, co
 		const char *env = event_env(p, ev);
 		char *source = xasprintf("pgrunbook %s (%s)", p && p->name ? p->name : "?", env ? env : "?");
 		json_t *details = json_object();
-		json_object_set_new(details, "run_id", jstr_or_null(run_id));
-		json_object_set_new(details, "plan", jstr_or_null(p ? p->name : NULL));
-		json_object_set_new(details, "environment", jstr_or_null(env));
-		json_object_set_new(details, "database", jstr_or_null(db));
-		json_object_set_new(details, "stage", jstr_or_null(ev ? ev->stage : NULL));
-		json_object_set_new(details, "message", jstr_or_null(ev ? ev->message : NULL));
-		json_object_set_new(details, "who", jstr_or_null(who));
+		json_object_set_new(details, "run_id", journal_json_text(run_id));
+		json_object_set_new(details, "plan", journal_json_text(p ? p->name : NULL));
+		json_object_set_new(details, "environment", journal_json_text(env));
+		json_object_set_new(details, "database", journal_json_text(db));
+		json_object_set_new(details, "stage", journal_json_text(ev ? ev->stage : NULL));
+		json_object_set_new(details, "message", journal_json_text(ev ? ev->message : NULL));
+		json_object_set_new(details, "who", journal_json_text(who));
 		json_object_set_new(details, "data", ev && ev->data ? json_deep_copy(ev->data) : json_null());
-		json_t *payload = json_pack("{s:o, s:o, s:s, s:o, s:s, s:o}", "summary", jstr_or_null(summary),
-		                            "source", jstr_or_null(source), "severity", severity,
-		                            "group", jstr_or_null(env), "class", type, "custom_details", details);
+		json_t *payload = json_pack("{s:o, s:o, s:s, s:o, s:s, s:o}", "summary", journal_json_text(summary),
+		                            "source", journal_json_text(source), "severity", severity,
+		                            "group", journal_json_text(env), "class", type, "custom_details", details);
 		if (ev && ev->stage)
-			json_object_set_new(payload, "component", jstr_or_null(ev->stage));
+			json_object_set_new(payload, "component", journal_json_text(ev->stage));
 		json_object_set_new(body, "payload", payload);
 		free(summary);
 		free(source);
@@ -1258,50 +1242,6 @@ outbox_load(struct outbox *ob, struct strlist *warnings, bool locked)
 		qsort(ob->msgs, ob->nmsgs, sizeof(*ob->msgs), msg_cmp);
 }
 
-/*
- * Writes a file by write and rename, without fsync: a crash of pgrunbook loses nothing (the page
- * cache keeps it), a power loss may lose the newest writes. False with *why (the path, strerror).
- */
-static bool
-write_file_fast(const char *path, const char *data, size_t len, char **why)
-{
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		*why = xasprintf("could not write %s: %s", tmp, strerror(errno));
-		free(tmp);
-		return false;
-	}
-	size_t off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			*why = xasprintf("could not write %s: %s", tmp, w < 0 ? strerror(errno) : "short write");
-			close(fd);
-			unlink(tmp);
-			free(tmp);
-			return false;
-		}
-		off += (size_t)w;
-	}
-	if (close(fd) != 0) {
-		*why = xasprintf("could not write %s: %s", tmp, strerror(errno));
-		unlink(tmp);
-		free(tmp);
-		return false;
-	}
-	if (rename(tmp, path) != 0) {
-		*why = xasprintf("could not rename %s: %s", tmp, strerror(errno));
-		unlink(tmp);
-		free(tmp);
-		return false;
-	}
-	free(tmp);
-	return true;
-}
-
 static char *
 msg_text(const struct nmsg *m)
 {
@@ -1384,17 +1324,17 @@ endpoints_text(const struct outbox *ob)
 		const struct nendpoint *e = &ob->eps[i];
 		json_array_append_new(arr, json_pack("{s:I, s:s, s:o, s:o, s:s, s:I, s:I, s:i, s:I, s:s, s:o, s:o}",
 		                                     "index", (json_int_t)e->index, "url_env", e->url_env,
-		                                     "secret_env", jstr_or_null(e->secret_env),
-		                                     "events_url_env", jstr_or_null(e->events_url_env),
+		                                     "secret_env", journal_json_text(e->secret_env),
+		                                     "events_url_env", journal_json_text(e->events_url_env),
 		                                     "format", format_name(e->format),
 		                                     "timeout_ms", (json_int_t)e->timeout_ms,
 		                                     "connect_timeout_ms", (json_int_t)e->connect_timeout_ms,
 		                                     "max_attempts", e->max_attempts,
 		                                     "backoff_ms", (json_int_t)e->backoff_ms, "state", e->state,
 		                                     "last_status", e->last_status ? json_integer(e->last_status) : json_null(),
-		                                     "last_error", jstr_or_null(e->last_error)));
+		                                     "last_error", journal_json_text(e->last_error)));
 	}
-	json_t *doc = json_pack("{s:o, s:I, s:o}", "run_id", jstr_or_null(ob->run_id), "starts",
+	json_t *doc = json_pack("{s:o, s:I, s:o}", "run_id", journal_json_text(ob->run_id), "starts",
 	                        (json_int_t)ob->starts, "endpoints", arr);
 	char *text = json_dumps(doc, JSON_INDENT(2));
 	json_decref(doc);
@@ -1410,7 +1350,7 @@ endpoints_write_now(struct outbox *ob, bool durable)
 	char *text = endpoints_text(ob), *why = NULL;
 	char *path = xasprintf("%s/%s", ob->dir, ENDPOINTS_FILE);
 	bool ok = durable ? util_write_file_atomic(path, text, strlen(text), &why)
-	                  : write_file_fast(path, text, strlen(text), &why);
+	                  : util_write_file_replace(path, text, strlen(text), &why);
 	if (!ok)
 		outbox_write_failed(ob, why);
 	else
@@ -1488,7 +1428,7 @@ msg_set_outcome(struct nendpoint *e, struct nmsg *m, enum msg_state st, enum msg
 		json_object_set_new(m->doc, "next_attempt", json_null());
 	}
 	json_object_set_new(m->doc, "last_status", status ? json_integer(status) : json_null());
-	json_object_set_new(m->doc, "last_error", jstr_or_null(error));
+	json_object_set_new(m->doc, "last_error", journal_json_text(error));
 	if (st == MSG_SENT) {
 		rfc3339_of_ms(time_now_ms(), ts);
 		json_object_set_new(m->doc, "sent_at", json_string(ts));
@@ -1674,7 +1614,7 @@ writer_main(void *arg)
 			msg_file_write(ob->dir, names[i], texts[i], &why[i]);
 		if (eps) {
 			char *path = xasprintf("%s/%s", ob->dir, ENDPOINTS_FILE);
-			write_file_fast(path, eps, strlen(eps), &why[n]);
+			util_write_file_replace(path, eps, strlen(eps), &why[n]);
 			free(path);
 		}
 		pthread_mutex_lock(&ob->mu);
@@ -2225,7 +2165,7 @@ notifier_event_fn(const struct rb_event *ev, void *userdata)
 		json_object_set_new(m->doc, "url_env", json_string(e->url_env));
 		json_object_set_new(m->doc, "format", json_string(format_name(e->format)));
 		json_object_set_new(m->doc, "event", json_string(type));
-		json_object_set_new(m->doc, "stage", jstr_or_null(ev->stage));
+		json_object_set_new(m->doc, "stage", journal_json_text(ev->stage));
 		json_object_set_new(m->doc, "created", json_string(created));
 		json_object_set_new(m->doc, "state", json_string(msg_state_names[m->state]));
 		json_object_set_new(m->doc, "failure", unset[i] ? json_string(msg_fail_names[FAIL_UNSET]) : json_null());
@@ -2483,7 +2423,7 @@ notify_outbox_summary(const char *run_dir)
 		                                     (json_int_t)e->index, "url_env", e->url_env, "format",
 		                                     format_name(e->format), "state", e->state, "last_status",
 		                                     e->last_status ? json_integer(e->last_status) : json_null(),
-		                                     "last_error", jstr_or_null(e->last_error), "sent",
+		                                     "last_error", journal_json_text(e->last_error), "sent",
 		                                     (json_int_t)e->n[MSG_SENT], "pending", (json_int_t)e->n[MSG_PENDING],
 		                                     "failed", (json_int_t)(e->n[MSG_FAILED] + e->n_unset), "unset",
 		                                     (json_int_t)e->n_unset));
@@ -2540,7 +2480,7 @@ test_one(void *arg)
 	}
 	if (c)
 		curl_easy_cleanup(c);
-	json_t *error = ok ? json_null() : a.error ? jstr_or_null(a.error) : json_sprintf("HTTP %ld", a.status);
+	json_t *error = ok ? json_null() : a.error ? journal_json_text(a.error) : json_sprintf("HTTP %ld", a.status);
 	t->row = json_pack("{s:I, s:s, s:s, s:b, s:o, s:o, s:I}", "endpoint", (json_int_t)t->i, "url_env", e.url_env,
 	                   "format", format_name(e.format), "ok", ok, "status",
 	                   a.status ? json_integer(a.status) : json_null(), "error", error, "ms",

@@ -2,8 +2,9 @@
  * notify.h: webhook notifications of a run's events (issue 8). The bus subscriber renders each
  * selected event into an on-disk outbox in the run directory; one sender thread per endpoint
  * delivers that endpoint's messages with libcurl (a slow or hanging endpoint holds up no other).
- * The run never waits on the network or on a sender: the subscriber renders the payload and writes
- * a small file without holding the lock the senders take, and no file is written under that lock.
+ * The run never waits on the network or on a sender: the subscriber renders the payload and queues
+ * it; a writer thread writes the files without the lock the subscriber takes (after stop, with no
+ * writer left, a late event's file is written by the subscriber itself).
  *
  * Endpoints (plan "notify", see pgrunbook-plan(5)): url_env names the variable holding the URL
  * (pagerduty: the routing key; the Events API URL is https://events.pagerduty.com/v2/enqueue or
@@ -146,7 +147,7 @@ struct notifier *notifier_start(const struct plan *p, const char *run_dir, const
                                 struct strlist *warnings, struct rb_error *err);
 /*
  * The bus subscriber (userdata: the notifier). Selects the event for each endpoint, renders the
- * payload, writes the message file (no fsync, no lock held) and wakes that endpoint's sender; never
+ * payload, queues it for the writer thread (no fsync) and wakes that endpoint's sender; never
  * waits on the network or a sender's writes. Errors writing the outbox are counted (write_errors;
  * notifier_status_line() says so with the first one's text: the path and strerror), never raised
  * on the bus.
